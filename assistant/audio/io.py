@@ -1,0 +1,139 @@
+"""Where frames come from (a WAV file or a microphone) and where replies go (a WAV file or a speaker).
+
+The pipeline sees the same interface for both, so tests, benchmarks and the live box run the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+
+from ..types import FRAME_SAMPLES, SAMPLE_RATE
+from .wav import load_pcm16k, write_wav
+
+log = logging.getLogger(__name__)
+
+
+class FileSource:
+    """A WAV file as frames, as fast as the pipeline takes them; ends at the end of the file."""
+
+    realtime = False
+
+    def __init__(self, path: str | Path | None = None, pcm: np.ndarray | None = None, tail_s: float = 1.5):
+        pcm = load_pcm16k(path) if pcm is None else pcm
+        # Trailing silence so a command that ends with the file still gets its endpoint.
+        pad = (-len(pcm)) % FRAME_SAMPLES + int(tail_s * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
+        self.pcm = np.concatenate([pcm.astype(np.int16), np.zeros(pad, np.int16)])
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / SAMPLE_RATE
+
+    async def frames(self) -> AsyncIterator[np.ndarray]:
+        for i in range(0, len(self.pcm), FRAME_SAMPLES):
+            yield self.pcm[i:i + FRAME_SAMPLES]
+
+    def flush(self) -> None:
+        pass
+
+
+class MicSource:
+    """The microphone through PortAudio. The audio thread hands frames to the loop; a full queue drops
+    the oldest frame and counts it, so a slow consumer never blocks the audio callback."""
+
+    realtime = True
+
+    def __init__(self, device: str = "", max_frames: int = 64):
+        self.device = int(device) if device.isdigit() else (device or None)
+        self.queue: asyncio.Queue[np.ndarray] = asyncio.Queue(max_frames)
+        self.dropped = 0
+
+    def _put(self, frame: np.ndarray) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(frame)
+
+    async def frames(self) -> AsyncIterator[np.ndarray]:
+        import sounddevice as sd
+
+        loop = asyncio.get_running_loop()
+
+        def callback(indata, frames, time_info, status):
+            if status:
+                log.debug("audio input status: %s", status)
+            loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
+
+        with sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=FRAME_SAMPLES,
+                            device=self.device, callback=callback):
+            while True:
+                yield await self.queue.get()
+
+    def flush(self) -> None:
+        """Forget audio heard while the assistant was busy or speaking (it would hear itself)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+
+def has_microphone() -> bool:
+    try:
+        import sounddevice as sd
+
+        return any(d["max_input_channels"] > 0 for d in sd.query_devices())
+    except Exception:  # no PortAudio, no devices: there is no microphone to use
+        return False
+
+
+class WavSink:
+    """Collects every spoken reply, one after another, into one WAV file at the end."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = path
+        self.rate: int | None = None
+        self.chunks: list[np.ndarray] = []
+
+    async def play(self, pcm: np.ndarray, rate: int) -> None:
+        if self.rate not in (None, rate):
+            raise ValueError("all replies must share one sample rate")
+        self.rate = rate
+        self.chunks.append(pcm)
+
+    async def end_of_reply(self) -> None:
+        if self.rate:
+            self.chunks.append(np.zeros(self.rate // 4, np.int16))
+
+    def close(self) -> None:
+        if self.path and self.rate:
+            write_wav(self.path, np.concatenate(self.chunks), self.rate)
+
+
+class SpeakerSink:
+    """The speaker through PortAudio; play() returns when the audio is queued, end_of_reply() when heard."""
+
+    def __init__(self, device: str = ""):
+        self.device = int(device) if device.isdigit() else (device or None)
+        self.stream = None
+        self.rate: int | None = None
+
+    async def play(self, pcm: np.ndarray, rate: int) -> None:
+        import sounddevice as sd
+
+        if self.stream is None or self.rate != rate:
+            self.close()
+            self.stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
+            self.stream.start()
+            self.rate = rate
+        await asyncio.to_thread(self.stream.write, pcm.reshape(-1, 1))
+
+    async def end_of_reply(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
+            self.stream.close()
+            self.stream = None

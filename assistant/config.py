@@ -1,0 +1,190 @@
+"""TOML configuration: typed sections, validated at start-up; every error names the file and the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased as one line for the user."""
+
+
+@dataclass
+class WakeConfig:
+    model: str = "hey_jarvis"  # model name in models/manifest.toml
+    threshold: float = 0.5
+    refractory_s: float = 2.0
+
+
+@dataclass
+class ListenConfig:
+    vad_threshold: float = 0.5
+    silence_ms: int = 600  # how long a pause ends the command
+    start_timeout_s: float = 4.0  # give up if nothing is said after the wake word
+    max_seconds: float = 10.0
+
+
+@dataclass
+class AsrConfig:
+    model: str = "whisper-tiny.en"
+    beam_size: int = 1
+    threads: int = 2
+    hints: bool = True  # pass device and area names to the decoder as hotwords
+
+
+@dataclass
+class TtsConfig:
+    voice: str = "piper-joe-medium"
+    length_scale: float = 1.0
+
+
+@dataclass
+class MqttConfig:
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str = ""
+    password: str = ""
+    client_id: str = ""
+    command_timeout_s: float = 3.0  # a command not delivered by then is answered as failed
+    topic_prefix: str = "assistant"
+
+
+@dataclass
+class AudioConfig:
+    input_device: str = ""  # sounddevice name or index; empty: the system default
+    output_device: str = ""
+
+
+@dataclass
+class DeviceConfig:
+    name: str
+    id: str = ""
+    aliases: list[str] = field(default_factory=list)
+    area: str = ""
+    domain: str = "light"
+    dialect: str = "zigbee2mqtt"  # zigbee2mqtt | ha_json
+    friendly_name: str = ""  # zigbee2mqtt
+    base_topic: str = "zigbee2mqtt"  # zigbee2mqtt
+    command_topic: str = ""  # ha_json
+    brightness_scale: int = 255  # ha_json
+    color: bool = True
+
+
+DIALECTS = ("zigbee2mqtt", "ha_json")
+
+
+@dataclass
+class Config:
+    path: Path
+    site: str = "default"
+    language: str = "en"
+    models_dir: str = ""  # empty: $ASSISTANT_MODELS or the user cache
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    device: list[DeviceConfig] = field(default_factory=list)
+
+
+def load(path: str | os.PathLike) -> Config:
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a UTF-8 text file") from None
+    return from_dict(raw, p)
+
+
+def from_dict(raw: dict[str, Any], path: Path) -> Config:
+    cfg = _build(Config, {**raw, "path": path}, str(path), "")
+    _check(cfg)
+    return cfg
+
+
+def _build(cls: type, raw: Any, file: str, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: {where or 'top level'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names or (key == "path" and cls is Config and where):
+            known = ", ".join(sorted(n for n in names if n != "path"))
+            raise ConfigError(f"{file}: unknown key '{where}{key}' (known here: {known})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            kwargs[f.name] = _value(hints[f.name], raw[f.name], file, f"{where}{f.name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{file}: missing key '{where}{f.name}'")
+    return cls(**kwargs)
+
+
+def _value(tp: Any, v: Any, file: str, key: str) -> Any:
+    if tp is Path:
+        return v
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, v, file, key + ".")
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(v, list):
+            raise ConfigError(f"{file}: '{key}' should be a list, got {_kind(v)}")
+        if dataclasses.is_dataclass(item):
+            return [_build(item, x, file, f"{key}[{i}].") for i, x in enumerate(v)]
+        return [_value(item, x, file, f"{key}[{i}]") for i, x in enumerate(v)]
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError("unions are not used in config types")
+    ok = isinstance(v, tp) and not (tp in (int, float) and isinstance(v, bool))
+    if tp is float and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if not ok:
+        raise ConfigError(f"{file}: '{key}' should be {_kind_name(tp)}, got {_kind(v)} {v!r}")
+    return v
+
+
+def _kind_name(tp: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, tp.__name__)
+
+
+def _kind(v: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean", list: "a list",
+            dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _check(cfg: Config) -> None:
+    """Checks across keys that types alone do not express."""
+    file = str(cfg.path)
+    if not cfg.mqtt.url.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError(f"{file}: 'mqtt.url' should look like mqtt://host:1883, got {cfg.mqtt.url!r}")
+    if not 0 < cfg.wake.threshold < 1:
+        raise ConfigError(f"{file}: 'wake.threshold' should be between 0 and 1, got {cfg.wake.threshold}")
+    if not 0 < cfg.listen.vad_threshold < 1:
+        raise ConfigError(f"{file}: 'listen.vad_threshold' should be between 0 and 1")
+    seen: dict[str, str] = {}
+    for i, d in enumerate(cfg.device):
+        key = f"device[{i}]"
+        if d.dialect not in DIALECTS:
+            raise ConfigError(f"{file}: '{key}.dialect' should be one of {', '.join(DIALECTS)}, got {d.dialect!r}")
+        if d.dialect == "ha_json" and not d.command_topic:
+            raise ConfigError(f"{file}: '{key}.command_topic' is required for dialect ha_json")
+        if not d.name.strip():
+            raise ConfigError(f"{file}: '{key}.name' is empty")
+        d.id = d.id or d.name.strip().lower().replace(" ", "_")
+        d.friendly_name = d.friendly_name or d.id
+        for spoken in [d.name, *d.aliases]:
+            norm = " ".join(spoken.lower().split())
+            if norm in seen and seen[norm] != d.id:
+                raise ConfigError(f"{file}: '{key}': the name {spoken!r} is already used by device {seen[norm]!r}")
+            seen[norm] = d.id

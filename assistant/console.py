@@ -1,0 +1,35 @@
+"""Prints what the assistant hears and does, one line per event."""
+
+from __future__ import annotations
+
+import sys
+
+from .events import Event
+
+
+def printer(out=sys.stdout):
+    def show(ev: Event) -> None:
+        d = ev.data
+        line = {
+            "wake": lambda: f"wake      score {d['score']} at {d['at_s']} s",
+            "transcript": lambda: f"heard     {d['text']!r}",
+            "intent": lambda: f"intent    {d['intent'].name} {_target(d['intent'])}",
+            "command": lambda: f"mqtt ->   {d['topic']} {d['payload']}",
+            "reply": lambda: f"reply     {d['text']}",
+            "error": lambda: f"problem   {d['message']}",
+        }.get(ev.kind)
+        if line:
+            print(line(), file=out, flush=True)
+
+    return show
+
+
+def _target(intent) -> str:
+    if intent.unknown_name:
+        return f"(unknown: {intent.unknown_name})"
+    parts = list(intent.device_ids) or ([f"area={intent.area}"] if intent.area else ["all"])
+    if intent.brightness is not None:
+        parts.append(f"brightness={intent.brightness}%")
+    if intent.color:
+        parts.append(f"color={intent.color}")
+    return " ".join(parts)

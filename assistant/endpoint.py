@@ -1,0 +1,62 @@
+"""Endpointing: after the wake word, collect the command until the speaker pauses.
+
+Pure logic over speech probabilities, so it is tested without a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .types import SAMPLE_RATE
+
+WINDOW_S = 512 / SAMPLE_RATE  # one VAD window
+
+
+@dataclass
+class Endpoint:
+    audio: np.ndarray
+    reason: str  # "pause" | "max_length" | "no_speech"
+    hangover_s: float  # audio between the last speech and the decision: latency the user waits for
+
+
+@dataclass
+class Endpointer:
+    threshold: float = 0.5
+    silence_s: float = 0.6
+    start_timeout_s: float = 4.0
+    max_s: float = 10.0
+    min_speech_s: float = 0.15  # shorter bursts (a click, a cough) do not start a command
+    lead_in_s: float = 0.3
+    frames: list[np.ndarray] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    speech_s: float = 0.0
+    since_speech_s: float = 0.0
+    onset_s: float | None = None  # where speech began, to cut the silence before it
+
+    def feed(self, frame: np.ndarray, probs: list[float]) -> Endpoint | None:
+        self.frames.append(frame)
+        for p in probs:
+            self.elapsed_s += WINDOW_S
+            if p >= self.threshold:
+                if self.onset_s is None:
+                    self.onset_s = self.elapsed_s - WINDOW_S
+                self.speech_s += WINDOW_S
+                self.since_speech_s = 0.0
+            elif p < self.threshold - 0.15 or self.speech_s == 0:  # hysteresis: a dip is not a pause
+                self.since_speech_s += WINDOW_S
+        started = self.speech_s >= self.min_speech_s
+        if started and self.since_speech_s >= self.silence_s:
+            return self._end("pause")
+        if self.elapsed_s >= self.max_s:
+            return self._end("max_length" if started else "no_speech")
+        if not started and self.elapsed_s >= self.start_timeout_s:
+            return self._end("no_speech")
+        return None
+
+    def _end(self, reason: str) -> Endpoint:
+        hang = self.since_speech_s if reason == "pause" else 0.0
+        audio = np.concatenate(self.frames)
+        if self.onset_s is not None:  # keep a little lead-in: the onset detector is late by a window or two
+            audio = audio[max(0, int((self.onset_s - self.lead_in_s) * SAMPLE_RATE)):]
+        return Endpoint(audio, reason, hang)

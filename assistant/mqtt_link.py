@@ -1,0 +1,114 @@
+"""The assistant's one connection to the broker (paho-mqtt in its own network thread).
+
+It reconnects by itself with backoff and announces availability with a retained last will. A command is
+sent only while connected: it is delivered within `command_timeout_s` or reported as failed, never
+queued to arrive minutes later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+from .types import Command
+
+log = logging.getLogger(__name__)
+
+
+class MqttError(Exception):
+    pass
+
+
+def parse_url(url: str) -> tuple[str, int, bool]:
+    u = urlparse(url)
+    tls = u.scheme == "mqtts"
+    if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
+        raise MqttError(f"not an MQTT URL: {url!r} (expected mqtt://host:1883)")
+    return u.hostname, u.port or (8883 if tls else 1883), tls
+
+
+class MqttLink:
+    def __init__(self, url: str, availability_topic: str, username: str = "", password: str = "",
+                 client_id: str = "", command_timeout_s: float = 3.0):
+        self.host, self.port, tls = parse_url(url)
+        self.url = url
+        self.availability_topic = availability_topic
+        self.command_timeout_s = command_timeout_s
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"assistant-{uuid.uuid4().hex[:8]}")
+        if username:
+            self.client.username_pw_set(username, password or None)
+        if tls:
+            self.client.tls_set()
+        self.client.will_set(availability_topic, "offline", qos=1, retain=True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self._connected = threading.Event()
+        self._last_error = ""
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Begin connecting in the background; never raises for an unreachable broker."""
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self) -> None:
+        if self.connected:
+            self.client.publish(self.availability_topic, "offline", qos=1, retain=True).wait_for_publish(1)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self._last_error = str(reason_code)
+            log.warning("broker %s refused the connection: %s", self.url, reason_code)
+            return
+        log.info("connected to broker %s", self.url)
+        self._connected.set()
+        client.publish(self.availability_topic, "online", qos=1, retain=True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        if self._connected.is_set():
+            log.warning("lost the broker %s (%s); reconnecting", self.url, reason_code)
+        self._connected.clear()
+
+    def status(self) -> str:
+        if self.connected:
+            return f"connected to {self.url}"
+        return f"not connected to {self.url}" + (f" ({self._last_error})" if self._last_error else "")
+
+    def publish_nowait(self, topic: str, payload: str, retain: bool = False) -> None:
+        """Status and events: best effort, dropped while disconnected."""
+        if self.connected:
+            self.client.publish(topic, payload, qos=0, retain=retain)
+
+    def send(self, cmd: Command) -> float:
+        """Deliver one command (QoS 1, PUBACK awaited); returns seconds taken. Blocking: run off the loop."""
+        t0 = time.monotonic()
+        if not self._connected.wait(self.command_timeout_s):
+            raise MqttError(f"the message broker at {self.host}:{self.port} is not reachable")
+        info = self.client.publish(cmd.topic, cmd.payload, qos=cmd.qos, retain=cmd.retain)
+        left = max(0.1, self.command_timeout_s - (time.monotonic() - t0))
+        try:
+            info.wait_for_publish(left)
+        except (RuntimeError, ValueError) as e:
+            raise MqttError(f"could not send to {cmd.topic}: {e}") from None
+        if not info.is_published():
+            raise MqttError(f"the broker did not confirm the message to {cmd.topic} in time")
+        return time.monotonic() - t0
+
+    async def send_all(self, cmds) -> float:
+        return sum([await asyncio.to_thread(self.send, c) for c in cmds])

@@ -1,0 +1,57 @@
+"""Small value types that flow one way through the pipeline: frames, transcripts, intents, outcomes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+FRAME_SAMPLES = 1280  # 80 ms: the hop openWakeWord wants; VAD splits it into 512-sample windows
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    seconds: float  # length of the audio it came from
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the user wants, in terms of the home's registry (never MQTT topics)."""
+
+    name: str  # e.g. HassTurnOn, HassTurnOff, HassLightSet
+    text: str
+    device_ids: tuple[str, ...] = ()  # explicit devices named
+    area: str | None = None
+    all_devices: bool = False  # "all the lights"
+    domain: str = "light"
+    brightness: int | None = None  # percent 0..100
+    color: str | None = None  # colour name
+    unknown_name: str | None = None  # a device or area the user named that the home does not have
+    slots: dict[str, Any] = field(default_factory=dict)
+    source: str = "template"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One MQTT message to a device."""
+
+    device_id: str
+    topic: str
+    payload: str
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: str
+    commands: tuple[Command, ...] = ()
+    ok: bool = True
+    intent: Intent | None = None
+
+
+def as_float32(pcm: np.ndarray) -> np.ndarray:
+    return pcm.astype(np.float32) / 32768.0

@@ -1,0 +1,1 @@
+"""Text to Intent: sentence templates first (fast, exact); an LLM for what no template matches."""

@@ -1,0 +1,92 @@
+"""Sentence templates: Home Assistant's own English sentences (home-assistant-intents) matched by hassil
+against this home's device and area names."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from hassil import Intents, TextSlotList, recognize_best
+from home_assistant_intents import get_intents
+
+from ..home.registry import Registry, normalize
+from ..types import Intent
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = ("HassTurnOn", "HassTurnOff", "HassLightSet")
+
+
+class TemplateUnderstander:
+    def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = ()):
+        data = get_intents(language)
+        if data is None:
+            raise ValueError(f"no sentence templates for language {language!r}")
+        data = {**data, "intents": {k: v for k, v in data["intents"].items() if k in SUPPORTED}}
+        self.intents = Intents.from_dict(data)
+        self.language = language
+        self.registry = registry
+        # Longest first, so "hey jarvis" is stripped before "jarvis".
+        self.strip_prefixes = sorted({normalize(p) for p in strip_prefixes}, key=len, reverse=True)
+        self.slot_lists = {
+            "name": TextSlotList.from_tuples(
+                [(n, d.id, {"domain": d.domain}) for d in registry.devices.values() for n in d.spoken_names],
+                allow_template=False),
+            "area": TextSlotList.from_strings(registry.areas or ["\u2400"], allow_template=False),
+            "floor": TextSlotList.from_strings(["\u2400"], allow_template=False),
+        }
+        self.understand("turn on the light")  # hassil parses templates lazily: pay that at start-up
+
+    def clean(self, text: str) -> str:
+        t = normalize(re.sub(r"[^\w%' ]+", " ", text))
+        for p in self.strip_prefixes:
+            if t == p or t.startswith(p + " "):
+                return t[len(p):].strip()
+        return t
+
+    def understand(self, text: str) -> Intent | None:
+        t = self.clean(text)
+        if not t:
+            return None
+        r = recognize_best(t, self.intents, slot_lists=self.slot_lists, language=self.language,
+                           best_slot_name="name")
+        if r is not None:
+            return self._intent(r, t)
+        return self._unknown_target(t)
+
+    def _intent(self, r, text: str) -> Intent:
+        e = {k: v.value for k, v in r.entities.items()}
+        name = e.get("name")
+        bright = e.get("brightness")
+        color = e.get("color")
+        domain = e.get("domain") or r.context.get("domain") or "light"
+        return Intent(
+            name=r.intent.name, text=text,
+            device_ids=(name,) if name else (),
+            area=e.get("area"),
+            all_devices=not name and not e.get("area"),
+            domain=domain if isinstance(domain, str) else "light",
+            brightness=int(bright) if bright is not None else None,
+            color=str(color) if color else None,
+            slots={k: v for k, v in e.items()},
+        )
+
+    def _unknown_target(self, text: str) -> Intent | None:
+        """A sentence shaped like a command whose device or area this home does not have."""
+        r = recognize_best(text, self.intents, slot_lists=self.slot_lists, language=self.language,
+                           allow_unmatched_entities=True)
+        if r is None:
+            return None
+        unmatched = {u.name: getattr(u, "text", "").strip() for u in r.unmatched_entities_list}
+        target = unmatched.get("name") or unmatched.get("area")
+        if not target or set(unmatched) - {"name", "area", "domain"}:
+            return None
+        # Guard against the whole sentence landing in the open slot ("what is the weather" as a name).
+        literal = len(text.split()) - len(target.split())
+        if literal < 2 or len(target.split()) > 4:
+            return None
+        if target in self.registry.areas:  # "turn on the kitchen": an area, said without "lights"
+            return Intent(name=r.intent.name, text=text, area=target)
+        # "the garage light": name the thing as said, not just the area word hassil captured
+        said = re.search(rf"\b{re.escape(target)}( lights?| lamps?)?\b", text)
+        return Intent(name=r.intent.name, text=text, unknown_name=said.group(0) if said else target)
