@@ -173,6 +173,7 @@ def _check(cfg: Config) -> None:
     if not 0 < cfg.listen.vad_threshold < 1:
         raise ConfigError(f"{file}: 'listen.vad_threshold' should be between 0 and 1")
     seen: dict[str, str] = {}
+    ids: set[str] = set()
     for i, d in enumerate(cfg.device):
         key = f"device[{i}]"
         if d.dialect not in DIALECTS:
@@ -183,6 +184,9 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{file}: '{key}.name' is empty")
         d.id = d.id or d.name.strip().lower().replace(" ", "_")
         d.friendly_name = d.friendly_name or d.id
+        if d.id in ids:
+            raise ConfigError(f"{file}: '{key}': the name {d.name!r} is already used by device {d.id!r}")
+        ids.add(d.id)
         for spoken in [d.name, *d.aliases]:
             norm = " ".join(spoken.lower().split())
             if norm in seen and seen[norm] != d.id:

@@ -78,9 +78,10 @@ class TemplateUnderstander:
         if r is None:
             return None
         unmatched = {u.name: getattr(u, "text", "").strip() for u in r.unmatched_entities_list}
-        target = unmatched.get("name") or unmatched.get("area")
-        if not target or set(unmatched) - {"name", "area", "domain"}:
-            return None
+        open_slots = [k for k in ("name", "area") if unmatched.get(k)]
+        if len(open_slots) != 1 or set(unmatched) - {"name", "area", "domain"}:
+            return None  # two unknowns at once is not a command we half understood
+        target = unmatched[open_slots[0]]
         # Guard against the whole sentence landing in the open slot ("what is the weather" as a name).
         literal = len(text.split()) - len(target.split())
         if literal < 2 or len(target.split()) > 4:

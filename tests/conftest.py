@@ -1,0 +1,134 @@
+"""Shared fixtures: a real mosquitto on loopback, the real models, and a listener on the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from assistant import config
+from assistant.broker import LocalBroker
+from assistant.events import EventBus
+from assistant.models import ModelStore
+from assistant.mqtt_link import MqttLink
+from assistant.pipeline import Assistant, Engines
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "home.toml"
+DEVSET = ROOT.parent / "shared" / "devset"
+
+
+@pytest.fixture(scope="session")
+def broker():
+    with LocalBroker() as b:
+        yield b
+
+
+@pytest.fixture(scope="session")
+def store():
+    s = ModelStore()
+    for name in ("whisper-tiny.en", "piper-joe-medium", "silero-vad", "openwakeword-features", "hey_jarvis"):
+        s.dir(name)  # fails loudly, naming the fetch command, when the set-up did not fetch the models
+    return s
+
+
+@pytest.fixture(scope="session")
+def example_cfg():
+    return config.load(EXAMPLE)
+
+
+@pytest.fixture(scope="session")
+def engines(example_cfg, store):
+    return Engines.load(example_cfg, store)
+
+
+class Spy:
+    """Everything published on the broker, as (topic, payload) pairs."""
+
+    def __init__(self, url: str, topics=("#",)):
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.messages: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.connect(host, int(port))
+        self.client.subscribe([(t, 1) for t in topics])
+        self.client.loop_start()
+        assert subscribed.wait(5), "the test listener could not subscribe"
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload.decode(errors="replace")))
+
+    def on(self, topic: str) -> list[dict]:
+        with self.lock:
+            return [json.loads(p) for t, p in self.messages if t == topic]
+
+    def device_messages(self) -> list[tuple[str, str]]:
+        """Everything except the assistant's own status topics."""
+        with self.lock:
+            return [(t, p) for t, p in self.messages if not t.startswith("assistant/")]
+
+    def settle(self, seconds: float = 0.3) -> None:
+        time.sleep(seconds)
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def spy(broker):
+    s = Spy(broker.url)
+    yield s
+    s.close()
+
+
+class Collect:
+    """A reply sink that keeps the audio in memory."""
+
+    def __init__(self):
+        self.chunks, self.rate = [], None
+
+    async def play(self, pcm, rate):
+        self.rate = rate
+        self.chunks.append(pcm)
+
+    async def end_of_reply(self):
+        pass
+
+
+@pytest.fixture
+def make_assistant(example_cfg, engines, broker):
+    """An assistant on the example home wired to the test broker; returns (assistant, sink, events)."""
+    made = []
+
+    def make(cfg=None, url=None):
+        cfg = cfg or config.load(EXAMPLE)
+        cfg.mqtt.url = url or broker.url
+        link = MqttLink(cfg.mqtt.url, f"assistant/{cfg.site}/availability", command_timeout_s=cfg.mqtt.command_timeout_s)
+        link.start()
+        link.wait_connected(3)
+        events = []
+        bus = EventBus()
+        bus.subscribe(events.append)
+        sink = Collect()
+        a = Assistant(cfg, engines, link, sink, bus)
+        made.append((a, link))
+        return a, sink, events
+
+    yield make
+    for a, link in made:
+        a.close()
+        link.stop()
+
+
+def run(coro):
+    return asyncio.run(coro)

@@ -1,0 +1,62 @@
+"""A broken config is a one-line error that names the file and the key."""
+
+import subprocess
+import sys
+
+import pytest
+
+from assistant import config
+from conftest import EXAMPLE
+
+
+def write(tmp_path, text):
+    p = tmp_path / "home.toml"
+    p.write_text(text)
+    return p
+
+
+def error(tmp_path, text) -> str:
+    with pytest.raises(config.ConfigError) as e:
+        config.load(write(tmp_path, text))
+    msg = str(e.value)
+    assert "\n" not in msg and "home.toml" in msg
+    return msg
+
+
+def test_example_loads_with_defaults():
+    cfg = config.load(EXAMPLE)
+    assert [d.id for d in cfg.device] == ["kitchen_light", "living_room_lamp", "bedroom_light"]
+    assert cfg.wake.model == "hey_jarvis" and cfg.listen.silence_ms == 600
+
+
+@pytest.mark.parametrize("text, words", [
+    ("site = 'x'\n[wake\n", ["not valid TOML"]),
+    ("sight = 'x'\n", ["unknown key 'sight'"]),
+    ("[wake]\nthreshhold = 0.5\n", ["unknown key 'wake.threshhold'", "threshold"]),
+    ("[wake]\nthreshold = 'high'\n", ["'wake.threshold' should be a number", "'high'"]),
+    ("[listen]\nsilence_ms = true\n", ["'listen.silence_ms' should be an integer"]),
+    ("[[device]]\nname = 'lamp'\ndialect = 'hue'\n", ["'device[0].dialect'", "zigbee2mqtt"]),
+    ("[[device]]\nname = 'lamp'\ndialect = 'ha_json'\n", ["'device[0].command_topic' is required"]),
+    ("[[device]]\narea = 'x'\n", ["missing key 'device[0].name'"]),
+    ("[[device]]\nname = 'lamp'\n[[device]]\nname = 'Lamp'\n", ["'device[1]'", "already used"]),
+    ("[mqtt]\nurl = 'localhost:1883'\n", ["'mqtt.url'"]),
+    ("wake = 3\n", ["wake"]),
+])
+def test_errors_name_the_key(tmp_path, text, words):
+    msg = error(tmp_path, text)
+    for w in words:
+        assert w in msg
+
+
+def test_cli_reports_a_broken_config_in_one_line(tmp_path):
+    p = write(tmp_path, "[mqtt]\nport = 1883\n")
+    done = subprocess.run([sys.executable, "-m", "assistant", "ask", "--config", str(p), "hello"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {p}: unknown key 'mqtt.port' (known here: "
+                                                f"client_id, command_timeout_s, password, topic_prefix, url, username)"]
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(config.ConfigError, match="no such config file"):
+        config.load(tmp_path / "nope.toml")
