@@ -52,6 +52,7 @@ class MqttLink:
         self.client.on_disconnect = self._on_disconnect
         self._connected = threading.Event()
         self._last_error = ""
+        self._stopping = False
 
     @property
     def connected(self) -> bool:
@@ -66,6 +67,7 @@ class MqttLink:
         return self._connected.wait(timeout)
 
     def stop(self) -> None:
+        self._stopping = True
         if self.connected:
             self.client.publish(self.availability_topic, "offline", qos=1, retain=True).wait_for_publish(1)
         self.client.disconnect()
@@ -81,7 +83,7 @@ class MqttLink:
         client.publish(self.availability_topic, "online", qos=1, retain=True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._stopping:
             log.warning("lost the broker %s (%s); reconnecting", self.url, reason_code)
         self._connected.clear()
 

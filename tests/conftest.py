@@ -12,6 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from assistant import config
+from assistant.audio.io import MemorySink
 from assistant.broker import LocalBroker
 from assistant.events import EventBus
 from assistant.models import ModelStore
@@ -91,20 +92,6 @@ def spy(broker):
     s.close()
 
 
-class Collect:
-    """A reply sink that keeps the audio in memory."""
-
-    def __init__(self):
-        self.chunks, self.rate = [], None
-
-    async def play(self, pcm, rate):
-        self.rate = rate
-        self.chunks.append(pcm)
-
-    async def end_of_reply(self):
-        pass
-
-
 @pytest.fixture
 def make_assistant(example_cfg, engines, broker):
     """An assistant on the example home wired to the test broker; returns (assistant, sink, events)."""
@@ -119,7 +106,7 @@ def make_assistant(example_cfg, engines, broker):
         events = []
         bus = EventBus()
         bus.subscribe(events.append)
-        sink = Collect()
+        sink = MemorySink()
         a = Assistant(cfg, engines, link, sink, bus)
         made.append((a, link))
         return a, sink, events

@@ -88,11 +88,10 @@ def has_microphone() -> bool:
         return False
 
 
-class WavSink:
-    """Collects every spoken reply, one after another, into one WAV file at the end."""
+class MemorySink:
+    """Keeps every spoken reply in memory (the benchmark and the tests listen to it)."""
 
-    def __init__(self, path: str | Path | None):
-        self.path = path
+    def __init__(self):
         self.rate: int | None = None
         self.chunks: list[np.ndarray] = []
 
@@ -105,6 +104,17 @@ class WavSink:
     async def end_of_reply(self) -> None:
         if self.rate:
             self.chunks.append(np.zeros(self.rate // 4, np.int16))
+
+    def close(self) -> None:
+        pass
+
+
+class WavSink(MemorySink):
+    """Collects every spoken reply, one after another, into one WAV file at the end."""
+
+    def __init__(self, path: str | Path | None):
+        super().__init__()
+        self.path = path
 
     def close(self) -> None:
         if self.path and self.rate:

@@ -1,0 +1,131 @@
+"""`assistant bench`: synthesized commands through the whole pipeline, timed per stage.
+
+Latencies are measured from the end of speech: the endpoint hangover (audio the endpointer waits through
+before it decides the user has stopped) plus the wall-clock time from that decision to the MQTT
+acknowledgement and to the first reply audio. A private broker is always used, so no real light flips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import time
+
+import numpy as np
+
+from .audio.io import FileSource, MemorySink
+from .broker import LocalBroker
+from .config import Config
+from .events import EventBus, TurnMetrics
+from .models import ModelStore
+from .mqtt_link import MqttLink
+from .pipeline import Assistant, Engines, wake_phrase
+from .samples import espeak, piper, utterance
+from .types import SAMPLE_RATE
+
+
+def commands_for(cfg: Config) -> list[str]:
+    names = [d.name for d in cfg.device] or ["kitchen light"]
+    out = []
+    for i, n in enumerate(names):
+        out += [f"Turn on the {n}.", f"Turn off the {n}.", f"Set the {n} to {20 + 10 * i} percent."]
+    return out
+
+
+def idle_cpu(assistant: Assistant, seconds: float = 20.0) -> float:
+    """Fraction of one core spent listening for the wake word in quiet room noise."""
+    rng = np.random.default_rng(0)
+    noise = (rng.standard_normal(int(seconds * SAMPLE_RATE)) * 120).astype(np.int16)
+    t = time.process_time()
+    asyncio.run(assistant.run(FileSource(pcm=noise, tail_s=0)))
+    return (time.process_time() - t) / seconds
+
+
+def pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
+    loads = {}
+    for stage, kw in (("wake+vad+asr", dict(audio=True, speech=False)), ("tts", dict(audio=False, speech=True))):
+        t = time.perf_counter()
+        part = Engines.load(cfg, store, **kw)
+        loads[stage] = time.perf_counter() - t
+        engines = part if stage == "wake+vad+asr" else Engines(engines.wake, engines.vad, engines.asr, part.tts)
+    phrase = wake_phrase(cfg.wake.model).title()
+    voices = {"piper": lambda t: piper(store, t), "espeak": lambda t: espeak(t, "en-us", 150)}
+    texts = commands_for(cfg)
+    with LocalBroker() as broker:
+        cfg.mqtt.url = broker.url
+        link = MqttLink(broker.url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability")
+        link.start()
+        link.wait_connected(5)
+        turns: list[TurnMetrics] = []
+        bus = EventBus()
+        bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+        sink = MemorySink()
+        assistant = Assistant(cfg, engines, link, sink, bus)
+        missed = 0
+        for _ in range(repeat):
+            for voice, say in voices.items():
+                for text in texts:
+                    before = len(turns)
+                    pcm = utterance(0.4, say(f"{phrase}."), 0.5, say(text), 0.2)
+                    asyncio.run(assistant.run(FileSource(pcm=pcm)))
+                    missed += len(turns) == before
+        frames, cpu_wake = assistant.wake_frames, assistant.wake_cpu_s
+        idle = idle_cpu(assistant)
+        assistant.close()
+        link.stop()
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg)
+
+
+def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: float, idle: float,
+           peak_rss_mb: float, cfg: Config) -> dict:
+    def stat(name: str, values: list[float | None]) -> dict:
+        v = [x for x in values if x is not None]
+        return {"median": statistics.median(v), "p90": pct(v, 0.9), "n": len(v)} if v else {"n": 0}
+
+    stages = {
+        "wake_per_80ms_frame_cpu": stat("wake", [wake_frame_s]),
+        "endpoint_hangover": stat("hangover", [t.hangover_s for t in turns]),
+        "asr": stat("asr", [t.asr_s for t in turns]),
+        "understand": stat("understand", [t.understand_s for t in turns]),
+        "mqtt_publish": stat("publish", [t.publish_s for t in turns]),
+        "tts_first_audio": stat("tts", [t.tts_first_audio_s for t in turns]),
+    }
+    latency = {
+        "end_of_speech_to_mqtt_publish": stat("eos_pub", [t.eos_to_publish_s for t in turns]),
+        "end_of_speech_to_first_reply_audio": stat("eos_audio", [t.eos_to_first_audio_s for t in turns]),
+    }
+    rtf = {
+        "wake": wake_frame_s / 0.08,
+        "asr": statistics.median([t.asr_s / t.utterance_s for t in turns]) if turns else None,
+        "tts": statistics.median([t.tts_total_s / t.reply_audio_s for t in turns if t.reply_audio_s]) if turns else None,
+    }
+    data = {"commands": len(turns) + missed, "turns": len(turns), "missed_wake_or_endpoint": missed,
+            "published": sum(t.publish_s is not None for t in turns), "stages_s": stages, "latency_s": latency,
+            "real_time_factor": rtf, "model_load_s": loads, "idle_listening_cpu_fraction_of_one_core": idle,
+            "peak_rss_mb": peak_rss_mb, "silence_ms": cfg.listen.silence_ms}
+    data["text"] = _text(data)
+    return data
+
+
+def _text(d: dict) -> str:
+    ms = lambda s: f"{s * 1000:7.1f} ms"  # noqa: E731
+    lines = [f"commands {d['commands']} (piper and espeak-ng voices), handled {d['turns']}, "
+             f"published {d['published']}, missed {d['missed_wake_or_endpoint']}", "",
+             f"{'stage':36} {'median':>10} {'p90':>10}"]
+    for name, s in {**d["stages_s"], **d["latency_s"]}.items():
+        if s["n"]:
+            lines.append(f"{name:36} {ms(s['median']):>10} {ms(s['p90']):>10}")
+    lines += ["", "real-time factors (processing time / audio time):"]
+    lines += [f"  {k:10} {v:.4f}" for k, v in d["real_time_factor"].items() if v is not None]
+    lines += ["", "model load: " + ", ".join(f"{k} {v:.2f} s" for k, v in d["model_load_s"].items()),
+              f"CPU while idle-listening: {d['idle_listening_cpu_fraction_of_one_core'] * 100:.1f} % of one core",
+              f"peak RSS: {d['peak_rss_mb']:.0f} MB",
+              f"(latency from end of speech includes the {d['silence_ms']} ms pause that ends a command)"]
+    return "\n".join(lines)
