@@ -21,8 +21,7 @@ from .pipeline import Assistant, Engines
 
 
 def connect(cfg: Config, wait_s: float) -> MqttLink:
-    link = MqttLink(cfg.mqtt.url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability", cfg.mqtt.username,
-                    cfg.mqtt.password, cfg.mqtt.client_id, cfg.mqtt.command_timeout_s)
+    link = MqttLink.from_config(cfg.mqtt, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability")
     link.start()
     if not link.wait_connected(wait_s):
         print(f"warning: {link.status()}; retrying in the background, commands meanwhile are answered "
@@ -63,6 +62,8 @@ def ask(args) -> int:
     cfg = config_from(args)
     sink = WavSink(args.output) if args.output else None
     assistant, link = build(cfg, args, sink, audio=False, wait_s=cfg.mqtt.command_timeout_s)
+
+    assistant.home.settle()  # a one-shot run: let retained announcements and states arrive first
 
     async def go():
         outcome = await assistant.handle_text(args.text)

@@ -53,6 +53,28 @@ class MqttConfig:
     client_id: str = ""
     command_timeout_s: float = 3.0  # a command not delivered by then is answered as failed
     topic_prefix: str = "assistant"
+    ca_file: str = ""  # TLS (mqtts://): the CA that signed the broker's certificate; empty: system CAs
+    cert_file: str = ""  # TLS client certificate, when the broker asks for one
+    key_file: str = ""
+    max_payload_kb: int = 2048  # bigger messages are logged and ignored
+
+
+@dataclass
+class DiscoveryConfig:
+    enabled: bool = True
+    homeassistant_prefix: str = "homeassistant"
+    zigbee2mqtt_base_topics: list[str] = field(default_factory=lambda: ["zigbee2mqtt"])
+    wait_s: float = 1.0  # a one-shot run waits this long (at most) for retained announcements
+
+
+@dataclass
+class CustomizeConfig:
+    """Adds to a discovered device: what people call it and where it is."""
+
+    match: str  # the discovered device's name or id
+    name: str = ""
+    aliases: list[str] = field(default_factory=list)
+    area: str = ""
 
 
 @dataclass
@@ -68,15 +90,22 @@ class DeviceConfig:
     aliases: list[str] = field(default_factory=list)
     area: str = ""
     domain: str = "light"
-    dialect: str = "zigbee2mqtt"  # zigbee2mqtt | ha_json
+    dialect: str = "zigbee2mqtt"  # zigbee2mqtt | ha_json | ha_default | tasmota
     friendly_name: str = ""  # zigbee2mqtt
     base_topic: str = "zigbee2mqtt"  # zigbee2mqtt
-    command_topic: str = ""  # ha_json
-    brightness_scale: int = 255  # ha_json
+    command_topic: str = ""  # ha_json, ha_default
+    state_topic: str = ""  # ha_json, ha_default
+    availability_topic: str = ""  # ha_json, ha_default
+    brightness_command_topic: str = ""  # ha_default
+    brightness_state_topic: str = ""  # ha_default
+    payload_on: str = "ON"  # ha_default
+    payload_off: str = "OFF"  # ha_default
+    brightness_scale: int = 255  # ha_json, ha_default
+    topic: str = ""  # tasmota: the device's %topic%
     color: bool = True
 
 
-DIALECTS = ("zigbee2mqtt", "ha_json")
+DIALECTS = ("zigbee2mqtt", "ha_json", "ha_default", "tasmota")
 
 
 @dataclass
@@ -91,7 +120,9 @@ class Config:
     tts: TtsConfig = field(default_factory=TtsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     device: list[DeviceConfig] = field(default_factory=list)
+    customize: list[CustomizeConfig] = field(default_factory=list)
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -170,6 +201,14 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{file}: 'mqtt.url' should look like mqtt://host:1883, got {cfg.mqtt.url!r}")
     if not 0 < cfg.wake.threshold < 1:
         raise ConfigError(f"{file}: 'wake.threshold' should be between 0 and 1, got {cfg.wake.threshold}")
+    if cfg.mqtt.url.startswith("mqtt://") and (cfg.mqtt.ca_file or cfg.mqtt.cert_file):
+        raise ConfigError(f"{file}: 'mqtt.ca_file' needs an mqtts:// URL, got {cfg.mqtt.url!r}")
+    for k in ("ca_file", "cert_file", "key_file"):
+        v = getattr(cfg.mqtt, k)
+        if v and not (cfg.path.parent / v).is_file():
+            raise ConfigError(f"{file}: 'mqtt.{k}': no such file {v!r}")
+        if v:
+            setattr(cfg.mqtt, k, str(cfg.path.parent / v))
     if not 0 < cfg.listen.vad_threshold < 1:
         raise ConfigError(f"{file}: 'listen.vad_threshold' should be between 0 and 1")
     seen: dict[str, str] = {}
@@ -178,8 +217,10 @@ def _check(cfg: Config) -> None:
         key = f"device[{i}]"
         if d.dialect not in DIALECTS:
             raise ConfigError(f"{file}: '{key}.dialect' should be one of {', '.join(DIALECTS)}, got {d.dialect!r}")
-        if d.dialect == "ha_json" and not d.command_topic:
-            raise ConfigError(f"{file}: '{key}.command_topic' is required for dialect ha_json")
+        if d.dialect in ("ha_json", "ha_default") and not d.command_topic:
+            raise ConfigError(f"{file}: '{key}.command_topic' is required for dialect {d.dialect}")
+        if d.dialect == "tasmota" and not d.topic:
+            raise ConfigError(f"{file}: '{key}.topic' is required for dialect tasmota")
         if not d.name.strip():
             raise ConfigError(f"{file}: '{key}.name' is empty")
         d.id = d.id or d.name.strip().lower().replace(" ", "_")

@@ -35,17 +35,22 @@ def parse_url(url: str) -> tuple[str, int, bool]:
 
 class MqttLink:
     def __init__(self, url: str, availability_topic: str, username: str = "", password: str = "",
-                 client_id: str = "", command_timeout_s: float = 3.0):
+                 client_id: str = "", command_timeout_s: float = 3.0, ca_file: str = "", cert_file: str = "",
+                 key_file: str = "", max_payload_kb: int = 2048):
         self.host, self.port, tls = parse_url(url)
         self.url = url
         self.availability_topic = availability_topic
         self.command_timeout_s = command_timeout_s
+        self.max_payload = max_payload_kb * 1024
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=client_id or f"assistant-{uuid.uuid4().hex[:8]}")
         if username:
             self.client.username_pw_set(username, password or None)
         if tls:
-            self.client.tls_set()
+            self.client.tls_set(ca_certs=ca_file or None, certfile=cert_file or None, keyfile=key_file or None)
+        self.client.on_message = self._on_message
+        self._handlers: list[tuple[str, object]] = []  # (topic filter, fn(topic, payload)), kept across reconnects
+        self.last_message = time.monotonic()
         self.client.will_set(availability_topic, "offline", qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
@@ -79,13 +84,45 @@ class MqttLink:
             log.warning("broker %s refused the connection: %s", self.url, reason_code)
             return
         log.info("connected to broker %s", self.url)
-        self._connected.set()
         client.publish(self.availability_topic, "online", qos=1, retain=True)
+        for topic in dict.fromkeys(t for t, _ in self._handlers):
+            client.subscribe(topic, qos=1)
+        self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         if self._connected.is_set() and not self._stopping:
             log.warning("lost the broker %s (%s); reconnecting", self.url, reason_code)
         self._connected.clear()
+
+    @classmethod
+    def from_config(cls, m, availability_topic: str) -> "MqttLink":
+        """From the [mqtt] config section."""
+        return cls(m.url, availability_topic, m.username, m.password, m.client_id, m.command_timeout_s,
+                   m.ca_file, m.cert_file, m.key_file, m.max_payload_kb)
+
+    def subscribe(self, topic: str, fn) -> None:
+        """Call fn(topic, payload text) for every message matching topic, on the MQTT thread (keep it short).
+        Subscriptions are renewed after every reconnect."""
+        self._handlers.append((topic, fn))
+        if self.connected:
+            self.client.subscribe(topic, qos=1)
+
+    def _on_message(self, client, userdata, msg):
+        self.last_message = time.monotonic()
+        if len(msg.payload) > self.max_payload:
+            log.warning("ignored a %d-byte message on %s (limit mqtt.max_payload_kb)", len(msg.payload), msg.topic)
+            return
+        try:
+            payload = msg.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("ignored a message on %s that is not UTF-8 text", msg.topic)
+            return
+        for topic, fn in list(self._handlers):
+            if mqtt.topic_matches_sub(topic, msg.topic):
+                try:
+                    fn(msg.topic, payload)
+                except Exception:  # one bad message must not stop the others
+                    log.exception("handling a message on %s failed", msg.topic)
 
     def status(self) -> str:
         if self.connected:
@@ -107,10 +144,18 @@ class MqttLink:
         try:
             info.wait_for_publish(left)
         except (RuntimeError, ValueError) as e:
+            self._forget(info.mid)
             raise MqttError(f"could not send to {cmd.topic}: {e}") from None
         if not info.is_published():
+            self._forget(info.mid)
             raise MqttError(f"the broker did not confirm the message to {cmd.topic} in time")
         return time.monotonic() - t0
+
+    def _forget(self, mid: int) -> None:
+        """Drop a command we have answered as failed: paho would otherwise resend it after a reconnect,
+        possibly minutes late. paho has no public way to cancel a publish."""
+        with self.client._out_message_mutex:
+            self.client._out_messages.pop(mid, None)
 
     async def send_all(self, cmds) -> float:
         return sum([await asyncio.to_thread(self.send, c) for c in cmds])

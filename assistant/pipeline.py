@@ -20,7 +20,7 @@ from .config import Config
 from .endpoint import Endpointer
 from .events import EventBus, TurnMetrics
 from .home.actions import plan
-from .home.registry import Registry
+from .home.live import Home
 from .models import ModelStore
 from .mqtt_link import MqttError, MqttLink
 from .types import SAMPLE_RATE, Intent, Outcome
@@ -67,11 +67,13 @@ class Assistant:
         self.link = link
         self.sink = sink
         self.events = events or EventBus()
-        self.registry = Registry.from_config(cfg.device)
+        self.home = Home(cfg)
+        self.registry = self.home.registry
+        if link:
+            self.home.attach(link)
         phrase = wake_phrase(cfg.wake.model)
         self.understander = TemplateUnderstander(self.registry, cfg.language,
                                                  strip_prefixes=(phrase, phrase.split()[-1]))
-        self.hotwords = self.registry.asr_hint() if cfg.asr.hints else None
         self.topic = f"{cfg.mqtt.topic_prefix}/{cfg.site}"
         self._listen = ThreadPoolExecutor(1, thread_name_prefix="listen")  # wake word + VAD
         self._asr = ThreadPoolExecutor(1, thread_name_prefix="asr")
@@ -88,6 +90,11 @@ class Assistant:
         self.events.emit("state", state=state)
         if self.link:
             self.link.publish_nowait(f"{self.topic}/state", state, retain=True)
+
+    @property
+    def hotwords(self) -> str | None:
+        """Device names for the recogniser, as the registry knows them now (discovery changes them)."""
+        return self.registry.asr_hint() if self.cfg.asr.hints else None
 
     async def _run(self, pool: ThreadPoolExecutor, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -159,7 +166,7 @@ class Assistant:
         t = time.perf_counter()
         intent = await asyncio.to_thread(self.understander.understand, text)
         m.understand_s = time.perf_counter() - t
-        outcome = plan(intent, self.registry) if intent else Outcome("Sorry, I didn't understand that.", ok=False)
+        outcome = plan(intent, self.registry, self.home.states) if intent else Outcome("Sorry, I didn't understand that.", ok=False)
         if intent:
             self.events.emit("intent", intent=intent)
         if outcome.commands:

@@ -100,7 +100,7 @@ def make_assistant(example_cfg, engines, broker):
     def make(cfg=None, url=None):
         cfg = cfg or config.load(EXAMPLE)
         cfg.mqtt.url = url or broker.url
-        link = MqttLink(cfg.mqtt.url, f"assistant/{cfg.site}/availability", command_timeout_s=cfg.mqtt.command_timeout_s)
+        link = MqttLink.from_config(cfg.mqtt, f"assistant/{cfg.site}/availability")
         link.start()
         link.wait_connected(3)
         events = []

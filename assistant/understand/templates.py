@@ -16,6 +16,28 @@ log = logging.getLogger(__name__)
 
 SUPPORTED = ("HassTurnOn", "HassTurnOff", "HassLightSet")
 
+# What home-assistant-intents lacks or words differently for MQTT lights: state questions, toggle, and
+# relative brightness. Same template syntax; tried before Home Assistant's sentences.
+OWN = {
+    "HassGetState": [
+        "(is | are) [the] {name} {state}", "is [the] {name} (turned | switched) {state}",
+        "(which | what) [of the] lights (are | is) {state} [in the {area}]",
+        "(which | what) {area} lights (are | is) {state}",
+        "(are | is) [there] any [of the] lights {state} [in the {area}]",
+        "(are | is) [there] any {area} lights {state}",
+    ],
+    "HassToggle": ["toggle [the] {name}", "toggle [the] lights in [the] {area}", "toggle [the] {area} lights"],
+    "AssistantBrighter": [
+        "(make | turn) [the] {name} brighter", "brighten [the] {name}", "[turn] [the] {name} up",
+        "(make | turn) [the] {area} lights brighter", "(make | turn) [the] lights in [the] {area} brighter",
+    ],
+    "AssistantDimmer": [
+        "(make | turn) [the] {name} (dimmer | darker)", "dim [the] {name}", "[turn] [the] {name} down",
+        "(make | turn) [the] {area} lights (dimmer | darker)", "(make | turn) [the] lights in [the] {area} (dimmer | darker)",
+        "dim [the] lights in [the] {area}", "dim [the] {area} lights",
+    ],
+}
+
 
 class TemplateUnderstander:
     def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = ()):
@@ -24,18 +46,30 @@ class TemplateUnderstander:
             raise ValueError(f"no sentence templates for language {language!r}")
         data = {**data, "intents": {k: v for k, v in data["intents"].items() if k in SUPPORTED}}
         self.intents = Intents.from_dict(data)
+        self.own = Intents.from_dict({"language": language, "intents": {
+            k: {"data": [{"sentences": v}]} for k, v in OWN.items()}})
         self.language = language
         self.registry = registry
         # Longest first, so "hey jarvis" is stripped before "jarvis".
         self.strip_prefixes = sorted({normalize(p) for p in strip_prefixes}, key=len, reverse=True)
+        self._version = -1
+        self._refresh()
+        self.understand("turn on the light")  # hassil parses templates lazily: pay that at start-up
+
+    def _refresh(self) -> None:
+        """Slot lists from the registry as it is now: discovery adds and removes devices while we run."""
+        if self._version == self.registry.version:
+            return
+        self._version = self.registry.version
+        devices = list(self.registry.devices.values())
         self.slot_lists = {
             "name": TextSlotList.from_tuples(
-                [(n, d.id, {"domain": d.domain}) for d in registry.devices.values() for n in d.spoken_names],
+                [(n, d.id, {"domain": d.domain}) for d in devices for n in d.spoken_names] or [("\u2400", "")],
                 allow_template=False),
-            "area": TextSlotList.from_strings(registry.areas or ["\u2400"], allow_template=False),
+            "area": TextSlotList.from_strings(self.registry.areas or ["\u2400"], allow_template=False),
             "floor": TextSlotList.from_strings(["\u2400"], allow_template=False),
+            "state": TextSlotList.from_tuples([("on", "on"), ("off", "off")], allow_template=False),
         }
-        self.understand("turn on the light")  # hassil parses templates lazily: pay that at start-up
 
     def clean(self, text: str) -> str:
         t = normalize(re.sub(r"[^\w%' ]+", " ", text))
@@ -48,6 +82,10 @@ class TemplateUnderstander:
         t = self.clean(text)
         if not t:
             return None
+        self._refresh()
+        r = recognize_best(t, self.own, slot_lists=self.slot_lists, language=self.language, best_slot_name="name")
+        if r is not None:
+            return self._intent(r, t)
         r = recognize_best(t, self.intents, slot_lists=self.slot_lists, language=self.language,
                            best_slot_name="name")
         if r is not None:
@@ -64,7 +102,7 @@ class TemplateUnderstander:
             name=r.intent.name, text=text,
             device_ids=(name,) if name else (),
             area=e.get("area"),
-            all_devices=not name and not e.get("area"),
+            all_devices=not name and not e.get("area"),  # "which lights are on" asks about all of them
             domain=domain if isinstance(domain, str) else "light",
             brightness=int(bright) if bright is not None else None,
             color=str(color) if color else None,
