@@ -81,3 +81,37 @@ def test_root_partition_is_ext4_with_the_units_enabled(image, tmp_path):
     assert 'Fast link dest: "/usr/lib/systemd/system/assistant.service"' in link
     conf = sh("debugfs", "-R", "stat /etc/assistant/assistant.toml", str(part))
     assert "Mode:  0640" in conf
+
+
+def _install_sh_packages() -> set[str]:
+    text = (ROOT / "image/install.sh").read_text()
+    return set(text.split("for p in ", 1)[1].split(";", 1)[0].split())
+
+
+def test_pi_gen_stage_layout():
+    stage = ROOT / "image/pi-gen/stage-assistant"
+    for script in (stage / "prerun.sh", stage / "00-assistant/01-run.sh"):
+        assert os.access(script, os.X_OK), f"{script.name} must be executable for pi-gen"
+        sh("bash", "-n", str(script))
+    assert (stage / "EXPORT_IMAGE").exists()
+    assert set((stage / "00-assistant/00-packages").read_text().split()) == _install_sh_packages()
+    assert (stage / "00-assistant/files/assistant.toml.example").read_text() == (ROOT / "image/assistant.toml").read_text()
+
+
+def test_rpi_image_gen_layer_installs_the_same_packages_with_the_same_script():
+    text = (ROOT / "image/rpi-image-gen/assistant.yaml").read_text()
+    meta, body = text.split("# METAEND\n")
+    assert meta.startswith("# METABEGIN") and "X-Env-Layer-Name: assistant" in meta
+    packages = {line.strip()[2:] for line in body.split("customize-hooks")[0].splitlines()
+                if line.strip().startswith("- ")}
+    assert packages == _install_sh_packages()
+    assert "install.sh /tmp/assistant-payload" in body
+
+
+def test_imager_repository_json_supports_os_customisation():
+    entry, = json.loads((ROOT / "image/rpi-imager.json").read_text())["os_list"]
+    assert entry["init_format"] in ("systemd", "cloudinit", "cloudinit-rpi")
+    assert "pi5-64bit" in entry["devices"]
+    for key in ("name", "description", "url", "extract_size", "extract_sha256", "image_download_size",
+                "image_download_sha256", "release_date"):
+        assert key in entry
