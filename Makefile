@@ -1,7 +1,8 @@
 # make demo   set everything up, then run the assistant on the example home
 # make test   set everything up, then run the tests
 # make bench  measure the pipeline
-.PHONY: setup setup-test demo test bench
+# make appliance-test  boot the installed app in an arm64 Debian container (root; slow on a cold cache)
+.PHONY: setup setup-test demo test bench appliance-test
 
 setup:
 	./setup.sh
@@ -17,3 +18,7 @@ test: setup-test
 
 bench: setup
 	.venv/bin/assistant bench
+
+appliance-test: setup-test
+	./.ci/appliance-setup.sh
+	./.ci/appliance.sh

@@ -9,6 +9,8 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 apt_pkgs=(mosquitto libportaudio2 espeak-ng sox python3-venv)
+# the appliance tests: systemd-analyze, and the SD card image built without mounting anything
+[ $want_test -eq 1 ] && apt_pkgs+=(systemd mtools dosfstools fdisk e2fsprogs)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

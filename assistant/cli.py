@@ -67,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
     c = cmd("bench", commands.bench, "Measure the whole pipeline on synthesized commands.")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.add_argument("--repeat", type=int, default=2, help="times each command is run")
+    from . import doctor
+
+    cmd("doctor", doctor.main, "Say what works on this box and what does not; exit 1 when something "
+        "blocks normal operation.")
     m = sub.add_parser("models", help="Fetch, list and verify model files.")
     msub = m.add_subparsers(required=True, metavar="ACTION")
     for name, fn, help in [("fetch", commands.models_fetch, "download the default models (or NAMEs)"),

@@ -9,7 +9,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from .audio.io import FileSource, MicSource, SpeakerSink, WavSink, has_microphone
+from .audio.io import FileSource, WavSink, has_microphone, open_sink, open_source
 from .audio.wav import load_pcm16k, write_wav
 from .broker import LocalBroker, reachable
 from .cli import config_from, store_from
@@ -18,6 +18,7 @@ from .console import printer
 from .events import EventBus
 from .mqtt_link import MqttLink, parse_url
 from .pipeline import Assistant, Engines
+from .sdnotify import Watched, notify
 
 
 def connect(cfg: Config, wait_s: float) -> MqttLink:
@@ -44,9 +45,12 @@ def run(args, cfg: Config | None = None) -> int:
         source = FileSource(args.input)
         sink = WavSink(args.output)
     else:
-        source = MicSource(cfg.audio.input_device)
-        sink = WavSink(args.output) if args.output else SpeakerSink(cfg.audio.output_device)
+        # Live, e.g. as the systemd service: READY=1 and the watchdog come with the audio frames.
+        source = Watched(open_source(cfg.audio.input_device), f"listening on {cfg.audio.input_device or 'default'}")
+        sink = WavSink(args.output) if args.output else open_sink(cfg.audio.output_device)
+    notify("STATUS=loading models")
     assistant, link = build(cfg, args, sink)
+    assistant.events.subscribe(lambda e: e.kind == "state" and notify(f"STATUS={e.data['state']}"))
     try:
         asyncio.run(assistant.run(source))
     finally:

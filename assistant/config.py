@@ -79,8 +79,8 @@ class CustomizeConfig:
 
 @dataclass
 class AudioConfig:
-    input_device: str = ""  # sounddevice name or index; empty: the system default
-    output_device: str = ""
+    input_device: str = ""  # sounddevice name or index; empty: the default; "file:PATH" loops a WAV; "silence"
+    output_device: str = ""  # sounddevice name or index; empty: the default; "none" drops the replies
 
 
 @dataclass

@@ -18,7 +18,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-MANIFEST = Path(__file__).resolve().parent.parent / "models" / "manifest.toml"
+def _manifest() -> Path:
+    """The manifest in the source tree, or where the wheel installs it (share/ under the venv)."""
+    src = Path(__file__).resolve().parent.parent / "models" / "manifest.toml"
+    return src if src.exists() else Path(sys.prefix) / "share" / "assistant" / "manifest.toml"
+
+
+MANIFEST = _manifest()
 FETCH_HINT = "assistant models fetch"
 
 

@@ -74,12 +74,14 @@ def test_no_wake_word_publishes_nothing(store, make_assistant, spy):
 
 def test_unknown_device_gets_a_spoken_answer_and_no_message(store, engines, make_assistant, spy):
     a, sink, events = make_assistant()
-    run(a.run(FileSource(pcm=command(store, "Turn on the garage heater."))))
+    run(a.run(FileSource(pcm=command(store, "Turn on the coffee machine."))))
     spy.settle()
     assert spy.device_messages() == []
     assert not [t for t, _ in spy.messages if "/intent/" in t]
+    unknown = [e.data["intent"].unknown_name for e in events if e.kind == "intent"]
+    assert unknown and "coffee" in unknown[0]
     heard = reply_text(engines, sink)
-    assert "know" in heard and "garage" in heard, heard
+    assert "know" in heard and "coffee" in heard, heard
 
 
 def test_two_commands_in_one_file(store, make_assistant, spy):

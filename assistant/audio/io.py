@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..types import FRAME_SAMPLES, SAMPLE_RATE
+from ..sdnotify import notify
 from .wav import load_pcm16k, write_wav
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class MicSource:
 
     realtime = True
 
+    retry_s = 2.0
+
     def __init__(self, device: str = "", max_frames: int = 64):
         self.device = int(device) if device.isdigit() else (device or None)
         self.queue: asyncio.Queue[np.ndarray] = asyncio.Queue(max_frames)
@@ -68,15 +71,83 @@ class MicSource:
                 log.debug("audio input status: %s", status)
             loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
 
-        with sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=FRAME_SAMPLES,
-                            device=self.device, callback=callback):
+        with await self._open(sd, callback):
             while True:
                 yield await self.queue.get()
+
+    async def _open(self, sd, callback):
+        """Open the device, waiting for it when it is not there yet (a USB microphone enumerates late)."""
+        while True:
+            try:
+                return sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
+                                      blocksize=FRAME_SAMPLES, device=self.device, callback=callback)
+            except (sd.PortAudioError, ValueError) as e:
+                msg = f"waiting for audio input {self.device or 'default'}: {e}"
+                log.warning(msg)
+                notify(f"STATUS={msg}")
+                await asyncio.sleep(self.retry_s)
+                sd._terminate()  # PortAudio lists devices only when initialised
+                sd._initialize()
 
     def flush(self) -> None:
         """Forget audio heard while the assistant was busy or speaking (it would hear itself)."""
         while not self.queue.empty():
             self.queue.get_nowait()
+
+
+class LoopSource:
+    """A WAV file (or silence) played over and over at the speed of a microphone: the service's input on
+    a machine without a sound card, e.g. `audio.input_device = "file:/path/to/some.wav"`."""
+
+    realtime = True
+
+    def __init__(self, path: str | Path | None = None, seconds: float = 1.0):
+        pcm = load_pcm16k(path) if path else np.zeros(int(seconds * SAMPLE_RATE), np.int16)
+        pad = (-len(pcm)) % FRAME_SAMPLES
+        self.pcm = np.concatenate([pcm.astype(np.int16), np.zeros(pad, np.int16)])
+
+    async def frames(self) -> AsyncIterator[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while True:
+            for i in range(0, len(self.pcm), FRAME_SAMPLES):
+                due += FRAME_SAMPLES / SAMPLE_RATE
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                yield self.pcm[i:i + FRAME_SAMPLES]
+            due = max(due, loop.time() - 1.0)  # a slow consumer does not earn a burst of catch-up frames
+
+    def flush(self) -> None:
+        pass
+
+
+class NullSink:
+    """Replies are synthesised and dropped: a box without a speaker still acts on what it hears."""
+
+    rate = None
+
+    async def play(self, pcm: np.ndarray, rate: int) -> None:
+        pass
+
+    async def end_of_reply(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: str):
+    """`audio.input_device`: empty (the default microphone), a device name or index, `file:PATH` or
+    `silence`."""
+    if spec.startswith("file:"):
+        return LoopSource(spec.removeprefix("file:"))
+    if spec == "silence":
+        return LoopSource()
+    return MicSource(spec)
+
+
+def open_sink(spec: str):
+    """`audio.output_device`: empty (the default speaker), a device name or index, or `none`."""
+    return NullSink() if spec == "none" else SpeakerSink(spec)
 
 
 def has_microphone() -> bool:

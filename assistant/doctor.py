@@ -1,0 +1,237 @@
+"""`assistant doctor`: what works on this box and what does not, in words.
+
+Each check returns Findings; a "fail" blocks normal operation and makes the exit code non-zero, a "warn"
+is worth knowing but the assistant still works.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .broker import reachable
+from .config import Config, ConfigError
+from .config import load as load_config
+from .models import ModelError, ModelStore
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # ok | warn | fail | info
+    what: str
+    text: str
+
+
+def check_config(path: str) -> tuple[Config | None, list[Finding]]:
+    try:
+        cfg = load_config(path)
+    except ConfigError as e:
+        return None, [Finding("fail", "config", str(e))]
+    return cfg, [Finding("ok", "config", f"{path} is valid ({len(cfg.device)} devices, site {cfg.site!r})")]
+
+
+def check_models(store: ModelStore, cfg: Config) -> list[Finding]:
+    needed = [cfg.wake.model, "openwakeword-features", "silero-vad", cfg.asr.model, cfg.tts.voice]
+    out = []
+    for name in needed:
+        try:
+            bad = [f"{p.name} {state}" for p, state in store.status(name) if state != "ok"]
+        except ModelError as e:
+            out.append(Finding("fail", "models", str(e)))
+            continue
+        if bad:
+            out.append(Finding("fail", "models", f"{name}: {', '.join(bad)} in {store.root / name}; "
+                                                  f"run: assistant models fetch"))
+        else:
+            out.append(Finding("ok", "models", f"{name} present, sha256 verified"))
+    return out
+
+
+def check_audio(cfg: Config) -> list[Finding]:
+    spec_in, spec_out = cfg.audio.input_device, cfg.audio.output_device
+    out = []
+    if spec_in.startswith("file:") or spec_in == "silence":
+        path = spec_in.removeprefix("file:")
+        ok = spec_in == "silence" or Path(path).is_file()
+        out.append(Finding("ok" if ok else "fail", "audio in",
+                           f"test input {spec_in!r}" + ("" if ok else ": no such file")))
+        devices = None
+    else:
+        devices = _devices()
+        if devices is None:
+            out.append(Finding("fail", "audio in", "PortAudio is not available (apt install libportaudio2)"))
+        else:
+            ins = [d["name"] for d in devices if d["max_input_channels"] > 0]
+            if not ins:
+                out.append(Finding("fail", "audio in", "no microphone found (is it plugged in? `arecord -l` "
+                                                       "lists what ALSA sees)"))
+            else:
+                out.append(Finding("ok", "audio in", f"{len(ins)} input devices: {', '.join(ins)}; "
+                                                     f"using {spec_in or 'the default'}"))
+                out.append(_level(spec_in))
+    if spec_out == "none":
+        out.append(Finding("info", "audio out", "replies are not played (audio.output_device = \"none\")"))
+    else:
+        devices = devices if devices is not None else _devices()
+        outs = [d["name"] for d in devices or [] if d["max_output_channels"] > 0]
+        out.append(Finding("ok", "audio out", f"{len(outs)} output devices: {', '.join(outs)}") if outs else
+                   Finding("warn", "audio out", "no speaker found: the assistant acts but cannot answer aloud"))
+    return out
+
+
+def _devices() -> list[dict] | None:
+    try:
+        import sounddevice as sd
+
+        return [dict(d) for d in sd.query_devices()]
+    except (OSError, ImportError):
+        return None
+
+
+def _level(spec: str) -> Finding:
+    """Half a second from the microphone, as a level: a dead or muted microphone shows as silence."""
+    import numpy as np
+    import sounddevice as sd
+
+    from .types import SAMPLE_RATE
+
+    device = int(spec) if spec.isdigit() else (spec or None)
+    try:
+        pcm = sd.rec(SAMPLE_RATE // 2, samplerate=SAMPLE_RATE, channels=1, dtype="int16", device=device,
+                     blocking=True)
+    except Exception as e:  # PortAudio raises several kinds; all mean the device cannot record
+        return Finding("fail", "audio in", f"cannot record from {spec or 'the default device'}: {e}")
+    rms = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
+    dbfs = 20 * np.log10(max(rms, 1.0) / 32768)
+    if rms < 1.0:
+        return Finding("warn", "audio in", "the microphone records pure silence: muted? (alsamixer)")
+    return Finding("ok", "audio in", f"microphone level {dbfs:.0f} dBFS over half a second")
+
+
+def check_npu(dev_glob: str = "/dev/hailo*") -> list[Finding]:
+    nodes = sorted(glob.glob(dev_glob))
+    has_lib = importlib.util.find_spec("hailo_platform") is not None
+    if not nodes:
+        return [Finding("info", "NPU", "no Hailo NPU (/dev/hailo*): models run on the CPU")]
+    if not has_lib:
+        return [Finding("warn", "NPU", f"{', '.join(nodes)} present but hailo_platform is not installed "
+                                       f"(apt install hailo-h10-all): it stays unused")]
+    try:
+        from hailo_platform import VDevice
+
+        with VDevice():
+            pass
+    except Exception as e:  # HailoRT's errors are its own classes; any of them means not usable
+        return [Finding("warn", "NPU", f"{', '.join(nodes)} present but it cannot be opened: {e}")]
+    return [Finding("ok", "NPU", f"{', '.join(nodes)} present and usable through HailoRT")]
+
+
+def check_backends(npu: list[Finding]) -> list[Finding]:
+    """What `auto` has to choose from: the NPU when it is usable, else llama.cpp on the CPU."""
+    npu_ok = any(f.level == "ok" for f in npu)
+    llama = importlib.util.find_spec("llama_cpp") is not None
+    llm = ("the NPU (hailo_platform)" if npu_ok else "the CPU (llama-cpp-python)" if llama
+           else "none: only the sentence templates understand requests (install the [llm] extra for more)")
+    return [Finding("info", "backends", f"speech to text: faster-whisper on the CPU; LLM: {llm}")]
+
+
+def check_broker(cfg: Config) -> list[Finding]:
+    from .mqtt_link import MqttError, parse_url
+
+    try:
+        host, port, _ = parse_url(cfg.mqtt.url)
+    except MqttError as e:
+        return [Finding("fail", "broker", str(e))]
+    if reachable(host, port, timeout=2.0):
+        return [Finding("ok", "broker", f"{host}:{port} accepts connections")]
+    return [Finding("fail", "broker", f"nothing answers at {host}:{port}: commands cannot reach the devices "
+                                      f"(is mosquitto running? systemctl status mosquitto)")]
+
+
+THROTTLED = {0: "under-voltage now", 1: "ARM frequency capped now", 2: "throttled now",
+             3: "soft temperature limit now", 16: "under-voltage has occurred", 17: "frequency capping has occurred",
+             18: "throttling has occurred", 19: "soft temperature limit has occurred"}
+
+
+def check_thermal(sys_root: str = "/sys", vcgencmd: str | None = None) -> list[Finding]:
+    out = []
+    temps = []
+    for zone in sorted(Path(sys_root, "class/thermal").glob("thermal_zone*/temp")):
+        try:
+            temps.append(int(zone.read_text().strip()) / 1000)
+        except (OSError, ValueError):
+            continue
+    if temps:
+        t = max(temps)
+        level = "fail" if t >= 85 else "warn" if t >= 75 else "ok"
+        out.append(Finding(level, "temperature", f"CPU at {t:.0f} °C" + (" (the Pi throttles at 85 °C: "
+                                                                           "add cooling)" if level != "ok" else "")))
+    else:
+        out.append(Finding("info", "temperature", "no thermal sensor to read"))
+    vcgencmd = vcgencmd or shutil.which("vcgencmd")
+    if vcgencmd:
+        done = subprocess.run([vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=5)
+        value = int(done.stdout.strip().split("=")[-1], 16) if done.returncode == 0 else None
+        if value is None:
+            out.append(Finding("info", "power", f"vcgencmd get_throttled failed: {done.stderr.strip()}"))
+        elif value == 0:
+            out.append(Finding("ok", "power", "no under-voltage or throttling since boot"))
+        else:
+            words = [w for bit, w in THROTTLED.items() if value & (1 << bit)]
+            out.append(Finding("fail" if value & 1 else "warn", "power",  # under-voltage now corrupts SD cards
+                               f"get_throttled={value:#x}: {', '.join(words)} (use the official 27 W supply)"))
+    return out
+
+
+def check_resources(path: Path, meminfo: str = "/proc/meminfo") -> list[Finding]:
+    out = []
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 2**20
+    out.append(Finding("fail" if free < 100 else "warn" if free < 1024 else "ok", "disk",
+                       f"{free:,.0f} MB free under {probe}"))
+    try:
+        fields = dict(line.split(":", 1) for line in Path(meminfo).read_text().splitlines() if ":" in line)
+        avail = int(fields["MemAvailable"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return out + [Finding("info", "memory", "cannot read /proc/meminfo")]
+    out.append(Finding("fail" if avail < 200 else "warn" if avail < 600 else "ok", "memory",
+                       f"{avail:,.0f} MB available (the default models need about 500 MB)"))
+    return out
+
+
+def run_checks(config_path: str, models_dir: str | None, mqtt_url: str | None = None) -> list[Finding]:
+    cfg, findings = check_config(config_path)
+    if cfg is not None and mqtt_url:
+        cfg.mqtt.url = mqtt_url
+    if cfg is not None:
+        store = ModelStore(models_dir or cfg.models_dir or None)
+        findings += check_models(store, cfg) + check_audio(cfg)
+    npu = check_npu()
+    findings += npu + check_backends(npu)
+    if cfg is not None:
+        findings += check_broker(cfg)
+    findings += check_thermal()
+    findings += check_resources(Path(models_dir or (cfg.models_dir if cfg else "") or ModelStore(
+        manifest={}).root))
+    return findings
+
+
+def report(findings: list[Finding]) -> tuple[str, int]:
+    mark = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "info": "    "}
+    lines = [f"{mark[f.level]} {f.what:12} {f.text}" for f in findings]
+    fails = [f for f in findings if f.level == "fail"]
+    lines.append(f"{len(fails)} problems block normal operation" if fails else "everything needed works")
+    return "\n".join(lines), 1 if fails else 0
+
+
+def main(args) -> int:
+    text, code = report(run_checks(args.config, args.models_dir, args.mqtt))
+    print(text)
+    return code

@@ -1,0 +1,158 @@
+"""The systemd notification protocol over a real datagram socket, and the audio sources a service uses."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import types
+
+import numpy as np
+import pytest
+
+from assistant.audio import io
+from assistant.audio.wav import load_pcm16k, write_wav
+from assistant.sdnotify import Watched, notify, watchdog_interval
+from assistant.types import FRAME_SAMPLES, SAMPLE_RATE
+
+
+@pytest.fixture
+def manager(tmp_path):
+    """A stand-in for systemd: a datagram socket and the environment it gives a service."""
+    path = tmp_path / "notify"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(path))
+    s.setblocking(False)
+
+    def received() -> list[str]:
+        out = []
+        while True:
+            try:
+                out.append(s.recv(4096).decode())
+            except BlockingIOError:
+                return out
+
+    yield {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}, received
+    s.close()
+
+
+def test_notify_sends_one_datagram(manager):
+    env, received = manager
+    assert notify("READY=1", "STATUS=hello", env=env)
+    assert received() == ["READY=1\nSTATUS=hello"]
+
+
+def test_notify_without_a_manager_does_nothing():
+    assert notify("READY=1", env={}) is False
+
+
+def test_abstract_socket_address():
+    name = f"assistant-test-{id(object())}"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind("\0" + name)
+    try:
+        notify("WATCHDOG=1", env={"NOTIFY_SOCKET": "@" + name})
+        assert s.recv(100) == b"WATCHDOG=1"
+    finally:
+        s.close()
+
+
+def test_watchdog_interval_is_half_the_timeout_and_only_for_this_process():
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 15.0
+    assert watchdog_interval({}) is None
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
+
+
+class Frames:
+    def __init__(self, n):
+        self.n = n
+
+    async def frames(self):
+        for _ in range(self.n):
+            yield np.zeros(FRAME_SAMPLES, np.int16)
+
+
+def test_ready_on_the_first_frame_then_pings_paced_by_the_clock(manager):
+    env, received = manager
+    now = [0.0]
+    w = Watched(Frames(10), status="listening on test", env=env, clock=lambda: now[0])
+
+    async def consume():
+        async for _ in w.frames():
+            now[0] += 0.25  # each frame takes a quarter second; the interval is 1 s
+
+    asyncio.run(consume())
+    msgs = received()
+    assert msgs[0] == "READY=1\nSTATUS=listening on test"
+    assert msgs[1:] == ["WATCHDOG=1"] * 3  # at 0, 1.0 and 2.0 s of the 2.5 s
+    assert w.pings == 3
+
+
+def test_no_frames_no_ready_and_no_pings(manager):
+    env, received = manager
+    asyncio.run(_drain(Watched(Frames(0), env=env)))
+    assert received() == []
+
+
+async def _drain(source, limit=None):
+    out = []
+    async for f in source.frames():
+        out.append(f)
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+def test_loop_source_repeats_the_file(tmp_path):
+    pcm = (np.arange(FRAME_SAMPLES * 3) % 1000).astype(np.int16)
+    write_wav(tmp_path / "a.wav", pcm, SAMPLE_RATE)
+    src = io.open_source(f"file:{tmp_path / 'a.wav'}")
+    assert isinstance(src, io.LoopSource)
+    frames = asyncio.run(_drain(src, limit=7))
+    assert np.array_equal(np.concatenate(frames[:3]), load_pcm16k(tmp_path / "a.wav"))
+    assert np.array_equal(frames[3], frames[0]) and np.array_equal(frames[6], frames[0])
+
+
+def test_silence_and_null_sink():
+    frames = asyncio.run(_drain(io.open_source("silence"), limit=3))
+    assert all(len(f) == FRAME_SAMPLES and not f.any() for f in frames)
+    assert isinstance(io.open_sink("none"), io.NullSink)
+    assert isinstance(io.open_source("hw:1"), io.MicSource)
+
+
+def test_microphone_that_appears_late_is_waited_for(monkeypatch):
+    """PortAudio says the device is missing twice; the source re-scans devices and then opens it."""
+    calls = {"open": 0, "rescan": 0}
+
+    class Stream:
+        def __init__(self, callback, **kw):
+            calls["open"] += 1
+            if calls["open"] < 3:
+                raise FakeSd.PortAudioError("Error querying device")
+            self.callback = callback
+
+        def __enter__(self):
+            self.callback(np.ones((FRAME_SAMPLES, 1), np.int16), FRAME_SAMPLES, None, None)
+            return self
+
+        def __exit__(self, *a):
+            pass
+
+    class FakeSd(types.SimpleNamespace):
+        PortAudioError = type("PortAudioError", (Exception,), {})
+        InputStream = Stream
+
+        @staticmethod
+        def _terminate():
+            calls["rescan"] += 1
+
+        @staticmethod
+        def _initialize():
+            pass
+
+    import sys
+    monkeypatch.setitem(sys.modules, "sounddevice", FakeSd)
+    mic = io.MicSource("usb")
+    mic.retry_s = 0.01
+    frames = asyncio.run(_drain(mic, limit=1))
+    assert calls == {"open": 3, "rescan": 2}
+    assert frames[0].tolist() == [1] * FRAME_SAMPLES
