@@ -23,18 +23,21 @@ class LlamaCppBackend:
         self._system = None
 
     def warm(self, system: str) -> None:
-        """Evaluates the fixed prompt once; later requests reuse its KV state (llama.cpp keeps the
-        longest common token prefix of consecutive prompts, so only the request itself is evaluated)."""
+        """Evaluates the fixed prompt once and keeps its KV state. Every request starts from that state
+        (llama.cpp then evaluates only the tokens after the common prefix: the request), so an answer
+        does not depend on what was asked before."""
         with self.lock:
             tokens = self.llm.tokenize(system.encode(), add_bos=True)
             self.llm.reset()
             self.llm.eval(tokens)
+            self._state = self.llm.save_state()
             self._system = system
 
     def stream(self, system: str, user: str, max_tokens: int, stop: tuple[str, ...]) -> Iterator[str]:
         if self._system != system:
             self.warm(system)
         with self.lock:
+            self.llm.load_state(self._state)
             try:
                 for chunk in self.llm.create_completion(system + user, max_tokens=max_tokens, temperature=0.0,
                                                         stop=list(stop), stream=True):
