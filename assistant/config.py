@@ -84,7 +84,6 @@ class LlmConfig:
     route: str = "templates"  # templates | templates_then_llm | llm
     backend: str = "auto"  # auto | hailo | llama_cpp | openai
     model: str = "gemma-3-270m-q4_k_m"  # llama_cpp: GGUF model name in the manifest, or a file path
-    large_model: str = ""  # llama_cpp: a bigger GGUF for open questions; empty: none
     hef: str = ""  # hailo: the HEF file
     url: str = "http://127.0.0.1:8080/v1"  # openai: the endpoint's base URL
     api: str = "completions"  # openai: completions (base models) | chat (instruction-tuned models)

@@ -245,3 +245,28 @@ def sentences(pieces: Iterator[str]) -> Iterator[str]:
             buf = buf[m.end():]
     if buf.strip():
         yield buf.strip()
+
+
+def measure(backend: Backend, registry: Registry, tts=None,
+            question: str = "how long do I boil an egg", max_tokens: int = 60) -> dict:
+    """Bench figures for one backend: time to first token and generation speed of a spoken answer, and,
+    given a TTS engine with `sentences(text)`, time to its first audio when streamed sentence by
+    sentence. Seconds; the model is warmed first, as in a running assistant."""
+    system, user, stop = system_prompt(registry), user_prompt(question), ("\n", "Request:")
+    for _ in backend.stream(system, user_prompt("turn the lights on"), 4, ("\n",)):
+        pass
+    t0 = time.perf_counter()
+    stamps, pieces = [], []
+    for tok in backend.stream(system, user, max_tokens, stop):
+        stamps.append(time.perf_counter() - t0)
+        pieces.append(tok)
+    out = {"backend": backend.name, "ttft_s": round(stamps[0], 3) if stamps else None, "tokens": len(stamps),
+           "tokens_per_s": round((len(stamps) - 1) / (stamps[-1] - stamps[0]), 1) if len(stamps) > 2 else None,
+           "answer": "".join(pieces).strip(), "first_audio_s": None}
+    if tts is not None:
+        t0 = time.perf_counter()
+        for s in sentences(iter(backend.stream(system, user, max_tokens, stop))):
+            next(iter(tts.sentences(s.removeprefix("say ").strip() or s)), None)
+            out["first_audio_s"] = round(time.perf_counter() - t0, 3)
+            break
+    return out

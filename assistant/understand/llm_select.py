@@ -92,13 +92,3 @@ def backends(cfg: LlmConfig, store: ModelStore) -> list:
     log.info("LLM backend %s: %s", c.order[0], c.reason)
     return [factory(n, cfg, store) for n in c.order]
 
-
-def large_backend(cfg: LlmConfig, store: ModelStore):
-    """The larger CPU model for open questions, when configured and the board is not throttling."""
-    if not cfg.large_model:
-        return None
-    hot, why = throttled()
-    if hot:
-        log.info("not using the large model for questions: %s", why)
-        return None
-    return factory("llama_cpp", cfg, store, cfg.large_model)
