@@ -32,13 +32,13 @@ stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-wakeword.txt -nt "$stamp" ]; then
   echo "installing the app into .venv"
   "${pip[@]}" --upgrade pip
-  if [ $want_test -eq 1 ]; then "${pip[@]}" -e '.[test]'; else "${pip[@]}" -e .; fi
+  if [ $want_test -eq 1 ]; then "${pip[@]}" -e '.[llm,test]'; else "${pip[@]}" -e '.[llm]'; fi
   # openwakeword without its tflite dependency: we use its ONNX path, and tflite has no newer wheels.
   "${pip[@]}" --no-deps -r requirements-wakeword.txt
   touch "$stamp"
 fi
-if [ $want_test -eq 1 ] && ! .venv/bin/python -c "import pytest" 2>/dev/null; then
-  "${pip[@]}" -e '.[test]'
+if [ $want_test -eq 1 ] && ! .venv/bin/python -c "import pytest, uvicorn" 2>/dev/null; then
+  "${pip[@]}" -e '.[llm,test]'
 fi
 
 .venv/bin/assistant models fetch

@@ -71,17 +71,16 @@ def ask(args) -> int:
 
     async def go():
         outcome = await assistant.handle_text(args.text)
-        await assistant.speak(outcome.reply)
-        return outcome
+        return outcome, await assistant.speak(outcome.speech or outcome.reply)
 
     try:
-        outcome = asyncio.run(go())
+        outcome, reply = asyncio.run(go())
     finally:
         if sink:
             sink.close()
         assistant.close()
         link.stop()
-    print(outcome.reply)
+    print(reply)
     return 0 if outcome.ok else 1
 
 

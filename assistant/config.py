@@ -109,6 +109,27 @@ DIALECTS = ("zigbee2mqtt", "ha_json", "ha_default", "tasmota")
 
 
 @dataclass
+class LlmConfig:
+    route: str = "templates"  # templates | templates_then_llm | llm
+    backend: str = "auto"  # auto | hailo | llama_cpp | openai
+    model: str = "gemma-3-270m-q4_k_m"  # llama_cpp: GGUF model name in the manifest, or a file path
+    hef: str = ""  # hailo: the HEF file
+    url: str = "http://127.0.0.1:8080/v1"  # openai: the endpoint's base URL
+    api: str = "completions"  # openai: completions (base models) | chat (instruction-tuned models)
+    api_key: str = ""
+    remote_model: str = ""  # openai: the model name the server expects
+    threads: int = 2
+    context: int = 2048
+    max_answer_tokens: int = 60  # spoken answers are capped: nobody wants a lecture from a speaker
+    timeout_s: float = 30.0
+    follow_up_s: float = 5.0  # after the assistant asks a question, listen this long without the wake word
+
+
+LLM_ROUTES = ("templates", "templates_then_llm", "llm")
+LLM_BACKENDS = ("auto", "hailo", "llama_cpp", "openai")
+
+
+@dataclass
 class Config:
     path: Path
     site: str = "default"
@@ -121,6 +142,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
     device: list[DeviceConfig] = field(default_factory=list)
     customize: list[CustomizeConfig] = field(default_factory=list)
 
@@ -211,6 +233,10 @@ def _check(cfg: Config) -> None:
             setattr(cfg.mqtt, k, str(cfg.path.parent / v))
     if not 0 < cfg.listen.vad_threshold < 1:
         raise ConfigError(f"{file}: 'listen.vad_threshold' should be between 0 and 1")
+    for key, value, allowed in [("llm.route", cfg.llm.route, LLM_ROUTES), ("llm.backend", cfg.llm.backend, LLM_BACKENDS),
+                                ("llm.api", cfg.llm.api, ("completions", "chat"))]:
+        if value not in allowed:
+            raise ConfigError(f"{file}: '{key}' should be one of {', '.join(allowed)}, got {value!r}")
     seen: dict[str, str] = {}
     ids: set[str] = set()
     for i, d in enumerate(cfg.device):

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -21,9 +22,12 @@ from .endpoint import Endpointer
 from .events import EventBus, TurnMetrics
 from .home.actions import plan
 from .home.live import Home
+from .home.registry import Registry
 from .models import ModelStore
 from .mqtt_link import MqttError, MqttLink
 from .types import SAMPLE_RATE, Intent, Outcome
+from .understand import llm_select
+from .understand.llm import Brain, LlmError, sentences
 from .understand.templates import TemplateUnderstander
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ class Engines:
     vad: object = None
     asr: object = None
     tts: object = None
+    brain: object = None  # the LLM, loaded on the first request no template understands
 
     @classmethod
     def load(cls, cfg: Config, store: ModelStore, audio: bool = True, speech: bool = True) -> "Engines":
@@ -56,7 +61,14 @@ class Engines:
             e.asr = FasterWhisper(store, cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size)
         if speech:
             e.tts = PiperTts(store, cfg.tts.voice, cfg.tts.length_scale)
+        if cfg.llm.route != "templates":
+            e.brain = make_brain(cfg, store)
         return e
+
+
+def make_brain(cfg: Config, store: ModelStore) -> Brain:
+    """The LLM for this home; cheap to make, its model loads on the first request that needs it."""
+    return Brain(Registry.from_config(cfg.device), llm_select.backends(cfg.llm, store), cfg.llm.max_answer_tokens)
 
 
 class Assistant:
@@ -78,6 +90,11 @@ class Assistant:
         self._listen = ThreadPoolExecutor(1, thread_name_prefix="listen")  # wake word + VAD
         self._asr = ThreadPoolExecutor(1, thread_name_prefix="asr")
         self._tts = ThreadPoolExecutor(1, thread_name_prefix="tts")
+        self._llm = ThreadPoolExecutor(1, thread_name_prefix="llm")
+        if cfg.llm.route != "templates" and engines.brain is None:
+            engines.brain = make_brain(cfg, ModelStore(cfg.models_dir or None))
+        if engines.brain is not None:
+            engines.brain.registry = self.registry  # the live one, with discovered devices
         self.state = "idle"
         self.wake_cpu_s = 0.0  # CPU spent on the wake word, over wake_frames frames (for the benchmark)
         self.wake_frames = 0
@@ -134,29 +151,37 @@ class Assistant:
             ep = None
             metrics.endpoint_reason, metrics.hangover_s = end.reason, end.hangover_s
             metrics.utterance_s = len(end.audio) / SAMPLE_RATE
-            if end.reason != "no_speech":
-                await self._turn(end.audio, metrics)
+            spoken = await self._turn(end.audio, metrics) if end.reason != "no_speech" else ""
+            source.flush()  # what the mic heard while we were busy, our own voice included, is stale
+            if spoken.rstrip().endswith("?") and self.cfg.llm.follow_up_s > 0:
+                # The assistant asked a question: listen for the answer without the wake word.
+                metrics = TurnMetrics()
+                self.engines.vad.reset()
+                ep = self._new_endpointer(start_timeout_s=self.cfg.llm.follow_up_s)
+                self._set_state("listening")
+                continue
             self.engines.wake.reset()
             refractory_until = now_s + self.cfg.wake.refractory_s
-            source.flush()  # what the mic heard while we were busy, our own voice included, is stale
             self._set_state("idle")
 
-    def _new_endpointer(self) -> Endpointer:
+    def _new_endpointer(self, start_timeout_s: float | None = None) -> Endpointer:
         c = self.cfg.listen
         return Endpointer(threshold=c.vad_threshold, silence_s=c.silence_ms / 1000,
-                          start_timeout_s=c.start_timeout_s, max_s=c.max_seconds)
+                          start_timeout_s=start_timeout_s or c.start_timeout_s, max_s=c.max_seconds)
 
-    async def _turn(self, audio: np.ndarray, m: TurnMetrics) -> None:
+    async def _turn(self, audio: np.ndarray, m: TurnMetrics) -> str:
+        """One command, heard to answered; returns what was said back."""
         t0 = time.perf_counter()
         self._set_state("thinking")
         text = await self._run(self._asr, self.engines.asr.transcribe, audio, self.hotwords)
         m.asr_s = time.perf_counter() - t0
         self.events.emit("transcript", text=text, seconds=round(m.utterance_s, 2))
         if not text.strip():
-            return
+            return ""
         outcome = await self.handle_text(text, m, t0)
-        await self.speak(outcome.reply, m, t0)
+        spoken = await self.speak(outcome.speech or outcome.reply, m, t0)
         self.events.emit("turn", metrics=m)
+        return spoken
 
     # -- understanding and action -------------------------------------------------------------------
 
@@ -164,11 +189,36 @@ class Assistant:
         m = m or TurnMetrics()
         t0 = t0 if t0 is not None else time.perf_counter()
         t = time.perf_counter()
-        intent = await asyncio.to_thread(self.understander.understand, text)
+        route = self.cfg.llm.route
+        intent = await asyncio.to_thread(self.understander.understand, text) if route != "llm" else None
         m.understand_s = time.perf_counter() - t
+        # A command shaped sentence naming no known device ("it is too dark in the kitchen" reads as a
+        # device called "it is too dark") is also the LLM's to try; what it says is validated anyway.
+        if route != "templates" and (intent is None or intent.unknown_name):
+            return await self._ask_llm(text, m, t0, intent)
         outcome = plan(intent, self.registry, self.home.states) if intent else Outcome("Sorry, I didn't understand that.", ok=False)
-        if intent:
-            self.events.emit("intent", intent=intent)
+        return await self._carry_out(outcome, m, t0)
+
+    async def _ask_llm(self, text: str, m: TurnMetrics, t0: float, guess: Intent | None) -> Outcome:
+        """Text no template understood: the LLM makes it a validated intent or a spoken answer. `guess`
+        is the templates' unknown-device reading, said instead of a refusal when the LLM cannot help."""
+        t = time.perf_counter()
+        try:
+            reply = await self._run(self._llm, self.engines.brain.respond, text)
+        except LlmError as e:
+            self.events.emit("error", where="llm", message=str(e))
+            return await self._carry_out(Outcome("Sorry, I didn't understand that.", ok=False), m, t0)
+        m.understand_s += time.perf_counter() - t
+        self.events.emit("llm", backend=reply.backend, seconds=round(time.perf_counter() - t, 3), error=reply.error)
+        if reply.intent:
+            return await self._carry_out(plan(reply.intent, self.registry, self.home.states), m, t0)
+        if reply.error and guess:
+            return await self._carry_out(plan(guess, self.registry, self.home.states), m, t0)
+        return await self._carry_out(Outcome("", ok=reply.error is None, speech=reply.speech), m, t0)
+
+    async def _carry_out(self, outcome: Outcome, m: TurnMetrics, t0: float) -> Outcome:
+        if outcome.intent:
+            self.events.emit("intent", intent=outcome.intent)
         if outcome.commands:
             outcome = await self._act(outcome, m)
             m.to_publish_s = time.perf_counter() - t0
@@ -199,25 +249,41 @@ class Assistant:
 
     # -- speech out ---------------------------------------------------------------------------------
 
-    async def speak(self, text: str, m: TurnMetrics | None = None, t0: float | None = None) -> None:
-        if self.sink is None or self.engines.tts is None:
-            return
+    async def speak(self, text: str | Iterator[str], m: TurnMetrics | None = None, t0: float | None = None) -> str:
+        """Speaks a reply; a streamed one (LLM answer) sentence by sentence, each as soon as it is
+        generated. Returns the text said."""
         m = m or TurnMetrics()
         t0 = t0 if t0 is not None else time.perf_counter()
+        voice = self.sink is not None and self.engines.tts is not None
+        if isinstance(text, str):
+            said = [text]
+            if voice:
+                await self._say(text, m, t0)
+        else:
+            said, pending = [], sentences(text)
+            while (s := await self._run(self._llm, next, pending, None)) is not None:
+                said.append(s)
+                if voice:
+                    await self._say(s, m, t0)
+        text = " ".join(said)
+        if voice:
+            await self.sink.end_of_reply()
+        self.events.emit("reply", text=text)
+        return text
+
+    async def _say(self, text: str, m: TurnMetrics, t0: float) -> None:
         self._set_state("speaking")
         t = time.perf_counter()
-        sentences = self.engines.tts.sentences(text)
+        chunks = self.engines.tts.sentences(text)
         rate = self.engines.tts.sample_rate
-        while (pcm := await self._run(self._tts, next, sentences, None)) is not None:
+        while (pcm := await self._run(self._tts, next, chunks, None)) is not None:
             if m.tts_first_audio_s is None:
                 m.tts_first_audio_s = time.perf_counter() - t
                 m.to_first_audio_s = time.perf_counter() - t0
             m.reply_audio_s += len(pcm) / rate
             await self.sink.play(pcm, rate)
-        m.tts_total_s = time.perf_counter() - t
-        await self.sink.end_of_reply()
-        self.events.emit("reply", text=text)
+        m.tts_total_s += time.perf_counter() - t
 
     def close(self) -> None:
-        for pool in (self._listen, self._asr, self._tts):
+        for pool in (self._listen, self._asr, self._tts, self._llm):
             pool.shutdown(wait=False, cancel_futures=True)

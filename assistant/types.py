@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,7 @@ class Outcome:
     commands: tuple[Command, ...] = ()
     ok: bool = True
     intent: Intent | None = None
+    speech: Iterator[str] | None = None  # a reply still being generated (LLM answers), instead of `reply`
 
 
 def as_float32(pcm: np.ndarray) -> np.ndarray:
