@@ -8,8 +8,10 @@ engine, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -27,6 +29,10 @@ from .types import SAMPLE_RATE, Intent, Outcome
 from .understand.templates import TemplateUnderstander
 
 log = logging.getLogger(__name__)
+
+
+YES = re.compile(r"^(yes|yeah|yep|sure|please|do it|ok|okay|correct|right)\b")
+NO = re.compile(r"^(no|nope|don't|do not|cancel|never mind|stop)\b")
 
 
 def wake_phrase(model_name: str) -> str:
@@ -70,7 +76,9 @@ class Assistant:
         self.registry = Registry.from_config(cfg.device)
         phrase = wake_phrase(cfg.wake.model)
         self.understander = TemplateUnderstander(self.registry, cfg.language,
-                                                 strip_prefixes=(phrase, phrase.split()[-1]))
+                                                 strip_prefixes=(phrase, phrase.split()[-1]),
+                                                 fuzzy=cfg.understand.fuzzy)
+        self.pending: Intent | None = None  # asked back about; a "yes" in the next turn carries it out
         self.hotwords = self.registry.asr_hint() if cfg.asr.hints else None
         self.topic = f"{cfg.mqtt.topic_prefix}/{cfg.site}"
         self._listen = ThreadPoolExecutor(1, thread_name_prefix="listen")  # wake word + VAD
@@ -101,10 +109,11 @@ class Assistant:
         self.wake_frames += 1
         return s
 
-    async def run(self, source) -> None:
-        """Listen to a source until it ends (a file) or forever (a microphone)."""
+    async def run(self, source, awake: bool = False) -> None:
+        """Listen to a source until it ends (a file) or forever (a microphone). `awake`: the source starts
+        with the command itself, as if the wake word had just been heard."""
         self._set_state("idle")
-        ep: Endpointer | None = None
+        ep: Endpointer | None = self._new_endpointer() if awake else None
         metrics = TurnMetrics()
         refractory_until = 0.0
         async for frame in source.frames():
@@ -132,6 +141,11 @@ class Assistant:
             self.engines.wake.reset()
             refractory_until = now_s + self.cfg.wake.refractory_s
             source.flush()  # what the mic heard while we were busy, our own voice included, is stale
+            if self.pending is not None:  # we asked a question: listen for the answer without a wake word
+                self.engines.vad.reset()
+                ep, metrics = self._new_endpointer(), TurnMetrics()
+                self._set_state("listening")
+                continue
             self._set_state("idle")
 
     def _new_endpointer(self) -> Endpointer:
@@ -157,15 +171,40 @@ class Assistant:
         m = m or TurnMetrics()
         t0 = t0 if t0 is not None else time.perf_counter()
         t = time.perf_counter()
-        intent = await asyncio.to_thread(self.understander.understand, text)
+        pending, self.pending = self.pending, None
+        answer = self.understander.clean(text)
+        if pending is not None and (YES.match(answer) or NO.match(answer)):
+            intent = pending if YES.match(answer) else None
+            if intent is None:
+                return self._done(Outcome("OK, I won't.", ok=False, intent=pending))
+            intent = dataclasses.replace(intent, confidence=1.0)  # confirmed by the user
+        else:
+            intent = await asyncio.to_thread(self.understander.understand, text)
         m.understand_s = time.perf_counter() - t
-        outcome = plan(intent, self.registry) if intent else Outcome("Sorry, I didn't understand that.", ok=False)
-        if intent:
+        outcome = self._decide(intent)
+        if intent and intent.confidence >= self.cfg.understand.ask_threshold:
             self.events.emit("intent", intent=intent)
         if outcome.commands:
             outcome = await self._act(outcome, m)
             m.to_publish_s = time.perf_counter() - t0
+        return self._done(outcome)
+
+    def _done(self, outcome: Outcome) -> Outcome:
         self.events.emit("outcome", outcome=outcome)
+        return outcome
+
+    def _decide(self, intent: Intent | None) -> Outcome:
+        """Confidence with consequences: act when sure, ask back when unsure or when the device is one
+        that matters (a lock, a door), do nothing when what was said is not near any command."""
+        u = self.cfg.understand
+        if intent is None or intent.confidence < u.ask_threshold:
+            return Outcome("Sorry, I didn't understand that.", ok=False)
+        outcome = plan(intent, self.registry)
+        weighty = any(d.domain in u.confirm_domains for c in outcome.commands if (d := self.registry.get(c.device_id)))
+        if outcome.commands and (intent.confidence < u.act_threshold or weighty):
+            self.pending = intent
+            self.events.emit("ask", intent=intent)
+            return Outcome(f"Should I {intent.text}?", ok=False, intent=intent)
         return outcome
 
     async def _act(self, outcome: Outcome, m: TurnMetrics) -> Outcome:
