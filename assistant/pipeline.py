@@ -138,6 +138,8 @@ class Assistant:
             metrics.utterance_s = len(end.audio) / SAMPLE_RATE
             if end.reason != "no_speech":
                 await self._turn(end.audio, metrics)
+            else:
+                self.pending = None  # a question left unanswered is dropped
             self.engines.wake.reset()
             refractory_until = now_s + self.cfg.wake.refractory_s
             source.flush()  # what the mic heard while we were busy, our own voice included, is stale
