@@ -71,6 +71,13 @@ def parser() -> argparse.ArgumentParser:
 
     cmd("doctor", doctor.main, "Say what works on this box and what does not; exit 1 when something "
         "blocks normal operation.")
+    c = cmd("accuracy", commands.accuracy, "Measure how many spoken commands are understood in reverberation "
+            "and noise (24/18/12/6 dB), and how often speech that is not a command is acted on; exact "
+            "templates against the robust path.")
+    c.add_argument("--per-snr", type=int, default=50, help="commands per SNR (default 50)")
+    c.add_argument("--non-commands", type=int, default=100, help="non-command utterances in all (default 100)")
+    c.add_argument("--noise-dir", help="folder of noise*.wav and rir*.wav (default: ../shared/devset/noise-rir)")
+    c.add_argument("--json", help="also write every clip's transcript and outcome to this JSON file")
     m = sub.add_parser("models", help="Fetch, list and verify model files.")
     msub = m.add_subparsers(required=True, metavar="ACTION")
     for name, fn, help in [("fetch", commands.models_fetch, "download the default models (or NAMEs)"),

@@ -165,6 +165,22 @@ def bench(args) -> int:
     return 0
 
 
+def accuracy(args) -> int:
+    from .accuracy import NOISE_DIR, run_accuracy
+
+    noise_dir = Path(args.noise_dir) if args.noise_dir else NOISE_DIR
+    if not list(noise_dir.glob("noise*.wav")) or not list(noise_dir.glob("rir*.wav")):
+        print(f"error: no noise*.wav and rir*.wav in {noise_dir} (give --noise-dir)", file=sys.stderr)
+        return 2
+    report = run_accuracy(config_from(args), store_from(args), per_snr=args.per_snr,
+                          non_commands=args.non_commands, noise_dir=noise_dir)
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=1,
+                                              default=str))
+    print(report["text"])
+    return 0
+
+
 def _names(store, names: list[str]) -> list[str]:
     return names or [n for n, m in store.manifest.items() if m.default and m.files]
 

@@ -40,6 +40,14 @@ class AsrConfig:
 
 
 @dataclass
+class UnderstandConfig:
+    fuzzy: bool = True  # snap misheard transcripts onto the nearest sentence this home can say
+    act_threshold: float = 0.8  # confidence at or above which a command is carried out
+    ask_threshold: float = 0.7  # between the two, the assistant asks back; below, it does nothing
+    confirm_domains: list[str] = field(default_factory=lambda: ["lock", "cover", "alarm_control_panel"])
+
+
+@dataclass
 class TtsConfig:
     voice: str = "piper-joe-medium"
     length_scale: float = 1.0
@@ -138,6 +146,7 @@ class Config:
     wake: WakeConfig = field(default_factory=WakeConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
+    understand: UnderstandConfig = field(default_factory=UnderstandConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -237,6 +246,10 @@ def _check(cfg: Config) -> None:
                                 ("llm.api", cfg.llm.api, ("completions", "chat"))]:
         if value not in allowed:
             raise ConfigError(f"{file}: '{key}' should be one of {', '.join(allowed)}, got {value!r}")
+    u = cfg.understand
+    if not 0 <= u.ask_threshold <= u.act_threshold <= 1:
+        raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "
+                          f"0 <= ask <= act <= 1, got {u.ask_threshold} and {u.act_threshold}")
     seen: dict[str, str] = {}
     ids: set[str] = set()
     for i, d in enumerate(cfg.device):

@@ -8,8 +8,10 @@ engine, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,10 @@ from .understand.llm import Brain, LlmError, sentences
 from .understand.templates import TemplateUnderstander
 
 log = logging.getLogger(__name__)
+
+
+YES = re.compile(r"^(yes|yeah|yep|sure|please|do it|ok|okay|correct|right)\b")
+NO = re.compile(r"^(no|nope|don't|do not|cancel|never mind|stop)\b")
 
 
 def wake_phrase(model_name: str) -> str:
@@ -85,7 +91,9 @@ class Assistant:
             self.home.attach(link)
         phrase = wake_phrase(cfg.wake.model)
         self.understander = TemplateUnderstander(self.registry, cfg.language,
-                                                 strip_prefixes=(phrase, phrase.split()[-1]))
+                                                 strip_prefixes=(phrase, phrase.split()[-1]),
+                                                 fuzzy=cfg.understand.fuzzy)
+        self.pending: Intent | None = None  # asked back about; a "yes" in the next turn carries it out
         self.topic = f"{cfg.mqtt.topic_prefix}/{cfg.site}"
         self._listen = ThreadPoolExecutor(1, thread_name_prefix="listen")  # wake word + VAD
         self._asr = ThreadPoolExecutor(1, thread_name_prefix="asr")
@@ -125,10 +133,11 @@ class Assistant:
         self.wake_frames += 1
         return s
 
-    async def run(self, source) -> None:
-        """Listen to a source until it ends (a file) or forever (a microphone)."""
+    async def run(self, source, awake: bool = False) -> None:
+        """Listen to a source until it ends (a file) or forever (a microphone). `awake`: the source starts
+        with the command itself, as if the wake word had just been heard."""
         self._set_state("idle")
-        ep: Endpointer | None = None
+        ep: Endpointer | None = self._new_endpointer() if awake else None
         metrics = TurnMetrics()
         refractory_until = 0.0
         async for frame in source.frames():
@@ -152,12 +161,14 @@ class Assistant:
             metrics.endpoint_reason, metrics.hangover_s = end.reason, end.hangover_s
             metrics.utterance_s = len(end.audio) / SAMPLE_RATE
             spoken = await self._turn(end.audio, metrics) if end.reason != "no_speech" else ""
+            if end.reason == "no_speech":
+                self.pending = None  # a question left unanswered is dropped
             source.flush()  # what the mic heard while we were busy, our own voice included, is stale
-            if spoken.rstrip().endswith("?") and self.cfg.llm.follow_up_s > 0:
+            if self.pending is not None or (spoken.rstrip().endswith("?") and self.cfg.llm.follow_up_s > 0):
                 # The assistant asked a question: listen for the answer without the wake word.
                 metrics = TurnMetrics()
                 self.engines.vad.reset()
-                ep = self._new_endpointer(start_timeout_s=self.cfg.llm.follow_up_s)
+                ep = self._new_endpointer(start_timeout_s=self.cfg.llm.follow_up_s or None)
                 self._set_state("listening")
                 continue
             self.engines.wake.reset()
@@ -189,15 +200,23 @@ class Assistant:
         m = m or TurnMetrics()
         t0 = t0 if t0 is not None else time.perf_counter()
         t = time.perf_counter()
+        pending, self.pending = self.pending, None
+        answer = self.understander.clean(text)
+        if pending is not None and (YES.match(answer) or NO.match(answer)):
+            if NO.match(answer):
+                return self._done(Outcome("OK, I won't.", ok=False, intent=pending))
+            confirmed = dataclasses.replace(pending, confidence=1.0)  # the user said yes
+            return await self._carry_out(plan(confirmed, self.registry, self.home.states), m, t0)
         route = self.cfg.llm.route
         intent = await asyncio.to_thread(self.understander.understand, text) if route != "llm" else None
         m.understand_s = time.perf_counter() - t
         # A command shaped sentence naming no known device ("it is too dark in the kitchen" reads as a
-        # device called "it is too dark") is also the LLM's to try; what it says is validated anyway.
-        if route != "templates" and (intent is None or intent.unknown_name):
+        # device called "it is too dark"), or one too far from anything this home can say, is also the
+        # LLM's to try; what it says is validated anyway.
+        unsure = intent is None or intent.unknown_name or intent.confidence < self.cfg.understand.ask_threshold
+        if route != "templates" and unsure:
             return await self._ask_llm(text, m, t0, intent)
-        outcome = plan(intent, self.registry, self.home.states) if intent else Outcome("Sorry, I didn't understand that.", ok=False)
-        return await self._carry_out(outcome, m, t0)
+        return await self._carry_out(self._decide(intent), m, t0)
 
     async def _ask_llm(self, text: str, m: TurnMetrics, t0: float, guess: Intent | None) -> Outcome:
         """Text no template understood: the LLM makes it a validated intent or a spoken answer. `guess`
@@ -213,7 +232,7 @@ class Assistant:
         if reply.intent:
             return await self._carry_out(plan(reply.intent, self.registry, self.home.states), m, t0)
         if reply.error and guess:
-            return await self._carry_out(plan(guess, self.registry, self.home.states), m, t0)
+            return await self._carry_out(self._decide(guess), m, t0)
         return await self._carry_out(Outcome("", ok=reply.error is None, speech=reply.speech), m, t0)
 
     async def _carry_out(self, outcome: Outcome, m: TurnMetrics, t0: float) -> Outcome:
@@ -222,7 +241,24 @@ class Assistant:
         if outcome.commands:
             outcome = await self._act(outcome, m)
             m.to_publish_s = time.perf_counter() - t0
+        return self._done(outcome)
+
+    def _done(self, outcome: Outcome) -> Outcome:
         self.events.emit("outcome", outcome=outcome)
+        return outcome
+
+    def _decide(self, intent: Intent | None) -> Outcome:
+        """Confidence with consequences: act when sure, ask back when unsure or when the device is one
+        that matters (a lock, a door), do nothing when what was said is not near any command."""
+        u = self.cfg.understand
+        if intent is None or intent.confidence < u.ask_threshold:
+            return Outcome("Sorry, I didn't understand that.", ok=False)
+        outcome = plan(intent, self.registry, self.home.states)
+        weighty = any(d.domain in u.confirm_domains for c in outcome.commands if (d := self.registry.get(c.device_id)))
+        if outcome.commands and (intent.confidence < u.act_threshold or weighty):
+            self.pending = intent
+            self.events.emit("ask", intent=intent)
+            return Outcome(f"Should I {intent.text}?", ok=False, intent=intent)
         return outcome
 
     async def _act(self, outcome: Outcome, m: TurnMetrics) -> Outcome:

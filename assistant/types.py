@@ -32,7 +32,8 @@ class Intent:
     color: str | None = None  # colour name
     unknown_name: str | None = None  # a device or area the user named that the home does not have
     slots: dict[str, Any] = field(default_factory=dict)
-    source: str = "template"
+    source: str = "template"  # template | fuzzy (snapped onto the nearest sentence the home can say)
+    confidence: float = 1.0  # 0..1; the conductor acts, asks back or ignores by it
 
 
 @dataclass(frozen=True)

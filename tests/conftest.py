@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from assistant.pipeline import Assistant, Engines
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "home.toml"
-DEVSET = ROOT.parent / "shared" / "devset"
+DEVSET = Path(os.environ.get("ASSISTANT_DEVSET") or ROOT.parent / "shared" / "devset")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..home.colors import COLORS
-from ..home.registry import Registry
+from ..home.registry import Registry, normalize
 from ..types import Intent
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ def parse(line: str, text: str, registry: Registry) -> Parsed:
         ids.append(w)
     if not ids and "all" not in words:
         return Parsed(error="no device named")
+    if (missing := _ungrounded(ids, "all" in words, text, registry)):
+        return Parsed(error=f"the request does not mention {missing}")
     common = dict(text=text, device_ids=tuple(dict.fromkeys(ids)), all_devices=not ids, source="llm")
     if verb == "on":
         return Parsed(Intent("HassTurnOn", **common))
@@ -134,6 +136,24 @@ def parse(line: str, text: str, registry: Registry) -> Parsed:
     if value not in COLORS:
         return Parsed(error=f"unknown colour {value!r}")
     return Parsed(Intent("HassLightSet", color=value, **common))
+
+
+GENERIC = {"light", "lights", "lamp", "lamps", "the", "of", "in"}
+ALL_WORDS = {"all", "every", "everything", "everywhere", "whole", "house", "lights"}
+
+
+def _ungrounded(ids: list[str], all_devices: bool, text: str, registry: Registry) -> str | None:
+    """A small model fills silence with actions ("and now the weather" became "turn on all the lights"):
+    an action must name, in the user's own words, the device, its area, or everything."""
+    said = set(normalize(re.sub(r"[^\w' ]+", " ", text)).split())
+    for i in ids:
+        d = registry.get(i)
+        words = {w for n in (*d.spoken_names, d.area) for w in n.split()}
+        if not (words - GENERIC or words) & said:
+            return d.name
+    if all_devices and not ids and not said & ALL_WORDS:
+        return "all the lights"
+    return None
 
 
 # -- answering ----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ against this home's device and area names."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
@@ -11,10 +12,15 @@ from home_assistant_intents import get_intents
 
 from ..home.registry import Registry, normalize
 from ..types import Intent
+from .fuzzy import VocabularySnap
 
 log = logging.getLogger(__name__)
 
 SUPPORTED = ("HassTurnOn", "HassTurnOff", "HassLightSet")
+# "turn on the kitchen like" parses as a command for an unknown device "kitchen like"; a snap this close
+# to a real device is the likelier reading, a weaker one leaves the "I don't know ..." answer.
+FUZZY_OVER_UNKNOWN = 0.8
+NEAR = 0.5  # below this the transcript is not near any command at all: no intent
 
 # What home-assistant-intents lacks or words differently for MQTT lights: state questions, toggle, and
 # relative brightness. Same template syntax; tried before Home Assistant's sentences.
@@ -40,7 +46,8 @@ OWN = {
 
 
 class TemplateUnderstander:
-    def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = ()):
+    def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = (),
+                 fuzzy: bool = True):
         data = get_intents(language)
         if data is None:
             raise ValueError(f"no sentence templates for language {language!r}")
@@ -52,6 +59,7 @@ class TemplateUnderstander:
         self.registry = registry
         # Longest first, so "hey jarvis" is stripped before "jarvis".
         self.strip_prefixes = sorted({normalize(p) for p in strip_prefixes}, key=len, reverse=True)
+        self.fuzzy = fuzzy
         self._version = -1
         self._refresh()
         self.understand("turn on the light")  # hassil parses templates lazily: pay that at start-up
@@ -70,6 +78,12 @@ class TemplateUnderstander:
             "floor": TextSlotList.from_strings(["\u2400"], allow_template=False),
             "state": TextSlotList.from_tuples([("on", "on"), ("off", "off")], allow_template=False),
         }
+        # The sentences to snap misheard text onto depend on the devices, so they follow the registry too.
+        self.snap = VocabularySnap(self.registry, accepts=self._exact_target) if self.fuzzy else None
+
+    def _exact_target(self, sentence: str) -> bool:
+        i = self._exact(sentence)
+        return i is not None and i.unknown_name is None
 
     def clean(self, text: str) -> str:
         t = normalize(re.sub(r"[^\w%' ]+", " ", text))
@@ -79,6 +93,8 @@ class TemplateUnderstander:
         return t
 
     def understand(self, text: str) -> Intent | None:
+        """The intent, with confidence 1 when the templates match exactly; otherwise the nearest sentence
+        this home can say, with its closeness as the confidence; None when nothing is near."""
         t = self.clean(text)
         if not t:
             return None
@@ -86,6 +102,16 @@ class TemplateUnderstander:
         r = recognize_best(t, self.own, slot_lists=self.slot_lists, language=self.language, best_slot_name="name")
         if r is not None:
             return self._intent(r, t)
+        exact = self._exact(t)
+        if exact is not None and not exact.unknown_name:
+            return exact
+        snap = self.snap.nearest(t) if self.snap else None
+        if snap is not None and snap.confidence >= (NEAR if exact is None else FUZZY_OVER_UNKNOWN):
+            intent = self._exact(snap.sentence)
+            return dataclasses.replace(intent, source="fuzzy", confidence=round(snap.confidence, 3))
+        return exact  # a command shape naming something this home does not have, or None
+
+    def _exact(self, t: str) -> Intent | None:
         r = recognize_best(t, self.intents, slot_lists=self.slot_lists, language=self.language,
                            best_slot_name="name")
         if r is not None:

@@ -1,0 +1,250 @@
+"""`assistant accuracy`: are spoken commands understood in a reverberant, noisy room, and is speech that
+is not a command left alone?
+
+Commands and non-commands are spoken by several synthetic voices (piper at three speaking rates,
+espeak-ng variants), convolved with a room impulse response, and mixed with recorded noise at each SNR
+(loudest-frame definition, see audio/mix.py). Each clip goes through the real pipeline from the
+endpointer on (VAD endpointing in the noise, Whisper, understanding, MQTT to a private broker); the wake
+word is left out so that its misses do not hide understanding errors (`assistant bench` times it).
+A listener on the broker decides: a command succeeds when exactly its expected device messages arrive.
+
+The exact-templates path ("before") is scored on the same transcripts as the robust path ("after"), so
+the two differ only in understanding; its latency is the same ASR time plus its own understanding and
+publish time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from .audio.io import FileSource
+from .audio.mix import add_noise, reverberate, to_int16
+from .audio.wav import load_pcm16k
+from .bench import pct
+from .broker import LocalBroker
+from .config import Config
+from .events import EventBus, TurnMetrics
+from .home.actions import plan
+from .home.colors import COLORS
+from .models import ModelStore
+from .mqtt_link import MqttLink
+from .pipeline import Assistant, Engines
+from .samples import espeak, piper, utterance
+
+# The development audio beside the project (../shared/devset), or where $ASSISTANT_DEVSET says.
+DEVSET = Path(os.environ.get("ASSISTANT_DEVSET") or Path(__file__).resolve().parent.parent.parent / "shared" / "devset")
+NOISE_DIR = DEVSET / "noise-rir"
+SNRS = (24, 18, 12, 6)
+
+VOICES = {
+    "piper joe": lambda store, t: piper(store, t),
+    "piper joe slow": lambda store, t: piper(store, t, length_scale=1.25),
+    "piper joe fast": lambda store, t: piper(store, t, length_scale=0.85),
+    "espeak en-us+m3": lambda store, t: espeak(t, "en-us+m3", 150),
+    "espeak en-gb+f2": lambda store, t: espeak(t, "en-gb+f2", 145),
+    "espeak en-us+f3": lambda store, t: espeak(t, "en-us+f3", 165),
+}
+
+# Speech that is not a command: television, people talking in the room, requests this home cannot do.
+NON_COMMANDS = [
+    "And now, the weather for the weekend.", "Tonight on channel four, the news at ten.",
+    "He scored in the last minute of the game.", "Stay tuned, we will be right back after these messages.",
+    "The recipe needs two cups of flour and a pinch of salt.", "Did you remember to buy milk?",
+    "I think we should leave at eight tomorrow.", "Can you pass me the remote?",
+    "What time does the shop close today?", "The kids are asleep upstairs.", "That movie was far too long.",
+    "Let's order pizza tonight.", "What is the weather like tomorrow?", "Play some jazz music.",
+    "Set a timer for ten minutes.", "Call my mother.", "How tall is Mount Everest?",
+    "Add eggs to the shopping list.", "Tell me a joke.", "Who won the football match yesterday?",
+    "The train was delayed again this morning.", "Thank you very much for watching.",
+    "My phone battery is almost empty.", "Open the pod bay doors.", "What's on television tonight?",
+]
+
+
+def command_texts(assistant: Assistant) -> list[str]:
+    """Commands this home understands, in the words people use."""
+    reg = assistant.registry
+    out = []
+    for i, d in enumerate(reg.devices.values()):
+        for name in d.spoken_names:
+            out += [f"Turn on the {name}.", f"Turn off the {name}.", f"Set the {name} to {20 + 10 * i} percent."]
+            if d.color:
+                out.append(f"Make the {name} {list(COLORS)[2 + i % 6]}.")
+    for area in reg.areas:
+        out += [f"Turn on the {area} lights.", f"Turn off the lights in the {area}."]
+    out.append("Turn off all the lights.")
+    return out
+
+
+def expected(assistant: Assistant, text: str) -> dict[str, dict]:
+    intent = assistant.understander.understand(text)
+    outcome = plan(intent, assistant.registry) if intent and intent.confidence == 1 else None
+    if not outcome or not outcome.commands:
+        raise ValueError(f"the benchmark's command {text!r} is not understood exactly by this home")
+    return {c.topic: json.loads(c.payload) for c in outcome.commands}
+
+
+class DeviceListener:
+    """Device messages on the broker (the assistant's own status topics left out)."""
+
+    def __init__(self, url: str, own_prefix: str):
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.own = own_prefix
+        self.got: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on
+        ready = threading.Event()
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.connect(host, int(port))
+        self.client.subscribe("#", 1)
+        self.client.loop_start()
+        ready.wait(5)
+
+    def _on(self, client, userdata, msg):
+        if not msg.topic.startswith(self.own):
+            with self.lock:
+                self.got.append((msg.topic, json.loads(msg.payload)))
+
+    def take(self, count: int, timeout_s: float = 2.0) -> dict[str, dict]:
+        """Wait for the messages the assistant says it published (acknowledged by the broker)."""
+        end = time.monotonic() + timeout_s
+        while len(self.got) < count and time.monotonic() < end:
+            time.sleep(0.005)
+        with self.lock:
+            got, self.got = dict(self.got), []
+        return got
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@dataclass
+class Result:
+    snr: int
+    voice: str
+    text: str
+    command: bool
+    heard: str = ""
+    outcome: dict = field(default_factory=dict)  # path -> "ok" | "wrong" | "asked" | "none"
+    latency: dict = field(default_factory=dict)  # path -> end of speech to publish, seconds
+    confidence: float | None = None
+
+
+def _grade(want: dict | None, got: dict, asked: bool) -> str:
+    if got:
+        return "ok" if got == want else "wrong"
+    return "asked" if asked else "none"
+
+
+def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands: int = 100,
+                 snrs=SNRS, noise_dir: Path = NOISE_DIR, seed: int = 0) -> dict:
+    noises = [load_pcm16k(p) for p in sorted(noise_dir.glob("noise*.wav"))]
+    rirs = [load_pcm16k(p) for p in sorted(noise_dir.glob("rir*.wav"))]
+    engines = Engines.load(cfg, store, speech=False)
+    rng = np.random.default_rng(seed)
+    cache: dict[tuple[str, str], np.ndarray] = {}
+    results: list[Result] = []
+    with LocalBroker() as broker:
+        cfg.mqtt.url = broker.url
+        before_cfg = copy.deepcopy(cfg)
+        before_cfg.understand.fuzzy = False
+        link = MqttLink(broker.url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability")
+        link.start()
+        link.wait_connected(5)
+        events: list = []
+        bus = EventBus()
+        bus.subscribe(events.append)
+        after = Assistant(cfg, engines, link, None, bus)
+        before = Assistant(before_cfg, engines, link, None, EventBus())
+        listener = DeviceListener(broker.url, cfg.mqtt.topic_prefix + "/")
+        texts = command_texts(after)
+        wants = {t: expected(before, t) for t in texts}
+        voices = list(VOICES)
+        for snr in snrs:
+            n_non = non_commands // len(snrs)
+            items = [(texts[rng.integers(len(texts))], True) for _ in range(per_snr)]
+            items += [(NON_COMMANDS[rng.integers(len(NON_COMMANDS))], False) for _ in range(n_non)]
+            for k, (text, is_command) in enumerate(items):
+                voice = voices[rng.integers(len(voices))]
+                if (voice, text) not in cache:
+                    cache[voice, text] = VOICES[voice](store, text)
+                clean = utterance(0.6, cache[voice, text], 1.2)
+                noisy = add_noise(reverberate(clean, rirs[k % len(rirs)]), noises[k % len(noises)], snr,
+                                  offset=int(rng.integers(16000 * 3)))
+                r = Result(snr, voice, text, is_command)
+                results.append(r)
+                want = wants.get(text)
+                # after: the whole pipeline on the audio
+                events.clear()
+                after.pending = None
+                asyncio.run(after.run(FileSource(pcm=to_int16(noisy), tail_s=0.3), awake=True))
+                after.pending = None
+                turn = next((e.data["metrics"] for e in events if e.kind == "turn"), None)
+                r.heard = next((e.data["text"] for e in events if e.kind == "transcript"), "")
+                sent = sum(e.kind == "command" for e in events)
+                asked = any(e.kind == "ask" for e in events)
+                intents = [e.data["intent"] for e in events if e.kind in ("intent", "ask")]
+                r.confidence = intents[0].confidence if intents else None
+                r.outcome["after"] = _grade(want, listener.take(sent), asked)
+                if turn and turn.eos_to_publish_s is not None:
+                    r.latency["after"] = turn.eos_to_publish_s
+                # before: the same transcript through exact templates, timed as if it followed the same ASR
+                if not r.heard.strip() or turn is None:
+                    r.outcome["before"] = _grade(want, listener.take(0), False)
+                    continue
+                m = TurnMetrics(hangover_s=turn.hangover_s, asr_s=turn.asr_s)
+                out = asyncio.run(before.handle_text(r.heard, m, time.perf_counter() - turn.asr_s))
+                r.outcome["before"] = _grade(want, listener.take(len(out.commands)), False)
+                if m.eos_to_publish_s is not None:
+                    r.latency["before"] = m.eos_to_publish_s
+        listener.close()
+        after.close()
+        before.close()
+        link.stop()
+    return report(results, snrs)
+
+
+def report(results: list[Result], snrs) -> dict:
+    table = []
+    for path in ("before", "after"):
+        for snr in snrs:
+            cmd = [r for r in results if r.snr == snr and r.command]
+            non = [r for r in results if r.snr == snr and not r.command]
+            lat = [r.latency[path] for r in cmd if path in r.latency]
+            count = lambda rs, o: sum(r.outcome.get(path) == o for r in rs)  # noqa: E731
+            table.append({
+                "path": path, "snr_db": snr, "commands": len(cmd), "ok": count(cmd, "ok"),
+                "wrong": count(cmd, "wrong"), "asked": count(cmd, "asked"), "non_commands": len(non),
+                "false_actions": count(non, "ok") + count(non, "wrong"), "non_asked": count(non, "asked"),
+                "latency_median_s": statistics.median(lat) if lat else None,
+                "latency_p90_s": pct(lat, 0.9) if lat else None,
+            })
+    data = {"table": table, "results": [r.__dict__ for r in results]}
+    data["text"] = _text(table)
+    return data
+
+
+def _text(table: list[dict]) -> str:
+    lines = ["SNR is loudest-frame (32 ms RMS) speech against noise, after room reverberation.",
+             "before = free transcription + exact templates; after = snapped onto the home's sentences.", "",
+             f"{'path':7}{'SNR':>5}{'success':>13}{'wrong':>7}{'asked':>7}{'false actions':>15}"
+             f"{'non-cmd asked':>15}{'eos->publish med/p90':>24}"]
+    for row in table:
+        ms = (f"{row['latency_median_s'] * 1000:.0f}/{row['latency_p90_s'] * 1000:.0f} ms"
+              if row["latency_median_s"] is not None else "-")
+        lines.append(f"{row['path']:7}{row['snr_db']:>4}  {row['ok']:>4}/{row['commands']:<3} "
+                     f"{100 * row['ok'] / max(row['commands'], 1):3.0f}%{row['wrong']:>7}{row['asked']:>7}"
+                     f"{row['false_actions']:>10}/{row['non_commands']:<4}{row['non_asked']:>15}{ms:>24}")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Snap a misheard transcript onto the nearest sentence this home can say.
+
+Whisper, transcribing freely, usually gets a command right but one word ("turn on the kitchen like",
+"turn on standing points"), and one wrong word makes an exact template miss. The home's sentences are
+known in advance (its devices, areas, colours and the few command shapes), so we list them and pick the
+closest to what was heard, comparing words, letters and a rough sound-alike spelling. The score is the
+confidence the conductor acts on; the gap to the best sentence that means something else is folded in,
+so two equally close readings ask back instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import Levenshtein
+
+from ..home.colors import COLORS
+from ..home.registry import Registry
+
+NUM = "<n>"  # where a number was said; the number itself is taken from the transcript
+
+
+AMBIGUOUS = 0.05  # a rival meaning closer than this takes confidence away
+
+
+@dataclass(frozen=True)
+class Snap:
+    sentence: str  # the home's sentence, number filled in
+    score: float  # 0..1, how close the transcript is to it
+    runner_up: float  # score of the closest sentence with a different meaning
+
+    @property
+    def confidence(self) -> float:
+        return self.score - max(0.0, AMBIGUOUS - (self.score - self.runner_up))
+
+
+def sound_key(text: str) -> str:
+    """A rough sound-alike spelling: letters that sound alike fold together, inner vowels drop, so
+    "like"/"light", "lamb"/"lamp", "bedrum"/"bedroom" come closer than their letters are."""
+    out = []
+    for word in text.split():
+        if word == NUM:
+            out.append("#")
+            continue
+        w = word.lower()
+        for a, b in (("ph", "f"), ("ght", "t"), ("gh", ""), ("ck", "k"), ("th", "t"), ("sh", "s"),
+                     ("ch", "s"), ("qu", "k"), ("wh", "w"), ("kn", "n"), ("mb", "m")):
+            w = w.replace(a, b)
+        w = w.translate(str.maketrans("czqxvdbg", "ksksftpk"))
+        w = w[:1] + re.sub(r"[aeiouyhw]", "", w[1:])
+        w = re.sub(r"(.)\1+", r"\1", w)
+        out.append(w)
+    return " ".join(out)
+
+
+GENERIC = {"the", "all", "light", "lights", "lamp", "lamps"}
+
+
+def _core(target: str) -> str:
+    """The words that tell one device or area from another: "the hall light" -> "hall"."""
+    return " ".join(w for w in target.split() if w not in GENERIC) or target
+
+
+def _numbers(text: str) -> tuple[str, list[str]]:
+    """Replace said numbers by a placeholder: '30%' and '30 percent' both become '<n> percent'."""
+    text = re.sub(r"(\d+)\s*%", r"\1 percent", text)
+    nums = re.findall(r"\d+", text)
+    return re.sub(r"\d+", NUM, text), nums
+
+
+class VocabularySnap:
+    def __init__(self, registry: Registry, accepts=lambda sentence: True, extra: dict[str, str] | None = None):
+        """`accepts`: whether the templates understand a sentence (shapes they do not know are dropped);
+        `extra`: more sentences this home can say, each with a meaning key (e.g. custom intents)."""
+        self.sentences: dict[str, str] = {}  # sentence -> meaning (sentences that mean the same share it)
+        self.target_of: dict[str, str] = {}  # sentence -> the device or area words in it
+        for d in registry.devices.values():
+            for name in d.spoken_names:
+                self._target(f"the {name}", d.id, d.color)
+        for area in registry.areas:
+            devices = registry.in_area(area)
+            for noun in ("lights", "light"):  # same meaning as its one lamp when it has only one
+                self._target(f"the {area} {noun}", ",".join(sorted(d.id for d in devices)),
+                             any(d.color for d in devices))
+        self._target("all the lights", "all", True)
+        self.sentences.update(extra or {})
+        self.sentences = {k: v for k, v in self.sentences.items() if accepts(k.replace(NUM, "50"))}
+        self.keys = list(self.sentences)
+        self.sound = [sound_key(s) for s in self.keys]
+        self.words = [s.split() for s in self.keys]
+        self.target_core = [_core(self.target_of.get(s, s)) for s in self.keys]
+
+    def _target(self, target: str, meaning: str, color: bool) -> None:
+        def add(sentence: str, m: str) -> None:
+            self.sentences.setdefault(sentence, m)
+            self.target_of.setdefault(sentence, target)
+        for verb in ("on", "off"):
+            add(f"turn {verb} {target}", f"{verb}:{meaning}")
+            add(f"switch {verb} {target}", f"{verb}:{meaning}")
+        add(f"set {target} to {NUM} percent", f"dim:{meaning}")
+        add(f"set {target} brightness to {NUM} percent", f"dim:{meaning}")
+        add(f"dim {target} to {NUM} percent", f"dim:{meaning}")
+        if color:
+            for c in COLORS:
+                add(f"set {target} to {c}", f"color:{c}:{meaning}")
+                add(f"make {target} {c}", f"color:{c}:{meaning}")
+
+    def nearest(self, text: str) -> Snap | None:
+        heard, nums = _numbers(text)
+        if not heard.strip():
+            return None
+        # Shortlist by letters (cheap), then score letters, sound and words together.
+        short = process.extract(heard, self.keys, scorer=fuzz.ratio, limit=40)
+        heard_sound, heard_words = sound_key(heard), heard.split()
+        scored = []
+        for sentence, letters, i in short:
+            sound = fuzz.ratio(heard_sound, self.sound[i])
+            words = Levenshtein.normalized_similarity(heard_words, self.words[i]) * 100
+            # The carrier ("turn on the") is most of a sentence and matches anything: a sentence is only as
+            # close as its device or area words are to something that was heard ("attic light" is not
+            # "hall ceiling", however alike the rest is).
+            core = self.target_core[i]
+            target = max(fuzz.partial_ratio(core, heard), fuzz.partial_ratio(sound_key(core), heard_sound))
+            scored.append((min((letters + sound + words) / 300, target / 100), sentence))
+        scored.sort(reverse=True)
+        score, best = scored[0]
+        meaning = self.sentences[best]
+        runner_up = next((s for s, other in scored[1:] if self.sentences[other] != meaning), 0.0)
+        if NUM in best:
+            if len(nums) != 1:
+                return None  # a percentage without exactly one number said is not one we can fill in
+            best = best.replace(NUM, nums[0])
+        return Snap(best, score, runner_up)

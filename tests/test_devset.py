@@ -1,0 +1,27 @@
+"""Recorded speech from the Rhasspy project's test set: the wake-word recording made for "hey mycroft"
+switches the living room lamp with the hey_mycroft model."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant import config
+from assistant.audio.io import FileSource
+from conftest import DEVSET, EXAMPLE, run
+
+PRECISE = DEVSET / "rhasspy-en" / "wake" / "precise_turn_on_the_living_room_lamp.wav"
+
+
+@pytest.mark.skipif(not PRECISE.exists(), reason="the development audio (../shared/devset) is not here")
+def test_hey_mycroft_recording_turns_on_the_living_room_lamp(store, engines, make_assistant, spy):
+    from assistant.engines.wake_openwakeword import OpenWakeWord
+
+    cfg = config.load(EXAMPLE)
+    cfg.wake.model = "hey_mycroft"
+    a, _, events = make_assistant(cfg)
+    a.engines = type(engines)(OpenWakeWord(store, "hey_mycroft", cfg.wake.threshold), engines.vad, engines.asr,
+                              engines.tts)
+    run(a.run(FileSource(PRECISE)))
+    spy.settle()
+    assert [e.kind for e in events].count("wake") == 1
+    assert spy.device_messages() == [("home/living_room_lamp/set", '{"state": "ON"}')]
