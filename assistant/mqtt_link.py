@@ -50,6 +50,7 @@ class MqttLink:
             self.client.tls_set(ca_certs=ca_file or None, certfile=cert_file or None, keyfile=key_file or None)
         self.client.on_message = self._on_message
         self._handlers: list[tuple[str, object]] = []  # (topic filter, fn(topic, payload)), kept across reconnects
+        self._on_connected: list = []  # fn(), after every (re)connect: a restarted broker may have lost retained state
         self.last_message = time.monotonic()
         self.client.will_set(availability_topic, "offline", qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -88,6 +89,11 @@ class MqttLink:
         for topic in dict.fromkeys(t for t, _ in self._handlers):
             client.subscribe(topic, qos=1)
         self._connected.set()
+        for fn in self._on_connected:
+            try:
+                fn()
+            except Exception:
+                log.exception("an on-connect action failed")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         if self._connected.is_set() and not self._stopping:
@@ -99,6 +105,12 @@ class MqttLink:
         """From the [mqtt] config section."""
         return cls(m.url, availability_topic, m.username, m.password, m.client_id, m.command_timeout_s,
                    m.ca_file, m.cert_file, m.key_file, m.max_payload_kb)
+
+    def when_connected(self, fn) -> None:
+        """Call fn() on the MQTT thread after every (re)connect, and now if connected."""
+        self._on_connected.append(fn)
+        if self.connected:
+            fn()
 
     def subscribe(self, topic: str, fn) -> None:
         """Call fn(topic, payload text) for every message matching topic, on the MQTT thread (keep it short).
