@@ -110,6 +110,7 @@ def make_assistant(example_cfg, engines, broker):
         sink = MemorySink()
         a = Assistant(cfg, engines, link, sink, bus)
         made.append((a, link))
+        link.wait_subscribed(5)  # so that what a test publishes next reaches it
         return a, sink, events
 
     yield make

@@ -25,14 +25,15 @@ def queued(a) -> bool:
     return not a.inbox.queue.empty()
 
 
-def test_discovery_configs_are_retained_valid_and_unique(make_assistant, broker):
-    a, _, _ = make_assistant()
-    late = Spy(broker.url, topics=("homeassistant/+/voice_assistant_demo/#",))  # subscribes afterwards: retained
-    try:
-        assert wait_for(lambda: len(late.messages) == 4)
-        configs = {t: json.loads(p) for t, p in late.messages}
-    finally:
-        late.close()
+def test_discovery_configs_are_retained_valid_and_unique(make_assistant):
+    with LocalBroker() as b:  # a broker of its own: no configs retained by earlier tests
+        a, _, _ = make_assistant(url=b.url)
+        late = Spy(b.url, topics=("homeassistant/+/voice_assistant_demo/#",))  # subscribes afterwards: retained
+        try:
+            assert wait_for(lambda: len(late.messages) == 4)
+            configs = {t: json.loads(p) for t, p in late.messages}
+        finally:
+            late.close()
     assert set(configs) == {f"homeassistant/{c}/voice_assistant_demo/{o}/config" for c, o in
                             [("sensor", "state"), ("sensor", "transcript"), ("sensor", "last_intent"), ("switch", "mute")]}
     ids = [c["unique_id"] for c in configs.values()]
