@@ -65,6 +65,7 @@ class MqttConfig:
     cert_file: str = ""  # TLS client certificate, when the broker asks for one
     key_file: str = ""
     max_payload_kb: int = 2048  # bigger messages are logged and ignored
+    hermes: bool = False  # also publish recognised intents in Rhasspy's hermes/intent/<name> shape
 
 
 @dataclass
@@ -113,6 +114,25 @@ class DeviceConfig:
     color: bool = True
 
 
+@dataclass
+class IntentConfig:
+    """A custom intent (see assistant/understand/custom.py)."""
+
+    name: str
+    sentences: list[str]
+    reply: str = ""
+
+
+@dataclass
+class SlotConfig:
+    """A slot list for custom intents: words, words with the value they stand for, or a number range."""
+
+    name: str
+    values: list[str] = field(default_factory=list)
+    synonyms: dict[str, str] = field(default_factory=dict)  # said -> value
+    range: list[int] = field(default_factory=list)  # [from, to] or [from, to, step]
+
+
 DIALECTS = ("zigbee2mqtt", "ha_json", "ha_default", "tasmota")
 
 
@@ -154,6 +174,9 @@ class Config:
     llm: LlmConfig = field(default_factory=LlmConfig)
     device: list[DeviceConfig] = field(default_factory=list)
     customize: list[CustomizeConfig] = field(default_factory=list)
+    intent: list[IntentConfig] = field(default_factory=list)
+    slot: list[SlotConfig] = field(default_factory=list)
+    sentences_file: str = ""  # custom intents in hassil's YAML shape, relative to this file
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -206,6 +229,11 @@ def _value(tp: Any, v: Any, file: str, key: str) -> Any:
         if dataclasses.is_dataclass(item):
             return [_build(item, x, file, f"{key}[{i}].") for i, x in enumerate(v)]
         return [_value(item, x, file, f"{key}[{i}]") for i, x in enumerate(v)]
+    if origin is dict:
+        kt, vt = typing.get_args(tp)
+        if not isinstance(v, dict):
+            raise ConfigError(f"{file}: '{key}' should be a table, got {_kind(v)}")
+        return {k: _value(vt, x, file, f"{key}.{k}") for k, x in v.items()}
     if origin in (typing.Union, types.UnionType):
         raise TypeError("unions are not used in config types")
     ok = isinstance(v, tp) and not (tp in (int, float) and isinstance(v, bool))
@@ -250,6 +278,10 @@ def _check(cfg: Config) -> None:
     if not 0 <= u.ask_threshold <= u.act_threshold <= 1:
         raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "
                           f"0 <= ask <= act <= 1, got {u.ask_threshold} and {u.act_threshold}")
+    if cfg.intent or cfg.slot or cfg.sentences_file:
+        from .understand.custom import from_config  # custom intents: check their templates now
+
+        from_config(cfg)
     seen: dict[str, str] = {}
     ids: set[str] = set()
     for i, d in enumerate(cfg.device):

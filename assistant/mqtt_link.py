@@ -50,11 +50,15 @@ class MqttLink:
             self.client.tls_set(ca_certs=ca_file or None, certfile=cert_file or None, keyfile=key_file or None)
         self.client.on_message = self._on_message
         self._handlers: list[tuple[str, object]] = []  # (topic filter, fn(topic, payload)), kept across reconnects
+        self._pending_subs: set[int] = set()  # subscriptions the broker has not acknowledged yet
+        self._subs_done = threading.Condition()
+        self._on_connected: list = []  # fn(), after every (re)connect: a restarted broker may have lost retained state
         self.last_message = time.monotonic()
         self.client.will_set(availability_topic, "offline", qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self._connected = threading.Event()
         self._last_error = ""
         self._stopping = False
@@ -85,9 +89,16 @@ class MqttLink:
             return
         log.info("connected to broker %s", self.url)
         client.publish(self.availability_topic, "online", qos=1, retain=True)
+        with self._subs_done:
+            self._pending_subs.clear()  # acknowledgements for the last session will never come
         for topic in dict.fromkeys(t for t, _ in self._handlers):
-            client.subscribe(topic, qos=1)
+            self._subscribe(topic)
         self._connected.set()
+        for fn in self._on_connected:
+            try:
+                fn()
+            except Exception:
+                log.exception("an on-connect action failed")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         if self._connected.is_set() and not self._stopping:
@@ -100,12 +111,34 @@ class MqttLink:
         return cls(m.url, availability_topic, m.username, m.password, m.client_id, m.command_timeout_s,
                    m.ca_file, m.cert_file, m.key_file, m.max_payload_kb)
 
+    def when_connected(self, fn) -> None:
+        """Call fn() on the MQTT thread after every (re)connect, and now if connected."""
+        self._on_connected.append(fn)
+        if self.connected:
+            fn()
+
     def subscribe(self, topic: str, fn) -> None:
         """Call fn(topic, payload text) for every message matching topic, on the MQTT thread (keep it short).
         Subscriptions are renewed after every reconnect."""
         self._handlers.append((topic, fn))
         if self.connected:
-            self.client.subscribe(topic, qos=1)
+            self._subscribe(topic)
+
+    def _subscribe(self, topic: str) -> None:
+        with self._subs_done:
+            _, mid = self.client.subscribe(topic, qos=1)
+            if mid is not None:
+                self._pending_subs.add(mid)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        with self._subs_done:
+            self._pending_subs.discard(mid)
+            self._subs_done.notify_all()
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Until the broker has acknowledged every subscription so far: a message sent after that reaches us."""
+        with self._subs_done:
+            return self._subs_done.wait_for(lambda: self.connected and not self._pending_subs, timeout)
 
     def _on_message(self, client, userdata, msg):
         self.last_message = time.monotonic()

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -30,6 +31,10 @@ from .mqtt_link import MqttError, MqttLink
 from .types import SAMPLE_RATE, Intent, Outcome
 from .understand import llm_select
 from .understand.llm import Brain, LlmError, sentences
+from .presence import Inbox, discovery_configs
+from .types import SAMPLE_RATE, Command, Intent, Outcome
+from .understand.custom import CustomIntents
+from .understand.custom import from_config as custom_grammar
 from .understand.templates import TemplateUnderstander
 
 log = logging.getLogger(__name__)
@@ -87,14 +92,17 @@ class Assistant:
         self.events = events or EventBus()
         self.home = Home(cfg)
         self.registry = self.home.registry
-        if link:
-            self.home.attach(link)
+        self.topic = f"{cfg.mqtt.topic_prefix}/{cfg.site}"
+        self.muted = False  # the wake word is ignored; announcements are still spoken
+        self.inbox = Inbox(cfg)  # mute and announcements from the broker, taken between turns
         phrase = wake_phrase(cfg.wake.model)
         self.understander = TemplateUnderstander(self.registry, cfg.language,
                                                  strip_prefixes=(phrase, phrase.split()[-1]),
                                                  fuzzy=cfg.understand.fuzzy)
         self.pending: Intent | None = None  # asked back about; a "yes" in the next turn carries it out
-        self.topic = f"{cfg.mqtt.topic_prefix}/{cfg.site}"
+        self.custom = CustomIntents(custom_grammar(cfg), cfg.language)
+        self._custom_words = self.custom.vocabulary()
+        self.events.subscribe(self._publish_status)
         self._listen = ThreadPoolExecutor(1, thread_name_prefix="listen")  # wake word + VAD
         self._asr = ThreadPoolExecutor(1, thread_name_prefix="asr")
         self._tts = ThreadPoolExecutor(1, thread_name_prefix="tts")
@@ -107,6 +115,10 @@ class Assistant:
         self.wake_cpu_s = 0.0  # CPU spent on the wake word, over wake_frames frames (for the benchmark)
         self.wake_frames = 0
         self.frames_heard = 0
+        if link:
+            self.home.attach(link)
+            self.inbox.attach(link)
+            link.when_connected(self._announce_self)
 
     # -- state and events -------------------------------------------------------------------------
 
@@ -114,12 +126,33 @@ class Assistant:
         self.state = state
         self.events.emit("state", state=state)
         if self.link:
-            self.link.publish_nowait(f"{self.topic}/state", state, retain=True)
+            self.link.publish_nowait(f"{self.topic}/state", self._shown_state(), retain=True)
+
+    def _shown_state(self) -> str:
+        return "muted" if self.muted and self.state == "idle" else self.state
+
+    def _announce_self(self) -> None:
+        """On every (re)connect, on the MQTT thread: a restarted broker may have lost retained messages."""
+        for topic, payload in discovery_configs(self.cfg):
+            self.link.publish_nowait(topic, payload, retain=True)
+        self.link.publish_nowait(f"{self.topic}/mute", "ON" if self.muted else "OFF", retain=True)
+        self.link.publish_nowait(f"{self.topic}/state", self._shown_state(), retain=True)
+
+    def _publish_status(self, ev) -> None:
+        """Last transcript and last intent, retained, for the Home Assistant sensors."""
+        if self.link is None:
+            return
+        if ev.kind == "transcript":
+            self.link.publish_nowait(f"{self.topic}/transcript", ev.data["text"].strip()[:255], retain=True)
+        elif ev.kind == "intent":
+            i = ev.data["intent"]
+            body = {"name": i.name, "text": i.text, "slots": i.slots, "source": i.source}
+            self.link.publish_nowait(f"{self.topic}/last_intent", json.dumps(body, default=str), retain=True)
 
     @property
     def hotwords(self) -> str | None:
         """Device names for the recogniser, as the registry knows them now (discovery changes them)."""
-        return self.registry.asr_hint() if self.cfg.asr.hints else None
+        return self.registry.asr_hint(self._custom_words) if self.cfg.asr.hints else None
 
     async def _run(self, pool: ThreadPoolExecutor, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -143,6 +176,13 @@ class Assistant:
         async for frame in source.frames():
             self.frames_heard += 1
             now_s = self.frames_heard * len(frame) / SAMPLE_RATE
+            if ep is None and not self.inbox.queue.empty():
+                if await self._from_outside():
+                    self.engines.wake.reset()
+                    source.flush()  # it heard itself
+                    self._set_state("idle")
+            if ep is None and self.muted:
+                continue
             if ep is None:
                 score = await self._run(self._listen, self._wake_score, frame)
                 if score < self.cfg.wake.threshold or now_s < refractory_until:
@@ -174,6 +214,22 @@ class Assistant:
             self.engines.wake.reset()
             refractory_until = now_s + self.cfg.wake.refractory_s
             self._set_state("idle")
+
+    async def _from_outside(self) -> bool:
+        """Mute and announcements from the broker, only ever between turns. True if it spoke."""
+        spoke = False
+        for kind, value in self.inbox.take():
+            if kind == "mute":
+                self.muted = bool(value)
+                self.events.emit("mute", muted=self.muted)
+                if self.link:
+                    self.link.publish_nowait(f"{self.topic}/mute", "ON" if self.muted else "OFF", retain=True)
+                self._set_state("idle")
+            elif kind == "say":
+                self.events.emit("announcement", text=value)
+                await self.speak(str(value))
+                spoke = True
+        return spoke
 
     def _new_endpointer(self, start_timeout_s: float | None = None) -> Endpointer:
         c = self.cfg.listen
@@ -208,8 +264,11 @@ class Assistant:
             confirmed = dataclasses.replace(pending, confidence=1.0)  # the user said yes
             return await self._carry_out(plan(confirmed, self.registry, self.home.states), m, t0)
         route = self.cfg.llm.route
-        intent = await asyncio.to_thread(self.understander.understand, text) if route != "llm" else None
+        intent = await asyncio.to_thread(self._understand, text) if route != "llm" else None
         m.understand_s = time.perf_counter() - t
+        if intent and intent.source == "custom":  # the user's own intent: its message is the action
+            commands = tuple(self._intent_messages(intent))
+            return await self._carry_out(Outcome(self.custom.reply(intent), commands, intent=intent), m, t0)
         # A command shaped sentence naming no known device ("it is too dark in the kitchen" reads as a
         # device called "it is too dark"), or one too far from anything this home can say, is also the
         # LLM's to try; what it says is validated anyway.
@@ -261,6 +320,10 @@ class Assistant:
             return Outcome(f"Should I {intent.text}?", ok=False, intent=intent)
         return outcome
 
+    def _understand(self, text: str) -> Intent | None:
+        """The user's own intents first: they are the most specific sentences this home has."""
+        return self.custom.understand(self.understander.clean(text)) or self.understander.understand(text)
+
     async def _act(self, outcome: Outcome, m: TurnMetrics) -> Outcome:
         if self.link is None:
             return Outcome("Sorry, I am not connected to the home.", ok=False, intent=outcome.intent)
@@ -272,16 +335,26 @@ class Assistant:
                            ok=False, intent=outcome.intent)
         for c in outcome.commands:
             self.events.emit("command", topic=c.topic, payload=c.payload)
-        self._publish_intent(outcome.intent)
+        if outcome.intent is None or outcome.intent.source != "custom":  # a custom one was just sent
+            self._publish_intent(outcome.intent)
         return outcome
 
     def _publish_intent(self, intent: Intent | None) -> None:
         """Recognised intents on a topic of our own, for automations (see docs/mqtt.md)."""
         if intent is None or self.link is None:
             return
+        for c in self._intent_messages(intent):
+            self.link.publish_nowait(c.topic, c.payload)
+
+    def _intent_messages(self, intent: Intent) -> list[Command]:
+        """The intent on our topic and, with mqtt.hermes, in Rhasspy's shape. Topics are built from the
+        intent's name, which comes from the templates or the config, never from what was said."""
         body = {k: v for k, v in asdict(intent).items() if v not in (None, (), {}, False) or k == "all_devices"}
         body["site"] = self.cfg.site
-        self.link.publish_nowait(f"{self.topic}/intent/{intent.name}", json.dumps(body, default=list))
+        out = [Command("", f"{self.topic}/intent/{intent.name}", json.dumps(body, default=list))]
+        if self.cfg.mqtt.hermes:
+            out.append(Command("", f"hermes/intent/{intent.name}", json.dumps(hermes(intent, self.cfg.site), default=str)))
+        return out
 
     # -- speech out ---------------------------------------------------------------------------------
 
@@ -323,3 +396,15 @@ class Assistant:
     def close(self) -> None:
         for pool in (self._listen, self._asr, self._tts, self._llm):
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+def hermes(intent: Intent, site: str) -> dict:
+    """An intent as Rhasspy's Hermes protocol published it on hermes/intent/<intentName>."""
+    def slot(name, value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return {"entity": name, "slotName": name, "rawValue": str(value), "confidence": 1.0,
+                "value": {"kind": "Number" if number else "Custom", "value": value}}
+
+    return {"input": intent.text, "intent": {"intentName": intent.name, "confidenceScore": 1.0},
+            "slots": [slot(k, v) for k, v in intent.slots.items()], "siteId": site,
+            "sessionId": uuid.uuid4().hex, "customData": None}

@@ -74,9 +74,10 @@ class Spy:
             return [json.loads(p) for t, p in self.messages if t == topic]
 
     def device_messages(self) -> list[tuple[str, str]]:
-        """Everything except the assistant's own status topics."""
+        """Everything except the assistant's own status topics and its Home Assistant discovery."""
         with self.lock:
-            return [(t, p) for t, p in self.messages if not t.startswith("assistant/")]
+            return [(t, p) for t, p in self.messages
+                    if not t.startswith("assistant/") and "/voice_assistant_" not in t]
 
     def settle(self, seconds: float = 0.3) -> None:
         time.sleep(seconds)
@@ -110,6 +111,7 @@ def make_assistant(example_cfg, engines, broker):
         sink = MemorySink()
         a = Assistant(cfg, engines, link, sink, bus)
         made.append((a, link))
+        link.wait_subscribed(5)  # so that what a test publishes next reaches it
         return a, sink, events
 
     yield make

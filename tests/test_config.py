@@ -54,7 +54,7 @@ def test_cli_reports_a_broken_config_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: {p}: unknown key 'mqtt.port' (known here: "
-                                                f"ca_file, cert_file, client_id, command_timeout_s, key_file, max_payload_kb, "
+                                                f"ca_file, cert_file, client_id, command_timeout_s, hermes, key_file, max_payload_kb, "
                                                 f"password, topic_prefix, url, username)"]
 
 

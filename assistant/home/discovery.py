@@ -174,8 +174,8 @@ class Discovery:
                 by_ieee = {d.address.get("ieee"): d.id for d in self.registry.discovered.get(f"{base}/bridge/devices", [])}
                 self.registry.set_discovered(topic, z2m_groups(payload, base, by_ieee) if payload else [])
                 return
-        if not topic.endswith("/config"):
-            return
+        if not topic.endswith("/config") or "/voice_assistant_" in topic:
+            return  # voice assistants' own entities (mute switches) are not lights: see presence.py
         if not payload.strip():
             self.registry.set_discovered(topic, [])  # an empty retained config removes the device
             return

@@ -1,0 +1,170 @@
+"""Custom intents: the user's grammar (config tables and a hassil YAML file), matched typed and spoken,
+published on the intent topic (and in Rhasspy's Hermes shape) and answered with the configured reply."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant import config
+from assistant.audio.io import FileSource
+from assistant.config import ConfigError
+from assistant.samples import piper, utterance
+from assistant.understand.custom import CustomIntents, from_config
+from conftest import EXAMPLE, run
+from test_home_live import wait_for
+from test_voice_e2e import reply_text
+
+SENTENCES = """
+intents:
+  SetThermostat:
+    data:
+      - sentences:
+          - "set ([the] {room} thermostat; to {temperature} [degrees])"
+          - "(make | set) [it] {temperature} degrees in [the] {room}"
+    reply: "Setting the {room} thermostat to {temperature} degrees"
+lists:
+  room:
+    values:
+      - office
+      - living room
+      - in: study
+        out: office
+  temperature:
+    range: {from: 10, to: 30}
+"""
+
+INTENTS = """
+[[intent]]
+name = "RunScene"
+sentences = ["(run | start | activate) [the] {scene} scene", "(it's | it is) {scene} time"]
+reply = "Starting the {scene} scene"
+
+[[intent]]
+name = "FanSpeed"
+sentences = ["set [the] {fan} [fan] to {speed} [speed]"]
+reply = "The {fan} fan is on {speed}"
+
+[[slot]]
+name = "scene"
+values = ["movie", "dinner"]
+synonyms = { cinema = "movie", film = "movie" }
+
+[[slot]]
+name = "fan"
+values = ["ceiling", "desk"]
+
+[[slot]]
+name = "speed"
+synonyms = { low = "1", medium = "2", high = "3" }
+"""
+
+
+def home_with_intents(tmp_path, extra: str = "", sentences: str = SENTENCES) -> config.Config:
+    (tmp_path / "sentences.yaml").write_text(sentences)
+    p = tmp_path / "home.toml"
+    p.write_text('sentences_file = "sentences.yaml"\n' + EXAMPLE.read_text() + extra + INTENTS)
+    return config.load(p)
+
+
+@pytest.fixture
+def custom(tmp_path):
+    return CustomIntents(from_config(home_with_intents(tmp_path)))
+
+
+@pytest.mark.parametrize("text, name, slots", [
+    ("set the office thermostat to 21 degrees", "SetThermostat", {"room": "office", "temperature": 21}),
+    ("set the study thermostat to twenty one degrees", "SetThermostat", {"room": "office", "temperature": 21}),
+    ("please set the living room thermostat to 19", "SetThermostat", {"room": "living room", "temperature": 19}),
+    ("set to 22 degrees the office thermostat", "SetThermostat", {"room": "office", "temperature": 22}),  # reordered
+    ("um could you make it 18 degrees in the study", "SetThermostat", {"room": "office", "temperature": 18}),
+    ("run the movie scene", "RunScene", {"scene": "movie"}),
+    ("okay please start the cinema scene now", "RunScene", {"scene": "movie"}),
+    ("it's dinner time", "RunScene", {"scene": "dinner"}),
+    ("set the ceiling fan to high", "FanSpeed", {"fan": "ceiling", "speed": "3"}),
+])
+def test_grammar_matches_noisy_and_reordered_phrasings(custom, text, name, slots):
+    intent = custom.understand(text)
+    assert intent is not None and (intent.name, intent.slots) == (name, slots)
+    assert intent.source == "custom"
+
+
+@pytest.mark.parametrize("text", [
+    "set the office thermostat to 45 degrees",  # out of range
+    "set the garage thermostat to 20 degrees",  # no such room
+    "run the party scene", "turn on the kitchen light", "set the thermostat",
+])
+def test_grammar_rejects_what_it_does_not_say(custom, text):
+    assert custom.understand(text) is None
+
+
+def test_reply_uses_slot_values(custom):
+    assert custom.reply(custom.understand("set the study thermostat to 21")) == "Setting the office thermostat to 21 degrees"
+
+
+def test_vocabulary_goes_to_the_recogniser(tmp_path, make_assistant):
+    a, _, _ = make_assistant(home_with_intents(tmp_path))
+    for word in ("thermostat", "movie", "cinema", "study", "kitchen light"):
+        assert word in a.hotwords.lower()
+
+
+@pytest.mark.parametrize("extra, sentences, message", [
+    ('[[intent]]\nname = "Bad/Name"\nsentences = ["hello"]\n', SENTENCES, "the name should be letters"),
+    ('[[intent]]\nname = "Open"\nsentences = ["open the {door}"]\n', SENTENCES, "slot list 'door' is not defined"),
+    ('[[intent]]\nname = "Hi"\nsentences = ["hello"]\nreply = "hi {who}"\n', SENTENCES, "the reply uses {who}"),
+    ('[[intent]]\nname = "Hi"\nsentences = ["hello (there"]\n', SENTENCES, "does not parse"),
+    ("", "intents: [unclosed", "not a valid YAML sentences file"),
+    ("", "lists:\n  room: {range: {from: 30, to: 10}}\n", "range should go up"),
+])
+def test_bad_grammar_names_the_file_and_the_problem(tmp_path, extra, sentences, message):
+    with pytest.raises(ConfigError) as e:
+        home_with_intents(tmp_path, extra, sentences)
+    assert message in str(e.value) and str(tmp_path) in str(e.value)
+
+
+def test_typed_custom_intent_is_published_and_answered(tmp_path, make_assistant, spy):
+    a, _, events = make_assistant(home_with_intents(tmp_path))
+    out = run(a.handle_text("Hey Jarvis, please set the study thermostat to twenty one degrees."))
+    assert out.ok and out.reply == "Setting the office thermostat to 21 degrees"
+    assert wait_for(lambda: spy.on("assistant/demo/intent/SetThermostat"))
+    (msg,) = spy.on("assistant/demo/intent/SetThermostat")
+    assert msg["slots"] == {"room": "office", "temperature": 21} and msg["site"] == "demo"
+    assert msg["source"] == "custom"
+    assert spy.device_messages() == []  # no device was commanded, and no hermes topic without the switch
+    assert run(a.handle_text("run the dance scene")).ok is False  # not in the list: nothing published
+    spy.settle()
+    assert len(spy.on("assistant/demo/intent/SetThermostat")) == 1
+    assert [t for t, _ in spy.messages if "/intent/" in t] == ["assistant/demo/intent/SetThermostat"]
+
+
+def test_hermes_shape(tmp_path, make_assistant, spy):
+    cfg = home_with_intents(tmp_path)
+    cfg.mqtt.hermes = True
+    a, _, _ = make_assistant(cfg)
+    assert run(a.handle_text("set the ceiling fan to medium")).ok
+    assert run(a.handle_text("turn on the kitchen light")).ok
+    assert wait_for(lambda: spy.on("hermes/intent/FanSpeed") and spy.on("hermes/intent/HassTurnOn"))
+    (fan,) = spy.on("hermes/intent/FanSpeed")
+    assert fan["input"] == "set the ceiling fan to medium" and fan["siteId"] == "demo" and fan["sessionId"]
+    assert fan["intent"] == {"intentName": "FanSpeed", "confidenceScore": 1.0}
+    slots = {s["slotName"]: s for s in fan["slots"]}
+    assert set(slots) == {"fan", "speed"}
+    assert slots["fan"]["entity"] == "fan" and slots["fan"]["value"] == {"kind": "Custom", "value": "ceiling"}
+    assert slots["speed"]["value"]["value"] == "2" and slots["speed"]["rawValue"] == "2"
+    (light,) = spy.on("hermes/intent/HassTurnOn")
+    assert light["intent"]["intentName"] == "HassTurnOn" and light["sessionId"] != fan["sessionId"]
+    assert {"slotName": "name", "value": {"kind": "Custom", "value": "kitchen_light"}}.items() <= \
+        {k: v for k, v in light["slots"][0].items() if k in ("slotName", "value")}.items()
+
+
+def test_spoken_custom_intent(tmp_path, store, engines, make_assistant, spy):
+    a, sink, _ = make_assistant(home_with_intents(tmp_path))
+    pcm = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "Set the office thermostat to 21 degrees."), 1.0)
+    run(a.run(FileSource(pcm=pcm)))
+    assert wait_for(lambda: spy.on("assistant/demo/intent/SetThermostat"))
+    (msg,) = spy.on("assistant/demo/intent/SetThermostat")
+    assert msg["slots"] == {"room": "office", "temperature": 21}
+    heard = reply_text(engines, sink)
+    assert "thermostat" in heard and ("21" in heard or "twenty" in heard)
+    assert json.loads(dict(spy.messages)["assistant/demo/last_intent"])["name"] == "SetThermostat"

@@ -1,0 +1,118 @@
+"""The assistant as a Home Assistant device on a real broker: its discovery configs, a mute switch that
+works and survives a broker restart, and announcements spoken from `assistant/<site>/say`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from assistant.audio.io import FileSource
+from assistant.broker import LocalBroker
+from assistant.samples import piper, silence, utterance
+from conftest import Spy, run
+from test_home_live import wait_for
+from test_voice_e2e import KITCHEN, reply_text
+
+BASE = "assistant/demo"
+
+
+def publish(spy: Spy, topic: str, payload: str) -> None:
+    spy.client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+
+def queued(a) -> bool:
+    return not a.inbox.queue.empty()
+
+
+def test_discovery_configs_are_retained_valid_and_unique(make_assistant):
+    with LocalBroker() as b:  # a broker of its own: no configs retained by earlier tests
+        a, _, _ = make_assistant(url=b.url)
+        late = Spy(b.url, topics=("homeassistant/+/voice_assistant_demo/#",))  # subscribes afterwards: retained
+        try:
+            assert wait_for(lambda: len(late.messages) == 4)
+            configs = {t: json.loads(p) for t, p in late.messages}
+        finally:
+            late.close()
+    assert set(configs) == {f"homeassistant/{c}/voice_assistant_demo/{o}/config" for c, o in
+                            [("sensor", "state"), ("sensor", "transcript"), ("sensor", "last_intent"), ("switch", "mute")]}
+    ids = [c["unique_id"] for c in configs.values()]
+    assert len(set(ids)) == 4
+    for c in configs.values():
+        assert c["availability_topic"] == f"{BASE}/availability" and c["state_topic"].startswith(BASE + "/")
+        assert c["device"]["identifiers"] == ["voice_assistant_demo"]
+    mute = configs["homeassistant/switch/voice_assistant_demo/mute/config"]
+    assert (mute["command_topic"], mute["state_topic"]) == (f"{BASE}/mute/set", f"{BASE}/mute")
+    assert not any("mute" in d.id for d in a.registry.devices.values())  # our own switch is not a light
+
+
+def test_mute_over_mqtt_silences_the_wake_word_and_unmute_restores(store, make_assistant, spy):
+    a, sink, events = make_assistant()
+    command = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "Turn on the kitchen light."), 1.0)
+
+    publish(spy, f"{BASE}/mute/set", "ON")
+    assert wait_for(lambda: queued(a))
+    run(a.run(FileSource(pcm=command)))
+    assert a.muted and not [e for e in events if e.kind == "wake"]
+    spy.settle()
+    assert spy.on(KITCHEN) == [] and sink.chunks == []
+    with spy.lock:
+        said = [p for t, p in spy.messages if t == f"{BASE}/mute"]
+        states = [p for t, p in spy.messages if t == f"{BASE}/state"]
+    assert said[-1] == "ON" and states[-1] == "muted"
+
+    publish(spy, f"{BASE}/mute/set", "off")
+    publish(spy, f"{BASE}/mute/set", "maybe")  # not ON or OFF: ignored
+    assert wait_for(lambda: queued(a))
+    run(a.run(FileSource(pcm=command)))
+    assert not a.muted
+    assert wait_for(lambda: spy.on(KITCHEN) == [{"state": "ON"}])
+    with spy.lock:
+        assert [p for t, p in spy.messages if t == f"{BASE}/mute"][-1] == "OFF"
+
+
+def test_mute_survives_a_broker_restart(make_assistant):
+    b = LocalBroker().start()
+    try:
+        a, _, _ = make_assistant(url=b.url)
+        s = Spy(b.url)
+        publish(s, f"{BASE}/mute/set", "ON")
+        assert wait_for(lambda: queued(a))
+        run(a.run(FileSource(pcm=silence(0.2))))
+        s.close()
+        b.stop()  # no persistence: the broker forgets every retained message
+        b.start()
+        assert wait_for(lambda: a.link.connected, timeout=15)
+        late = Spy(b.url, topics=(f"{BASE}/mute", "homeassistant/#"))
+        try:
+            assert wait_for(lambda: (f"{BASE}/mute", "ON") in late.messages and len(late.messages) >= 5)
+        finally:
+            late.close()
+        assert a.muted
+    finally:
+        b.stop()
+
+
+def test_announcement_is_spoken(engines, make_assistant, spy):
+    a, sink, events = make_assistant()
+    publish(spy, f"{BASE}/say", "The washing machine has finished.")
+    publish(spy, f"{BASE}/say", "")  # empty: ignored, nothing spoken
+    assert wait_for(lambda: queued(a))
+    run(a.run(FileSource(pcm=silence(0.5))))
+    assert [e.data["text"] for e in events if e.kind == "announcement"] == ["The washing machine has finished."]
+    heard = reply_text(engines, sink)
+    assert "washing machine" in heard and "finished" in heard
+    assert spy.device_messages() == []
+
+
+def test_announcement_waits_for_the_turn_in_progress(store, engines, make_assistant, spy):
+    """An announcement that arrives mid-turn is spoken after the reply, not in the middle of it."""
+    a, sink, events = make_assistant()
+    command = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "Turn on the kitchen light."), 1.0)
+    source = FileSource(pcm=np.concatenate([command, silence(0.5)]))
+    a.events.subscribe(lambda e: e.kind == "transcript" and publish(spy, f"{BASE}/say", "Dinner is ready."))
+    a.events.subscribe(lambda e: e.kind == "transcript" and wait_for(lambda: queued(a)))
+    run(a.run(source))
+    kinds = [e.kind for e in events if e.kind in ("transcript", "reply", "announcement")]
+    assert kinds == ["transcript", "reply", "announcement", "reply"]
+    assert [e.data["text"] for e in events if e.kind == "reply"][1] == "Dinner is ready."
