@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as mqtt
 
 from .audio.io import FileSource
 from .audio.mix import add_noise, reverberate, to_int16
@@ -38,7 +37,7 @@ from .events import EventBus, TurnMetrics
 from .home.actions import plan
 from .home.colors import COLORS
 from .models import ModelStore
-from .mqtt_link import MqttLink
+from .mqtt_link import MqttLink, listener
 from .pipeline import Assistant, Engines
 from .samples import espeak, piper, utterance
 
@@ -98,18 +97,10 @@ class DeviceListener:
     """Device messages on the broker (the assistant's own status topics left out)."""
 
     def __init__(self, url: str, own_prefix: str):
-        host, port = url.removeprefix("mqtt://").split(":")
         self.own = own_prefix
         self.got: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on
-        ready = threading.Event()
-        self.client.on_subscribe = lambda *a: ready.set()
-        self.client.connect(host, int(port))
-        self.client.subscribe("#", 1)
-        self.client.loop_start()
-        ready.wait(5)
+        self.client = listener(url, ["#"], self._on)
 
     def _on(self, client, userdata, msg):
         if not msg.topic.startswith(self.own):
@@ -168,7 +159,7 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
         bus.subscribe(events.append)
         after = Assistant(cfg, engines, link, None, bus)
         before = Assistant(before_cfg, engines, link, None, EventBus())
-        listener = DeviceListener(broker.url, cfg.mqtt.topic_prefix + "/")
+        devices = DeviceListener(broker.url, cfg.mqtt.topic_prefix + "/")
         texts = command_texts(after)
         wants = {t: expected(before, t) for t in texts}
         voices = list(VOICES)
@@ -197,19 +188,19 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
                 asked = any(e.kind == "ask" for e in events)
                 intents = [e.data["intent"] for e in events if e.kind in ("intent", "ask")]
                 r.confidence = intents[0].confidence if intents else None
-                r.outcome["after"] = _grade(want, listener.take(sent), asked)
+                r.outcome["after"] = _grade(want, devices.take(sent), asked)
                 if turn and turn.eos_to_publish_s is not None:
                     r.latency["after"] = turn.eos_to_publish_s
                 # before: the same transcript through exact templates, timed as if it followed the same ASR
                 if not r.heard.strip() or turn is None:
-                    r.outcome["before"] = _grade(want, listener.take(0), False)
+                    r.outcome["before"] = _grade(want, devices.take(0), False)
                     continue
                 m = TurnMetrics(hangover_s=turn.hangover_s, asr_s=turn.asr_s)
                 out = asyncio.run(before.handle_text(r.heard, m, time.perf_counter() - turn.asr_s))
-                r.outcome["before"] = _grade(want, listener.take(len(out.commands)), False)
+                r.outcome["before"] = _grade(want, devices.take(len(out.commands)), False)
                 if m.eos_to_publish_s is not None:
                     r.latency["before"] = m.eos_to_publish_s
-        listener.close()
+        devices.close()
         after.close()
         before.close()
         link.stop()

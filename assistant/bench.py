@@ -49,11 +49,12 @@ def pct(values: list[float], q: float) -> float:
 
 def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
     loads = {}
-    for stage, kw in (("wake+vad+asr", dict(audio=True, speech=False)), ("tts", dict(audio=False, speech=True))):
-        t = time.perf_counter()
-        part = Engines.load(cfg, store, **kw)
-        loads[stage] = time.perf_counter() - t
-        engines = part if stage == "wake+vad+asr" else Engines(engines.wake, engines.vad, engines.asr, part.tts)
+    t = time.perf_counter()
+    engines = Engines.load(cfg, store, audio=True, speech=False)
+    loads["wake+vad+asr"] = time.perf_counter() - t
+    t = time.perf_counter()
+    engines.tts = Engines.load(cfg, store, audio=False, speech=True).tts
+    loads["tts"] = time.perf_counter() - t
     phrase = wake_phrase(cfg.wake.model).title()
     voices = {"piper": lambda t: piper(store, t), "espeak": lambda t: espeak(t, "en-us", 150)}
     texts = commands_for(cfg)
@@ -79,8 +80,41 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         idle = idle_cpu(assistant)
         assistant.close()
         link.stop()
+    llm = llm_figures(cfg, store, assistant.registry, engines.tts)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg)
+    data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg)
+    data["llm"] = llm
+    data["text"] += "".join(_llm_text(x) for x in llm)
+    return data
+
+
+def llm_figures(cfg: Config, store: ModelStore, registry, tts) -> list[dict]:
+    """Time to first token, tokens/s and time to first spoken audio of an LLM answer, per backend that
+    auto would use here (the others cannot be measured on this machine)."""
+    if cfg.llm.route == "templates":
+        return []
+    from .understand import llm, llm_select
+
+    out = []
+    for name in llm_select.choose(cfg.llm).order:
+        try:
+            backend = llm_select.factory(name, cfg.llm, store)()
+        except Exception as e:  # not installed, no device, unreachable: say so instead of a figure
+            out.append({"backend": name, "unavailable": str(e)})
+            continue
+        try:
+            out.append(llm.measure(backend, registry, tts, max_tokens=cfg.llm.max_answer_tokens))
+        finally:
+            backend.close()
+    return out
+
+
+def _llm_text(x: dict) -> str:
+    if "unavailable" in x:
+        return f"\nLLM {x['backend']}: unavailable here ({x['unavailable']})"
+    audio = f", first spoken audio {x['first_audio_s'] * 1000:.0f} ms" if x.get("first_audio_s") else ""
+    return (f"\nLLM {x['backend']}: first token {x['ttft_s'] * 1000:.0f} ms, {x['tokens_per_s']} tokens/s"
+            f"{audio} (answer to 'how long do I boil an egg')")
 
 
 def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: float, idle: float,

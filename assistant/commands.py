@@ -85,8 +85,9 @@ def ask(args) -> int:
 
 
 def say(args) -> int:
-    from .engines.tts_piper import PiperTts
     import numpy as np
+
+    from .engines.tts_piper import PiperTts
 
     tts = PiperTts(store_from(args), args.voice)
     write_wav(args.output, np.concatenate(list(tts.sentences(args.text))), tts.sample_rate)
@@ -142,14 +143,10 @@ class _Spy:
         self.messages: list[tuple[str, str]] = []
 
     def __enter__(self):
-        import paho.mqtt.client as mqtt
+        from .mqtt_link import listener
 
-        host, port, _ = parse_url(self.url)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload.decode(errors="replace")))
-        self.client.connect(host, port)
-        self.client.subscribe("#", qos=1)
-        self.client.loop_start()
+        self.client = listener(self.url, ["#"], lambda c, u, m: self.messages.append(
+            (m.topic, m.payload.decode(errors="replace"))))
         return self
 
     def __exit__(self, *exc):

@@ -279,7 +279,9 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "
                           f"0 <= ask <= act <= 1, got {u.ask_threshold} and {u.act_threshold}")
     if cfg.intent or cfg.slot or cfg.sentences_file:
-        from .understand.custom import from_config  # custom intents: check their templates now
+        from .understand.custom import (
+            from_config,  # custom intents: check their templates now
+        )
 
         from_config(cfg)
     seen: dict[str, str] = {}

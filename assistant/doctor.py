@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import glob
 import importlib.util
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass

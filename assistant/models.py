@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+
 def _manifest() -> Path:
     """The manifest in the source tree, or where the wheel installs it (share/ under the venv)."""
     src = Path(__file__).resolve().parent.parent / "models" / "manifest.toml"

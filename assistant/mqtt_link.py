@@ -192,3 +192,20 @@ class MqttLink:
 
     async def send_all(self, cmds) -> float:
         return sum([await asyncio.to_thread(self.send, c) for c in cmds])
+
+
+def listener(url: str, topics: list[str], on_message, timeout_s: float = 5.0) -> mqtt.Client:
+    """A plain client subscribed to `topics` (QoS 1), returned once the broker has confirmed the
+    subscription, so nothing published afterwards is missed. For the demo, benchmarks and tests."""
+    host, port, _ = parse_url(url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = on_message
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect(host, port)
+    client.subscribe([(t, 1) for t in topics])
+    client.loop_start()
+    if not subscribed.wait(timeout_s):
+        client.loop_stop()
+        raise MqttError(f"could not subscribe at {url}")
+    return client

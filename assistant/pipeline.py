@@ -13,8 +13,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -28,13 +28,12 @@ from .home.live import Home
 from .home.registry import Registry
 from .models import ModelStore
 from .mqtt_link import MqttError, MqttLink
-from .types import SAMPLE_RATE, Intent, Outcome
-from .understand import llm_select
-from .understand.llm import Brain, LlmError, sentences
 from .presence import Inbox, discovery_configs
 from .types import SAMPLE_RATE, Command, Intent, Outcome
+from .understand import llm_select
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
+from .understand.llm import Brain, LlmError, sentences
 from .understand.templates import TemplateUnderstander
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from assistant import config
@@ -17,7 +16,7 @@ from assistant.audio.io import MemorySink
 from assistant.broker import LocalBroker
 from assistant.events import EventBus
 from assistant.models import ModelStore
-from assistant.mqtt_link import MqttLink
+from assistant.mqtt_link import MqttLink, listener
 from assistant.pipeline import Assistant, Engines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,17 +52,9 @@ class Spy:
     """Everything published on the broker, as (topic, payload) pairs."""
 
     def __init__(self, url: str, topics=("#",)):
-        host, port = url.removeprefix("mqtt://").split(":")
         self.messages: list[tuple[str, str]] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.connect(host, int(port))
-        self.client.subscribe([(t, 1) for t in topics])
-        self.client.loop_start()
-        assert subscribed.wait(5), "the test listener could not subscribe"
+        self.client = listener(url, list(topics), self._on_message)
 
     def _on_message(self, client, userdata, msg):
         with self.lock:

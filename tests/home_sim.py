@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
-import paho.mqtt.client as mqtt
+from assistant.mqtt_link import listener
 
 Z2M_LIGHT = {"type": "light", "features": [{"name": "state"}, {"name": "brightness"}, {"name": "color_xy"}]}
 Z2M_DEVICES = [
@@ -37,22 +37,14 @@ class Simulator:
     """All the simulated devices on one broker connection. `state[name]` is what each device is doing."""
 
     def __init__(self, url: str, tasmota_topic: str = "lounge_plug"):
-        host, port = url.removeprefix("mqtt://").split(":")
         self.tasmota = tasmota_topic
         self.state = {"hall_ceiling": {"state": "OFF", "brightness": 254}, "hall_spot": {"state": "OFF", "brightness": 254},
                       "coffee_plug": {"state": "OFF"}, "tasmota": {"POWER": "OFF", "Dimmer": 100},
                       "porch": {"state": "OFF", "brightness": 100}, "desk": {"power": "0", "bri": 255}}
         self.received: list[tuple[str, str]] = []
         self.lock = threading.Lock()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.c.on_message = self._on_message
-        ready = threading.Event()
-        self.c.on_subscribe = lambda *a: ready.set()
-        self.c.connect(host, int(port))
-        self.c.loop_start()
-        self.c.subscribe([("zigbee2mqtt/+/set", 1), (f"cmnd/{tasmota_topic}/+", 1), ("esphome/porch/light/set", 1),
-                          ("tasmota_desk/+/set", 1)])
-        assert ready.wait(5)
+        self.c = listener(url, ["zigbee2mqtt/+/set", f"cmnd/{tasmota_topic}/+", "esphome/porch/light/set",
+                                "tasmota_desk/+/set"], self._on_message)
 
     def announce(self, groups: bool = True, ha: bool = True, porch_online: bool = True) -> None:
         """Retained announcements and states, as the bridge and the firmware publish them at start-up."""

@@ -3,8 +3,9 @@
 import subprocess
 import sys
 
-from assistant.broker import free_port
 from conftest import EXAMPLE
+
+from assistant.broker import free_port
 
 
 def cli(*args, timeout=120):

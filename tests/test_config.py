@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import EXAMPLE
 
 from assistant import config
-from conftest import EXAMPLE
 
 
 def write(tmp_path, text):

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import EXAMPLE, run
+from test_home_live import wait_for
+from test_voice_e2e import reply_text
 
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.config import ConfigError
 from assistant.samples import piper, utterance
 from assistant.understand.custom import CustomIntents, from_config
-from conftest import EXAMPLE, run
-from test_home_live import wait_for
-from test_voice_e2e import reply_text
 
 SENTENCES = """
 intents:

@@ -4,10 +4,10 @@ switches the living room lamp with the hey_mycroft model."""
 from __future__ import annotations
 
 import pytest
+from conftest import DEVSET, EXAMPLE, run
 
 from assistant import config
 from assistant.audio.io import FileSource
-from conftest import DEVSET, EXAMPLE, run
 
 PRECISE = DEVSET / "rhasspy-en" / "wake" / "precise_turn_on_the_living_room_lamp.wav"
 

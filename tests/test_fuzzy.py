@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import EXAMPLE, run
 
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise, loudest_frame_rms
 from assistant.samples import piper, utterance
-from conftest import EXAMPLE, run
 
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 

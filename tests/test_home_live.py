@@ -7,13 +7,13 @@ import json
 import time
 
 import pytest
+from conftest import run
+from home_sim import Simulator
 
 from assistant import config
 from assistant.broker import LocalBroker
 from assistant.mqtt_link import MqttLink
 from assistant.pipeline import Assistant, Engines
-from conftest import Spy, run
-from home_sim import Simulator
 
 HOME = """
 site = "test"

@@ -9,13 +9,19 @@ import sys
 import time
 
 import pytest
+from conftest import EXAMPLE, run
 
 from assistant import config
 from assistant.home.registry import Registry
 from assistant.understand import llm_hailo, llm_select
-from assistant.understand.llm import Brain, LlmError, parse, sentences, system_prompt, user_prompt
-
-from conftest import EXAMPLE, run
+from assistant.understand.llm import (
+    Brain,
+    LlmError,
+    parse,
+    sentences,
+    system_prompt,
+    user_prompt,
+)
 
 llama_cpp = pytest.importorskip("llama_cpp")
 

@@ -8,7 +8,14 @@ import zipfile
 
 import pytest
 
-from assistant.models import Model, ModelError, ModelFile, ModelStore, Part, load_manifest
+from assistant.models import (
+    Model,
+    ModelError,
+    ModelFile,
+    ModelStore,
+    Part,
+    load_manifest,
+)
 from assistant.pipeline import Engines
 
 

@@ -6,22 +6,22 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import EXAMPLE, Spy, run
+from home_sim import Simulator
+from test_home_live import wait_for
 
 from assistant import config
 from assistant.broker import LocalBroker, free_port
 from assistant.mqtt_link import MqttLink
 from assistant.pipeline import Assistant, Engines
-from conftest import EXAMPLE, Spy, run
-from home_sim import Simulator
-from test_home_live import wait_for
 
 
 def test_ask_commands_discovered_devices_by_name(broker):

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from conftest import Spy, run
+from test_home_live import wait_for
+from test_voice_e2e import KITCHEN, reply_text
 
 from assistant.audio.io import FileSource
 from assistant.broker import LocalBroker
 from assistant.samples import piper, silence, utterance
-from conftest import Spy, run
-from test_home_live import wait_for
-from test_voice_e2e import KITCHEN, reply_text
 
 BASE = "assistant/demo"
 

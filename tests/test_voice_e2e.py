@@ -6,13 +6,12 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
+from conftest import run
 
 from assistant.audio.io import FileSource
-from assistant.audio.wav import load_pcm16k, write_wav
+from assistant.audio.wav import load_pcm16k
 from assistant.samples import espeak, piper, utterance
 from assistant.types import SAMPLE_RATE
-from conftest import run
 
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 LAMP = "home/living_room_lamp/set"

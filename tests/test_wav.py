@@ -5,9 +5,9 @@ import wave
 
 import numpy as np
 import pytest
+from conftest import DEVSET
 
 from assistant.audio.wav import AudioFileError, load_pcm16k, read_wav
-from conftest import DEVSET
 
 
 def test_devset_44k_stereo_is_resampled():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..types import FRAME_SAMPLES, SAMPLE_RATE
 from ..sdnotify import notify
+from ..types import FRAME_SAMPLES, SAMPLE_RATE
 from .wav import load_pcm16k, write_wav
 
 log = logging.getLogger(__name__)
