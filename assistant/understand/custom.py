@@ -74,7 +74,8 @@ class Grammar:
 
 
 def from_config(cfg) -> Grammar:
-    """`[[intent]]` and `[[slot]]` tables, plus `sentences_file` (relative to the config file)."""
+    """`[[intent]]` and `[[slot]]` tables, plus `sentences_file` (relative to the config file): hassil's
+    YAML, or Rhasspy's sentences.ini whose `$lists` are the `[[slot]]` tables."""
     file = str(cfg.path)
     g = Grammar()
     for i, it in enumerate(cfg.intent):
@@ -92,7 +93,12 @@ def from_config(cfg) -> Grammar:
             _range(s.range, where) if s.range else None)
     if cfg.sentences_file:
         p = Path(cfg.path).parent / cfg.sentences_file
-        g.merge(load_file(p), f"{file}: 'sentences_file'")
+        if p.suffix.lower() == ".ini":
+            from . import rhasspy_ini
+
+            g.merge(rhasspy_ini.load(p, g.lists), f"{file}: 'sentences_file'")
+        else:
+            g.merge(load_file(p), f"{file}: 'sentences_file'")
     check(g, file)
     return g
 
