@@ -3,7 +3,6 @@ switches the living room lamp with the hey_mycroft model."""
 
 from __future__ import annotations
 
-import pytest
 from conftest import DEVSET, EXAMPLE, run
 
 from assistant import config
@@ -12,7 +11,6 @@ from assistant.audio.io import FileSource
 PRECISE = DEVSET / "rhasspy-en" / "wake" / "precise_turn_on_the_living_room_lamp.wav"
 
 
-@pytest.mark.skipif(not PRECISE.exists(), reason="the development audio (../shared/devset) is not here")
 def test_hey_mycroft_recording_turns_on_the_living_room_lamp(store, engines, make_assistant, spy):
     from assistant.engines.wake_openwakeword import OpenWakeWord
 
