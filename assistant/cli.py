@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -102,6 +101,3 @@ def config_from(args) -> Config:
 def store_from(args, cfg: Config | None = None) -> ModelStore:
     return ModelStore(args.models_dir or (cfg.models_dir if cfg else None) or None)
 
-
-def run_async(coro):
-    return asyncio.run(coro)

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 1280  # 80 ms: the hop openWakeWord wants; VAD splits it into 512-sample windows
@@ -55,6 +54,3 @@ class Outcome:
     intent: Intent | None = None
     speech: Iterator[str] | None = None  # a reply still being generated (LLM answers), instead of `reply`
 
-
-def as_float32(pcm: np.ndarray) -> np.ndarray:
-    return pcm.astype(np.float32) / 32768.0

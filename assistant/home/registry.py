@@ -112,11 +112,6 @@ class Registry:
     def groups(self) -> list[Device]:
         return [d for d in self.devices.values() if d.members]
 
-    def vocabulary(self) -> list[str]:
-        """Names and areas as the user says them."""
-        names = [n for d in self.devices.values() for n in d.spoken_names]
-        return list(dict.fromkeys(names + self.areas))
-
     def asr_hint(self, extra: list[str] = ()) -> str:
         """Device names for the speech recogniser, written as a finished sentence: Whisper treats the hint
         as text said before, and after an unfinished list ("... living room") it drops the words the user

@@ -91,6 +91,7 @@ class VocabularySnap:
         self.sound = [sound_key(s) for s in self.keys]
         self.words = [s.split() for s in self.keys]
         self.target_core = [_core(self.target_of.get(s, s)) for s in self.keys]
+        self.target_core_sound = [sound_key(c) for c in self.target_core]
 
     def _target(self, target: str, meaning: str, color: bool) -> None:
         def add(sentence: str, m: str) -> None:
@@ -121,8 +122,8 @@ class VocabularySnap:
             # The carrier ("turn on the") is most of a sentence and matches anything: a sentence is only as
             # close as its device or area words are to something that was heard ("attic light" is not
             # "hall ceiling", however alike the rest is).
-            core = self.target_core[i]
-            target = max(fuzz.partial_ratio(core, heard), fuzz.partial_ratio(sound_key(core), heard_sound))
+            target = max(fuzz.partial_ratio(self.target_core[i], heard),
+                         fuzz.partial_ratio(self.target_core_sound[i], heard_sound))
             scored.append((min((letters + sound + words) / 300, target / 100), sentence))
         scored.sort(reverse=True)
         score, best = scored[0]

@@ -3,7 +3,6 @@ said out loud (logs, `assistant doctor`)."""
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from dataclasses import dataclass
@@ -14,11 +13,6 @@ from . import llm_hailo
 from .llm import Backend, LlmError
 
 log = logging.getLogger(__name__)
-
-# Raspberry Pi firmware flags: bit 2 "currently throttled", bit 3 "soft temperature limit active".
-THROTTLED_FILES = ("/sys/devices/platform/soc/soc:firmware/get_throttled",)
-HOT_C = 80.0
-
 
 @dataclass(frozen=True)
 class Choice:
@@ -41,25 +35,6 @@ def describe(cfg: LlmConfig) -> str:
     c = choose(cfg)
     fallback = f" (falls back to {', '.join(c.order[1:])})" if len(c.order) > 1 else ""
     return f"LLM: {c.order[0]}{fallback}; {c.reason}"
-
-
-def throttled() -> tuple[bool, str]:
-    """Whether the board is slowing down for heat or power, read where the kernel shows it."""
-    for path in THROTTLED_FILES:
-        try:
-            flags = int(open(path).read().strip(), 0)
-        except (OSError, ValueError):
-            continue
-        if flags & 0b1100:
-            return True, f"firmware throttled flags 0x{flags:x}"
-    for zone in glob.glob("/sys/class/thermal/thermal_zone*/temp"):
-        try:
-            c = int(open(zone).read().strip()) / 1000
-        except (OSError, ValueError):
-            continue
-        if c >= HOT_C:
-            return True, f"{os.path.dirname(zone)} at {c:.0f} C"
-    return False, "not throttled"
 
 
 def gguf(cfg: LlmConfig, store: ModelStore, name: str) -> str:
