@@ -151,6 +151,7 @@ class LlmConfig:
     max_answer_tokens: int = 60  # spoken answers are capped: nobody wants a lecture from a speaker
     timeout_s: float = 30.0
     follow_up_s: float = 5.0  # after the assistant asks a question, listen this long without the wake word
+    constrain: bool = True  # llama_cpp: sample only tokens that continue a valid answer line
 
 
 LLM_ROUTES = ("templates", "templates_then_llm", "llm")

@@ -78,7 +78,8 @@ class Engines:
 
 def make_brain(cfg: Config, store: ModelStore) -> Brain:
     """The LLM for this home; cheap to make, its model loads on the first request that needs it."""
-    return Brain(Registry.from_config(cfg.device), llm_select.backends(cfg.llm, store), cfg.llm.max_answer_tokens)
+    return Brain(Registry.from_config(cfg.device), llm_select.backends(cfg.llm, store), cfg.llm.max_answer_tokens,
+                 constrain=cfg.llm.constrain)
 
 
 class Assistant:

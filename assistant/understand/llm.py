@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import permutations
 from typing import Protocol
 
 from ..home.colors import COLORS
@@ -37,6 +38,9 @@ class Backend(Protocol):
 
     def close(self) -> None: ...
 
+# A backend that can keep its output inside the answer language says so with `constrains = True`; its
+# `stream` then also takes `language=` (a Language) and only writes lines of it.
+
 
 # -- the prompt ---------------------------------------------------------------------------------------
 
@@ -61,6 +65,46 @@ EXAMPLES = [
 ]
 
 
+# Shown again right before the request when they share its words: a base model copies what it read
+# last, so the nearest examples go there (a few dozen tokens after the cached prompt).
+MORE_EXAMPLES = [
+    ("dim the {a} a little", "brightness {d} 40"),
+    ("the {a} should be purple", "color {d} purple"),
+    ("it is too dim in the {a}", "brightness {d} 80"),
+]
+STOP = {"the", "a", "an", "in", "to", "is", "it", "i", "of", "and", "be", "please", "would", "like", "should",
+        "want", "my", "on", "off", "s", "it's", "i'm", "can't"}
+
+
+def _shape(text: str) -> set[str]:
+    words = set(re.sub(r"[^\w' ]+", " ", text.lower()).split()) - STOP
+    return {"COLOUR" if w in COLORS else w for w in words}
+
+
+def nearest_examples(text: str, registry: Registry, k: int = 2) -> list[tuple[str, str]]:
+    """The k examples sharing most words with the request (colours count as one word), least near first,
+    filled with devices the request does not name, so that nothing can be copied but the shape."""
+    devs = list(registry.devices.values())
+    if not devs:
+        return []
+    home = {w for d in devs for n in (*d.spoken_names, d.area) for w in n.lower().split()}
+    said = _shape(text) - home  # the shape of the request, not where it is
+    named = mentions(text, registry)
+    others = [d for d in devs if d.id not in named.ids] or devs
+    scored = []
+    for n, (req, ans) in enumerate(EXAMPLES + MORE_EXAMPLES):
+        if "{a2}" in req:
+            continue
+        overlap = len(said & _shape(req.replace("{a}", "")))
+        if overlap:
+            scored.append((overlap, -n, req, ans))
+    out = []
+    for i, (_, _, req, ans) in enumerate(sorted(scored)[-k:]):
+        d = others[i % len(others)]
+        out.append((req.format(a=d.area or d.name), ans.format(d=d.id)))
+    return out
+
+
 def device_line(registry: Registry) -> str:
     return ", ".join(f"{d.id} ({d.area or d.name})" for d in registry.devices.values())
 
@@ -78,14 +122,45 @@ def system_prompt(registry: Registry) -> str:
     return "\n".join(lines) + "\n"
 
 
-def user_prompt(text: str, history: list[tuple[str, str]] = ()) -> str:
-    turns = [f"Request: {q}\nAnswer: {a}\n" for q, a in history]
+def user_prompt(text: str, history: list[tuple[str, str]] = (), examples: list[tuple[str, str]] = ()) -> str:
+    turns = [f"Request: {q}\nAnswer: {a}\n" for q, a in (*examples, *history)]
     return "".join(turns) + f"Request: {_one_line(text)}\nAnswer:"
 
 
 def _one_line(text: str) -> str:
     # The user's words go into the prompt as data: no newlines that could fake a new example.
     return " ".join(text.replace("Answer:", "").replace("Request:", "").split())[:300]
+
+
+# -- the answer language, as a closed list -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Language:
+    """Every action line allowed for one request, written out, plus the verbs after which free text
+    follows. A backend that can steer its sampler keeps the model on these lines; `parse` still checks
+    whatever comes out."""
+
+    lines: tuple[str, ...]
+    free: tuple[str, ...] = ("say",)
+
+
+def language(registry: Registry, text: str | None = None, max_pairs: int = 12) -> Language:
+    """The lines for a request: only over the devices it mentions (the grounding `parse` demands anyway),
+    `all` only when it says everything, and never a device it excludes. Without `text`: every device."""
+    if text is None:
+        ids, every, rest = list(registry.devices), True, ()
+    else:
+        m = mentions(text, registry)
+        ids, every, rest = list(m.ids), m.every and not m.excluded, m.rest
+    groups = [[i] for i in ids] + ([["all"]] if every else []) + ([list(rest)] if rest else [])
+    one = list(groups)
+    if len(ids) <= max_pairs:  # "kill the kitchen and the bedroom": two devices in one line
+        groups += [list(p) for p in permutations(ids, 2)]
+    colours = [c for c in COLORS if " " not in c]  # one word each: the line's last word is the value
+    lines = [f"{verb} {' '.join(g)}" for verb in ("on", "off") for g in groups]
+    lines += [f"brightness {' '.join(g)} {n}" for g in one for n in range(101)]
+    lines += [f"color {' '.join(g)} {c}" for g in one for c in colours]
+    return Language(tuple(lines))
 
 
 # -- validation ---------------------------------------------------------------------------------------
@@ -140,19 +215,52 @@ def parse(line: str, text: str, registry: Registry) -> Parsed:
 
 GENERIC = {"light", "lights", "lamp", "lamps", "the", "of", "in"}
 ALL_WORDS = {"all", "every", "everything", "everywhere", "whole", "house", "lights"}
+# "everything off except the bedroom": what follows one of these is left alone
+EXCEPT = re.compile(r"\b(except|but not|but the|apart from|other than|besides|save for|leave)\b(.*)")
+
+
+@dataclass(frozen=True)
+class Mentions:
+    ids: tuple[str, ...]  # devices the request names (by name, alias or area), none it excludes
+    every: bool  # it says everything / all the lights
+    excluded: tuple[str, ...] = ()  # devices it names after "except", "but not", "leave", ...
+    rest: tuple[str, ...] = ()  # "everything except X": every device but the excluded ones
+
+
+def _words(text: str) -> list[str]:
+    return normalize(re.sub(r"[^\w' ]+", " ", text)).split()
+
+
+def mentions(text: str, registry: Registry) -> Mentions:
+    said = _words(text)
+    m = EXCEPT.search(" ".join(said))
+    after = set(m.group(2).split()) if m else set()
+    named, excluded = [], []
+    for d in registry.devices.values():
+        words = {w for n in (*d.spoken_names, d.area) for w in n.split()}
+        words = words - GENERIC or words
+        if words & after:
+            excluded.append(d.id)
+        elif words & set(said):
+            named.append(d.id)
+    # "lights" alone means all of them only when no device is named ("the bedroom lights" is one room)
+    every = bool(set(said) & (ALL_WORDS - {"lights"})) or ("lights" in said and not named and not excluded)
+    rest = tuple(i for i in registry.devices if i not in excluded) if every and excluded else ()
+    return Mentions(tuple(named), every, tuple(excluded), rest)
 
 
 def _ungrounded(ids: list[str], all_devices: bool, text: str, registry: Registry) -> str | None:
     """A small model fills silence with actions ("and now the weather" became "turn on all the lights"):
-    an action must name, in the user's own words, the device, its area, or everything."""
-    said = set(normalize(re.sub(r"[^\w' ]+", " ", text)).split())
+    an action must name, in the user's own words, the device, its area, or everything; and never touch
+    a device the request excludes ("everything off except the bedroom")."""
+    m = mentions(text, registry)
     for i in ids:
-        d = registry.get(i)
-        words = {w for n in (*d.spoken_names, d.area) for w in n.split()}
-        if not (words - GENERIC or words) & said:
-            return d.name
-    if all_devices and not ids and not said & ALL_WORDS:
-        return "all the lights"
+        if i in m.excluded:
+            return f"{registry.get(i).name} (it says to leave it)"
+        if i not in m.ids and i not in m.rest:
+            return registry.get(i).name
+    if all_devices and not ids and (not m.every or m.excluded):
+        return "all the lights" if not m.excluded else "all the lights (it excludes some)"
     return None
 
 
@@ -173,8 +281,10 @@ class Brain:
     that fails at run time is dropped for the next (a dead NPU must not leave the user without an answer)."""
 
     def __init__(self, registry: Registry, backends: list[Callable[[], Backend]], max_answer_tokens: int = 60,
-                 history: int = 3):
+                 history: int = 3, constrain: bool = True, nearest: int = 2):
         self.registry = registry
+        self.nearest = nearest  # examples repeated before the request (0: none)
+        self.constrain = constrain  # keep a backend that can (llama.cpp) on the answer language's lines
         self._factories = list(backends)
         self._backend: Backend | None = None
         self.max_answer_tokens = max_answer_tokens
@@ -186,6 +296,12 @@ class Brain:
         # Built from the registry as it is now: discovery adds and removes devices while we run. The
         # backends re-prefill only when this text changes, so an unchanged home keeps its cached prefix.
         return system_prompt(self.registry)
+
+    def examples(self, text: str) -> list[tuple[str, str]]:
+        return nearest_examples(text, self.registry, self.nearest) if self.nearest else []
+
+    def language(self, text: str) -> Language:
+        return language(self.registry, text)
 
     @property
     def backend(self) -> Backend:
@@ -214,8 +330,9 @@ class Brain:
             try:
                 # History only helps when the last turn asked something; otherwise the small model copies it.
                 history = self.history if self.history and self.history[-1][1].endswith("?") else []
-                it = iter(backend.stream(self.system, user_prompt(text, history), self.max_answer_tokens,
-                                         ("\n", "Request:")))
+                extra = {"language": self.language(text)} if self.constrain and getattr(backend, "constrains", False) else {}
+                it = iter(backend.stream(self.system, user_prompt(text, history, self.examples(text)), self.max_answer_tokens,
+                                         ("\n", "Request:"), **extra))
                 head = ""
                 for tok in it:
                     head += tok

@@ -1,26 +1,96 @@
 """LLM on the CPU: llama-cpp-python on a GGUF file, as a plain completion (the default model is a base
-model without a chat template; few-shot completion is what it is good at)."""
+model without a chat template; few-shot completion is what it is good at).
+
+Constrained output: llama.cpp's GBNF grammar checks every one of the vocabulary's tokens at every step
+(Gemma 3 has 262k of them: about 30 ms a token here), so instead the home's answer language is written
+out as lines, tokenized once into a trie, and a logits processor lets through only the tokens that
+continue one of those lines; after `say` the text is free."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 
-from .llm import LlmError
+import numpy as np
+
+from .llm import Language, LlmError
+
+
+class _Node:
+    __slots__ = ("children", "end", "free", "allowed")
+
+    def __init__(self):
+        self.children: dict[int, _Node] = {}
+        self.end = False  # a whole line ends here: the newline may follow
+        self.free = False  # free text from here on (after `say`)
+        self.allowed: np.ndarray | None = None
+
+
+class LineTrie:
+    """The answer language as token sequences, each line tokenized as the model would read it after
+    `Answer:` (with its leading space)."""
+
+    def __init__(self, tokenize, lang: Language, newline: int):
+        self.root = _Node()
+        self.newline = newline
+        for line in lang.lines:
+            self._add(tokenize(" " + line), free=False)
+        for verb in lang.free:
+            self._add(tokenize(" " + verb), free=True)
+        self._finish(self.root)
+
+    def _add(self, tokens: list[int], free: bool) -> None:
+        node = self.root
+        for t in tokens:
+            node = node.children.setdefault(t, _Node())
+        if free:
+            node.free = True
+        else:
+            node.end = True
+
+    def _finish(self, node: _Node) -> None:
+        ids = list(node.children) + ([self.newline] if node.end else [])
+        node.allowed = np.array(ids, dtype=np.intc)
+        for child in node.children.values():
+            self._finish(child)
+
+    def processor(self):
+        """A llama-cpp-python logits processor for one generation: every token not continuing a line of
+        the language gets -inf. Only the allowed ids are looked at; the rest is one fill."""
+        start = None
+
+        def constrain(input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+            nonlocal start
+            if start is None:
+                start = len(input_ids)  # the first call sees the prompt only
+            node = self.root
+            for t in input_ids[start:]:
+                node = node.children.get(int(t))
+                if node is None or node.free:
+                    return scores  # `say ...`: free text (or off the trie, which parse will refuse)
+            out = np.full_like(scores, -np.inf)
+            out[node.allowed] = scores[node.allowed]
+            return out
+
+        return constrain
 
 
 class LlamaCppBackend:
     name = "llama_cpp"
+    constrains = True
 
-    def __init__(self, gguf_path: str, threads: int = 2, context: int = 2048):
+    def __init__(self, gguf_path: str, threads: int = 2, context: int = 2048, constrain: bool = True):
         try:
             from llama_cpp import Llama
         except ImportError as e:
             raise LlmError("llama-cpp-python is not installed (pip install '.[llm]')") from e
-        self.llm = Llama(model_path=str(gguf_path), n_ctx=context, n_threads=threads, n_batch=512,
+        self.path = str(gguf_path)
+        self.llm = Llama(model_path=self.path, n_ctx=context, n_threads=threads, n_batch=512,
                          verbose=False)
+        self.constrain = constrain
         self.lock = threading.Lock()  # one generation at a time: the KV cache is shared state
         self._system = None
+        self._tries: dict[Language, LineTrie] = {}
 
     def warm(self, system: str) -> None:
         """Evaluates the fixed prompt once and keeps its KV state. Every request starts from that state
@@ -33,14 +103,31 @@ class LlamaCppBackend:
             self._state = self.llm.save_state()
             self._system = system
 
-    def stream(self, system: str, user: str, max_tokens: int, stop: tuple[str, ...]) -> Iterator[str]:
+    def trie(self, lang: Language) -> LineTrie:
+        """Each request has its own lines (the devices it mentions): tokenized once, the recent kept."""
+        trie = self._tries.pop(lang, None)
+        if trie is None:
+            tok = lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False)  # noqa: E731
+            (newline,) = tok("\n")
+            trie = LineTrie(tok, lang, newline)
+            if len(self._tries) >= 32:
+                self._tries.pop(next(iter(self._tries)))
+        self._tries[lang] = trie
+        return trie
+
+    def stream(self, system: str, user: str, max_tokens: int, stop: tuple[str, ...],
+               language: Language | None = None) -> Iterator[str]:
         if self._system != system:
             self.warm(system)
+        extra = {}
+        if language is not None and self.constrain:
+            from llama_cpp import LogitsProcessorList
+            extra["logits_processor"] = LogitsProcessorList([self.trie(language).processor()])
         with self.lock:
             self.llm.load_state(self._state)
             try:
                 for chunk in self.llm.create_completion(system + user, max_tokens=max_tokens, temperature=0.0,
-                                                        stop=list(stop), stream=True):
+                                                        stop=list(stop), stream=True, **extra):
                     yield chunk["choices"][0]["text"]
             except (RuntimeError, ValueError, OSError) as e:
                 raise LlmError(str(e)) from e
