@@ -9,10 +9,10 @@ from __future__ import annotations
 import glob
 import importlib.util
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import thermal
 from .broker import reachable
 from .config import Config, ConfigError
 from .config import load as load_config
@@ -152,38 +152,23 @@ def check_broker(cfg: Config) -> list[Finding]:
                                       f"(is mosquitto running? systemctl status mosquitto)")]
 
 
-THROTTLED = {0: "under-voltage now", 1: "ARM frequency capped now", 2: "throttled now",
-             3: "soft temperature limit now", 16: "under-voltage has occurred", 17: "frequency capping has occurred",
-             18: "throttling has occurred", 19: "soft temperature limit has occurred"}
-
-
 def check_thermal(sys_root: str = "/sys", vcgencmd: str | None = None) -> list[Finding]:
+    r = thermal.read(sys_root, vcgencmd or shutil.which("vcgencmd"))
     out = []
-    temps = []
-    for zone in sorted(Path(sys_root, "class/thermal").glob("thermal_zone*/temp")):
-        try:
-            temps.append(int(zone.read_text().strip()) / 1000)
-        except (OSError, ValueError):
-            continue
-    if temps:
-        t = max(temps)
+    if r.temp_c is not None:
+        t = r.temp_c
         level = "fail" if t >= 85 else "warn" if t >= 75 else "ok"
         out.append(Finding(level, "temperature", f"CPU at {t:.0f} °C" + (" (the Pi throttles at 85 °C: "
                                                                            "add cooling)" if level != "ok" else "")))
     else:
         out.append(Finding("info", "temperature", "no thermal sensor to read"))
-    vcgencmd = vcgencmd or shutil.which("vcgencmd")
-    if vcgencmd:
-        done = subprocess.run([vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=5)
-        value = int(done.stdout.strip().split("=")[-1], 16) if done.returncode == 0 else None
-        if value is None:
-            out.append(Finding("info", "power", f"vcgencmd get_throttled failed: {done.stderr.strip()}"))
-        elif value == 0:
-            out.append(Finding("ok", "power", "no under-voltage or throttling since boot"))
-        else:
-            words = [w for bit, w in THROTTLED.items() if value & (1 << bit)]
-            out.append(Finding("fail" if value & 1 else "warn", "power",  # under-voltage now corrupts SD cards
-                               f"get_throttled={value:#x}: {', '.join(words)} (use the official 27 W supply)"))
+    if r.error:
+        out.append(Finding("info", "power", r.error))
+    elif r.throttled == 0:
+        out.append(Finding("ok", "power", "no under-voltage or throttling since boot"))
+    elif r.throttled is not None:
+        out.append(Finding("fail" if r.throttled & 1 else "warn", "power",  # under-voltage now corrupts SD cards
+                           f"get_throttled={r.throttled:#x}: {', '.join(r.flags())} (use the official 27 W supply)"))
     return out
 
 
