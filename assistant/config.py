@@ -152,6 +152,10 @@ class LlmConfig:
     timeout_s: float = 30.0
     follow_up_s: float = 5.0  # after the assistant asks a question, listen this long without the wake word
     constrain: bool = True  # llama_cpp: sample only tokens that continue a valid answer line
+    question_model: str = ""  # llama_cpp: a larger GGUF (name or path) for open questions; empty: llm.model
+    throttled_model: str = ""  # llama_cpp: a smaller GGUF used for everything while the board throttles
+    hot_c: float = 80.0  # CPU temperature from which the board counts as throttling (so do its throttled flags)
+    sys_root: str = "/sys"  # where the thermal zones and the Raspberry Pi's get_throttled are read
 
 
 LLM_ROUTES = ("templates", "templates_then_llm", "llm")
@@ -254,6 +258,30 @@ def _kind(v: Any) -> str:
             dict: "a table"}.get(type(v), type(v).__name__)
 
 
+def _check_llm_models(cfg: Config) -> None:
+    file, llm = str(cfg.path), cfg.llm
+    if not 40 <= llm.hot_c <= 110:
+        raise ConfigError(f"{file}: 'llm.hot_c' should be a CPU temperature between 40 and 110 °C, got {llm.hot_c}")
+    if not Path(llm.sys_root).is_dir():
+        raise ConfigError(f"{file}: 'llm.sys_root': no such directory {llm.sys_root!r}")
+    for key in ("model", "question_model", "throttled_model"):
+        value = getattr(llm, key)
+        if not value:
+            continue
+        if "/" in value or value.endswith(".gguf"):  # a file, relative to the config's directory
+            path = cfg.path.parent / value
+            if not path.is_file():
+                raise ConfigError(f"{file}: 'llm.{key}': no such GGUF file {value!r}")
+            setattr(llm, key, str(path))
+            continue
+        from .models import load_manifest
+
+        known = sorted(n for n, m in load_manifest().items() if m.role == "llm")
+        if value not in known:
+            raise ConfigError(f"{file}: 'llm.{key}' should be a GGUF file or one of the manifest's language "
+                              f"models ({', '.join(known)}), got {value!r}")
+
+
 def _check(cfg: Config) -> None:
     """Checks across keys that types alone do not express."""
     file = str(cfg.path)
@@ -275,6 +303,7 @@ def _check(cfg: Config) -> None:
                                 ("llm.api", cfg.llm.api, ("completions", "chat"))]:
         if value not in allowed:
             raise ConfigError(f"{file}: '{key}' should be one of {', '.join(allowed)}, got {value!r}")
+    _check_llm_models(cfg)
     u = cfg.understand
     if not 0 <= u.ask_threshold <= u.act_threshold <= 1:
         raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "

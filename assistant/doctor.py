@@ -139,6 +139,13 @@ def check_backends(npu: list[Finding]) -> list[Finding]:
     return [Finding("info", "backends", f"speech to text: faster-whisper on the CPU; LLM: {llm}")]
 
 
+def check_llm_model(cfg: Config, reader=None) -> list[Finding]:
+    """Which model would answer a command and an open question now, and why (board temperature)."""
+    from .understand import llm_select
+
+    return [Finding("info", "LLM model", llm_select.describe_models(cfg.llm, reader).removeprefix("LLM model: "))]
+
+
 def check_broker(cfg: Config) -> list[Finding]:
     from .mqtt_link import MqttError, parse_url
 
@@ -199,6 +206,8 @@ def run_checks(config_path: str, models_dir: str | None, mqtt_url: str | None = 
         findings += check_models(store, cfg) + check_audio(cfg)
     npu = check_npu()
     findings += npu + check_backends(npu)
+    if cfg is not None and cfg.llm.route != "templates":
+        findings += check_llm_model(cfg)
     if cfg is not None:
         findings += check_broker(cfg)
     findings += check_thermal()

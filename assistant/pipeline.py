@@ -79,7 +79,7 @@ class Engines:
 def make_brain(cfg: Config, store: ModelStore) -> Brain:
     """The LLM for this home; cheap to make, its model loads on the first request that needs it."""
     return Brain(Registry.from_config(cfg.device), llm_select.backends(cfg.llm, store), cfg.llm.max_answer_tokens,
-                 constrain=cfg.llm.constrain)
+                 constrain=cfg.llm.constrain, picker=llm_select.ModelPicker(cfg.llm, store))
 
 
 class Assistant:
@@ -287,7 +287,7 @@ class Assistant:
             self.events.emit("error", where="llm", message=str(e))
             return await self._carry_out(Outcome("Sorry, I didn't understand that.", ok=False), m, t0)
         m.understand_s += time.perf_counter() - t
-        self.events.emit("llm", backend=reply.backend, seconds=round(time.perf_counter() - t, 3), error=reply.error)
+        self.events.emit("llm", backend=reply.backend, model=reply.model, seconds=round(time.perf_counter() - t, 3), error=reply.error)
         if reply.intent:
             return await self._carry_out(plan(reply.intent, self.registry, self.home.states), m, t0)
         if reply.error and guess:

@@ -36,7 +36,7 @@ class Reading:
         if self.slowed_now:
             return ", ".join(w for w in self.flags() if w.endswith("now"))
         if self.temp_c is not None and self.temp_c >= limit_c:
-            return f"CPU at {self.temp_c:.0f} °C (limit {limit_c:.0f} °C)"
+            return f"CPU at {self.temp_c:.0f} °C, limit {limit_c:.0f} °C"
         return None
 
     def describe(self) -> str:

@@ -274,6 +274,12 @@ class Reply:
     speech: Iterator[str] | None = None
     backend: str = ""
     error: str | None = None
+    model: str = ""  # the model file that answered, when the backend has one
+
+
+def _model_name(backend: Backend) -> str:
+    path = getattr(backend, "path", "")
+    return path.rsplit("/", 1)[-1] if path else backend.name
 
 
 class Brain:
@@ -281,8 +287,9 @@ class Brain:
     that fails at run time is dropped for the next (a dead NPU must not leave the user without an answer)."""
 
     def __init__(self, registry: Registry, backends: list[Callable[[], Backend]], max_answer_tokens: int = 60,
-                 history: int = 3, constrain: bool = True, nearest: int = 2):
+                 history: int = 3, constrain: bool = True, nearest: int = 2, picker=None):
         self.registry = registry
+        self.picker = picker  # llm_select.ModelPicker: which model answers, by need and board temperature
         self.nearest = nearest  # examples repeated before the request (0: none)
         self.constrain = constrain  # keep a backend that can (llama.cpp) on the answer language's lines
         self._factories = list(backends)
@@ -323,43 +330,64 @@ class Brain:
         self._backend = None
         self._factories.pop(0)
 
-    def _first_line(self, text: str) -> tuple[str, Iterator[str]]:
+    def _head(self, backend: Backend, text: str) -> tuple[str, Iterator[str]]:
         """Generates up to the verb and first word; returns them and the live rest of the stream."""
+        # History only helps when the last turn asked something; otherwise the small model copies it.
+        history = self.history if self.history and self.history[-1][1].endswith("?") else []
+        extra = {"language": self.language(text)} if self.constrain and getattr(backend, "constrains", False) else {}
+        it = iter(backend.stream(self.system, user_prompt(text, history, self.examples(text)),
+                                 self.max_answer_tokens, ("\n", "Request:"), **extra))
+        head = ""
+        for tok in it:
+            head += tok
+            if re.match(r"\s*\S+\s+\S", head):  # "say T..." is enough to decide
+                break
+        return head, it
+
+    def _first_line(self, text: str, need: str = "command") -> tuple[str, Iterator[str], Backend]:
+        """The head of the answer from the model this need calls for (see llm_select.ModelPicker), else
+        from the backend chain, dropping backends that fail."""
+        if self.picker is not None:
+            choice = self.picker.choose(need)
+            if choice.model:
+                log.info("LLM model %s (%s) for %r: %s", choice.model, choice.role, text, choice.reason)
+                try:
+                    backend = self.picker.backend(choice)
+                    return (*self._head(backend, text), backend)
+                except LlmError as e:
+                    log.warning("LLM model %s failed (%s); using the backend chain", choice.model, e)
         while True:
             backend = self.backend
             try:
-                # History only helps when the last turn asked something; otherwise the small model copies it.
-                history = self.history if self.history and self.history[-1][1].endswith("?") else []
-                extra = {"language": self.language(text)} if self.constrain and getattr(backend, "constrains", False) else {}
-                it = iter(backend.stream(self.system, user_prompt(text, history, self.examples(text)), self.max_answer_tokens,
-                                         ("\n", "Request:"), **extra))
-                head = ""
-                for tok in it:
-                    head += tok
-                    if re.match(r"\s*\S+\s+\S", head):  # "say T..." is enough to decide
-                        break
-                return head, it
+                return (*self._head(backend, text), backend)
             except LlmError as e:
                 self._drop_backend(e)
 
     def respond(self, text: str) -> Reply:
-        """Validated intent, or a streamed spoken answer; retries once on an invalid line."""
+        """Validated intent, or a streamed spoken answer; retries once on an invalid line. An answer the
+        command model chose to speak goes to the question model instead, when one is configured."""
         error = None
         for attempt in range(2):
-            head, rest = self._first_line(text if attempt == 0 else text + " (answer with a listed device)")
-            name = self.backend.name
+            head, rest, backend = self._first_line(text if attempt == 0 else text + " (answer with a listed device)")
+            if head.strip().lower().startswith("say ") and self._wants_question_model():
+                getattr(rest, "close", lambda: None)()  # frees the command model's generation
+                head, rest, backend = self._first_line(text, "question")
+            name, model = backend.name, _model_name(backend)
             if head.strip().lower().startswith("say "):
-                return Reply(speech=self._answer(text, head.strip()[4:], rest), backend=name)
+                return Reply(speech=self._answer(text, head.strip()[4:], rest), backend=name, model=model)
             line = head + "".join(rest)
             p = parse(line, text, self.registry)
             if p.intent:
                 self._remember(text, line.strip())
-                return Reply(intent=p.intent, backend=name)
+                return Reply(intent=p.intent, backend=name, model=model)
             if p.answer:
-                return Reply(speech=iter([p.answer]), backend=name)
+                return Reply(speech=iter([p.answer]), backend=name, model=model)
             error = p.error
             log.info("LLM said %r for %r: %s%s", line.strip(), text, p.error, "; retrying" if not attempt else "")
-        return Reply(speech=iter([DECLINE]), backend=self.backend.name, error=error)
+        return Reply(speech=iter([DECLINE]), backend=name, model=model, error=error)
+
+    def _wants_question_model(self) -> bool:
+        return self.picker is not None and self.picker.choose("question").role == "questions"
 
     def _answer(self, text: str, first: str, rest: Iterator[str]) -> Iterator[str]:
         said = [first]
@@ -375,6 +403,8 @@ class Brain:
     def close(self) -> None:
         if self._backend:
             self._backend.close()
+        if self.picker is not None:
+            self.picker.close()
 
 
 def sentences(pieces: Iterator[str]) -> Iterator[str]:
