@@ -113,8 +113,16 @@ def _llm_text(x: dict) -> str:
     if "unavailable" in x:
         return f"\nLLM {x['backend']}: unavailable here ({x['unavailable']})"
     audio = f", first spoken audio {x['first_audio_s'] * 1000:.0f} ms" if x.get("first_audio_s") else ""
-    return (f"\nLLM {x['backend']}: first token {x['ttft_s'] * 1000:.0f} ms, {x['tokens_per_s']} tokens/s"
+    text = (f"\nLLM {x['backend']}: first token {x['ttft_s'] * 1000:.0f} ms, {x['tokens_per_s']} tokens/s"
             f"{audio} (answer to 'how long do I boil an egg')")
+    cmd = x.get("command") or {}
+    for mode in ("free", "constrained"):
+        if mode in cmd:
+            c = cmd[mode]
+            text += (f"\nLLM {x['backend']} command, {mode}: first token {c['ttft_s'] * 1000:.0f} ms, "
+                     f"{c['tokens_per_s']} tokens/s, whole line {c['line_s'] * 1000:.0f} ms ({c['line']!r} "
+                     f"for {cmd['request']!r})")
+    return text
 
 
 def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: float, idle: float,

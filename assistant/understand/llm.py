@@ -435,10 +435,43 @@ def measure(backend: Backend, registry: Registry, tts=None,
     out = {"backend": backend.name, "ttft_s": round(stamps[0], 3) if stamps else None, "tokens": len(stamps),
            "tokens_per_s": round((len(stamps) - 1) / (stamps[-1] - stamps[0]), 1) if len(stamps) > 2 else None,
            "answer": "".join(pieces).strip(), "first_audio_s": None}
+    out["command"] = _measure_command(backend, registry, system, max_tokens)
     if tts is not None:
         t0 = time.perf_counter()
         for s in sentences(iter(backend.stream(system, user, max_tokens, stop))):
             next(iter(tts.sentences(s.removeprefix("say ").strip() or s)), None)
             out["first_audio_s"] = round(time.perf_counter() - t0, 3)
             break
+    return out
+
+
+def _measure_command(backend: Backend, registry: Registry, system: str, max_tokens: int, repeat: int = 3) -> dict:
+    """A command line's time to first token, tokens/s and whole line, free and (when the backend can)
+    constrained to the request's lines; medians of a few runs, alternating, so both see the same load."""
+    devs = list(registry.devices.values())
+    if not devs:
+        return {}
+    text = f"it is too dark in the {devs[0].area or devs[0].name}"
+    modes = {"free": {}} | ({"constrained": {"language": language(registry, text)}}
+                            if getattr(backend, "constrains", False) else {})
+    runs: dict[str, list[tuple[float, float | None, float, str]]] = {m: [] for m in modes}
+    for _ in range(repeat):
+        for mode, extra in modes.items():
+            t0, stamps, pieces = time.perf_counter(), [], []
+            for tok in backend.stream(system, user_prompt(text, (), nearest_examples(text, registry)), max_tokens,
+                                      ("\n", "Request:"), **extra):
+                stamps.append(time.perf_counter() - t0)
+                pieces.append(tok)
+            rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else None
+            runs[mode].append((stamps[0], rate, stamps[-1], "".join(pieces).strip()))
+
+    def med(xs):
+        xs = sorted(x for x in xs if x is not None)
+        return xs[len(xs) // 2] if xs else None
+
+    out = {"request": text}
+    for mode, r in runs.items():
+        rate = med([x[1] for x in r])
+        out[mode] = {"ttft_s": round(med([x[0] for x in r]), 3), "tokens_per_s": rate and round(rate, 1),
+                     "line_s": round(med([x[2] for x in r]), 3), "line": r[0][3]}
     return out
