@@ -290,7 +290,11 @@ class Assistant:
         self.events.emit("llm", backend=reply.backend, model=reply.model, seconds=round(time.perf_counter() - t, 3), error=reply.error)
         if reply.intent:
             return await self._carry_out(plan(reply.intent, self.registry, self.home.states), m, t0)
-        if reply.error and guess:
+        # The templates' reading names what the home lacks ("I don't know any device called garage
+        # heater"): better than the LLM's refusal, or a generic answer when it cannot act either.
+        if guess and (reply.error or (guess.unknown_name and reply.intent is None)):
+            if hasattr(reply.speech, "close"):  # a streamed answer: end it, freeing the model
+                await self._run(self._llm, reply.speech.close)
             return await self._carry_out(self._decide(guess), m, t0)
         return await self._carry_out(Outcome("", ok=reply.error is None, speech=reply.speech), m, t0)
 
