@@ -67,7 +67,8 @@ def throttled(sys_root: str = "/sys", vcgencmd: str | None = None) -> tuple[int 
     if not vcgencmd:
         return None, None
     try:
-        done = subprocess.run([vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=5)
+        done = subprocess.run([vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=5,
+                              check=False)
         if done.returncode != 0:
             return None, f"vcgencmd get_throttled failed: {done.stderr.strip()}"
         return int(done.stdout.strip().split("=")[-1], 16), None

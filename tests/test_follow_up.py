@@ -36,7 +36,7 @@ def kinds(events, kind):
 
 @pytest.mark.parametrize("gap_s,acted", [(1.0, True), (WINDOW_S + 2.0, False)])
 def test_yes_without_the_wake_word_within_the_window(store, make_assistant, spy, tmp_path, gap_s, acted):
-    a, sink, events = make_assistant(home(tmp_path, ASK_BACK))
+    a, _, events = make_assistant(home(tmp_path, ASK_BACK))
     pcm = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "Turn on the kitchen light."), gap_s,
                     piper(store, "Yes."), 1.0)
     run(a.run(FileSource(pcm=pcm)))
@@ -55,7 +55,7 @@ def test_yes_without_the_wake_word_within_the_window(store, make_assistant, spy,
 
 @pytest.mark.parametrize("gap_s,acted", [(1.0, True), (WINDOW_S + 2.0, False)])
 def test_command_after_a_spoken_question(store, make_assistant, spy, tmp_path, gap_s, acted):
-    a, sink, events = make_assistant(home(tmp_path, QUESTION))
+    a, _, events = make_assistant(home(tmp_path, QUESTION))
     pcm = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "How are you doing?"), gap_s,
                     piper(store, "Turn on the bedroom light."), 1.0)
     run(a.run(FileSource(pcm=pcm)))

@@ -17,7 +17,7 @@ from .llm import Language, LlmError
 
 
 class _Node:
-    __slots__ = ("children", "end", "free", "allowed")
+    __slots__ = ("allowed", "children", "end", "free")
 
     def __init__(self):
         self.children: dict[int, _Node] = {}
@@ -107,7 +107,9 @@ class LlamaCppBackend:
         """Each request has its own lines (the devices it mentions): tokenized once, the recent kept."""
         trie = self._tries.pop(lang, None)
         if trie is None:
-            tok = lambda s: self.llm.tokenize(s.encode(), add_bos=False, special=False)  # noqa: E731
+            def tok(s: str) -> list[int]:
+                return self.llm.tokenize(s.encode(), add_bos=False, special=False)
+
             (newline,) = tok("\n")
             trie = LineTrie(tok, lang, newline)
             if len(self._tries) >= 32:
