@@ -88,8 +88,3 @@ class FasterWhisper:
             p = np.clip(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12, 1)
             out.append(float(np.log(p).mean()))
         return out
-
-    def transcribe_encoded(self, encoded, hotwords: str | None = None) -> Hypothesis:
-        """The best transcript (greedy or the configured beam) from an encoding."""
-        hyps = self.hypotheses(encoded, hotwords, max(1, self.beam_size))
-        return hyps[0] if hyps else Hypothesis("", float("-inf"))
