@@ -140,7 +140,13 @@ def _grade(want: dict | None, got: dict, asked: bool) -> str:
 
 
 def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands: int = 100,
-                 snrs=SNRS, noise_dir: Path = NOISE_DIR, seed: int = 0) -> dict:
+                 snrs=SNRS, noise_dir: Path = NOISE_DIR, seed: int = 0, llm: bool = False) -> dict:
+    """`llm`: keep the config's LLM route (what the templates leave goes to the LLM); by default the
+    benchmark measures the templates and the listening alone, which is also what decides false actions
+    on speech that is not for us before any LLM is asked."""
+    if not llm:
+        cfg = copy.deepcopy(cfg)
+        cfg.llm.route = "templates"
     noises = [load_pcm16k(p) for p in sorted(noise_dir.glob("noise*.wav"))]
     rirs = [load_pcm16k(p) for p in sorted(noise_dir.glob("rir*.wav"))]
     engines = Engines.load(cfg, store, speech=False)
