@@ -90,7 +90,7 @@ def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4,
     readings = asr.hypotheses(encoded, hotwords, max(1, n))
     if not readings:
         return Heard("", None, [])
-    reading, intent = choose(readings, understand)
+    _, intent = choose(readings, understand)
     snap = understander.snap
     exact = intent is not None and intent.confidence >= 1 and intent.source != "fuzzy"
     if not check or snap is None or intent is not None and intent.source == "custom" or (
