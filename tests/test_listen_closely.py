@@ -42,7 +42,7 @@ def test_the_decoder_prefers_the_on_off_word_that_was_said(engines, store, said,
 
 
 def test_an_exact_on_off_is_checked_against_its_opposite_and_acted_on(make_assistant, spy, store):
-    a, _, events = make_assistant()
+    a, _, _ = make_assistant()
     heard = a._hear(spoken(store, "Turn off the lights in the kitchen.", snr=12))
     assert heard.checked is not None and set(heard.checked) == {
         "turn off the lights in the kitchen", "turn on the lights in the kitchen"}
