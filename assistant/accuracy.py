@@ -235,7 +235,8 @@ def report(results: list[Result], snrs) -> dict:
 
 def _text(table: list[dict]) -> str:
     lines = ["SNR is loudest-frame (32 ms RMS) speech against noise, after room reverberation.",
-             "before = free transcription + exact templates; after = snapped onto the home's sentences.", "",
+             "before = the best free transcript + exact templates; after = the readings weighed against the",
+             "home's sentences (asr.nbest), checked on the audio (understand.check), snapped.", "",
              f"{'path':7}{'SNR':>5}{'success':>13}{'wrong':>7}{'asked':>7}{'false actions':>15}"
              f"{'non-cmd asked':>15}{'eos->publish med/p90':>24}"]
     for row in table:
