@@ -77,6 +77,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--non-commands", type=int, default=100, help="non-command utterances in all (default 100)")
     c.add_argument("--noise-dir", help="folder of noise*.wav and rir*.wav (default: ../shared/devset/noise-rir)")
     c.add_argument("--json", help="also write every clip's transcript and outcome to this JSON file")
+    c.add_argument("--llm", action="store_true", help="keep the config's LLM route (default: templates only)")
     m = sub.add_parser("models", help="Fetch, list and verify model files.")
     msub = m.add_subparsers(required=True, metavar="ACTION")
     for name, fn, help in [("fetch", commands.models_fetch, "download the default models (or NAMEs)"),

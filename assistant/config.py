@@ -37,6 +37,7 @@ class AsrConfig:
     beam_size: int = 1
     threads: int = 2
     hints: bool = True  # pass device and area names to the decoder as hotwords
+    nbest: int = 4  # readings the beam keeps, weighed against the home's sentences (1: greedy, one reading)
 
 
 @dataclass
@@ -44,6 +45,7 @@ class UnderstandConfig:
     fuzzy: bool = True  # snap misheard transcripts onto the nearest sentence this home can say
     act_threshold: float = 0.8  # confidence at or above which a command is carried out
     ask_threshold: float = 0.7  # between the two, the assistant asks back; below, it does nothing
+    check: bool = True  # ask the recogniser which of the home's nearest sentences fits the audio best
     confirm_domains: list[str] = field(default_factory=lambda: ["lock", "cover", "alarm_control_panel"])
 
 

@@ -30,7 +30,7 @@ from .models import ModelStore
 from .mqtt_link import MqttError, MqttLink
 from .presence import Inbox, discovery_configs
 from .types import SAMPLE_RATE, Command, Intent, Outcome
-from .understand import llm_select
+from .understand import llm_select, rescore
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
 from .understand.llm import Brain, LlmError, sentences
@@ -240,19 +240,38 @@ class Assistant:
         """One command, heard to answered; returns what was said back."""
         t0 = time.perf_counter()
         self._set_state("thinking")
-        text = await self._run(self._asr, self.engines.asr.transcribe, audio, self.hotwords)
+        heard = None
+        if self._listens_closely:
+            heard = await self._run(self._asr, self._hear, audio)
+            text = heard.text
+        else:
+            text = await self._run(self._asr, self.engines.asr.transcribe, audio, self.hotwords)
         m.asr_s = time.perf_counter() - t0
         self.events.emit("transcript", text=text, seconds=round(m.utterance_s, 2))
         if not text.strip():
             return ""
-        outcome = await self.handle_text(text, m, t0)
+        outcome = await self.handle_text(text, m, t0, heard)
         spoken = await self.speak(outcome.speech or outcome.reply, m, t0)
         self.events.emit("turn", metrics=m)
         return spoken
 
     # -- understanding and action -------------------------------------------------------------------
 
-    async def handle_text(self, text: str, m: TurnMetrics | None = None, t0: float | None = None) -> Outcome:
+    @property
+    def _listens_closely(self) -> bool:
+        """Several readings of the audio, weighed against the home's sentences (understand/rescore.py)."""
+        return (self.cfg.understand.fuzzy and (self.cfg.asr.nbest > 1 or self.cfg.understand.check)
+                and hasattr(self.engines.asr, "hypotheses"))
+
+    def _hear(self, audio: np.ndarray):
+        u = self.cfg.understand
+        return rescore.hear(self.engines.asr, audio, self.hotwords, self.understander, self._understand,
+                            n=self.cfg.asr.nbest, check=u.check, unsure=(u.ask_threshold + u.act_threshold) / 2)
+
+    async def handle_text(self, text: str, m: TurnMetrics | None = None, t0: float | None = None,
+                          heard: rescore.Heard | None = None) -> Outcome:
+        """`heard`: the listening's reading of the audio, when it already worked out the intent (or that
+        there is none)."""
         m = m or TurnMetrics()
         t0 = t0 if t0 is not None else time.perf_counter()
         t = time.perf_counter()
@@ -264,7 +283,9 @@ class Assistant:
             confirmed = dataclasses.replace(pending, confidence=1.0)  # the user said yes
             return await self._carry_out(plan(confirmed, self.registry, self.home.states), m, t0)
         route = self.cfg.llm.route
-        intent = await asyncio.to_thread(self._understand, text) if route != "llm" else None
+        intent = None
+        if route != "llm":
+            intent = heard.intent if heard is not None else await asyncio.to_thread(self._understand, text)
         m.understand_s = time.perf_counter() - t
         if intent and intent.source == "custom":  # the user's own intent: its message is the action
             commands = tuple(self._intent_messages(intent))

@@ -1,18 +1,36 @@
-"""Speech to text with faster-whisper (CTranslate2, int8 on the CPU)."""
+"""Speech to text with faster-whisper (CTranslate2, int8 on the CPU).
+
+Besides the usual best transcript, the recogniser can give several (`hypotheses`: the beam's best K,
+each with its average log-probability) and can say how well given sentences fit the audio (`score`:
+the decoder reads each sentence after the audio, teacher-forced, and its per-token log-probabilities
+are averaged). Both work on one encoding of the audio (`encode`), so asking for more costs decoder time
+only.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..models import ModelStore
 
 
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    logprob: float  # average log-probability per token (end of text included)
+
+
 class FasterWhisper:
     def __init__(self, store: ModelStore, model: str, threads: int = 2, beam_size: int = 1):
         from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
 
         self.model = WhisperModel(str(store.dir(model)), device="cpu", compute_type="int8", cpu_threads=threads)
         self.beam_size = beam_size
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
+                                   task="transcribe", language="en")
 
     def transcribe(self, pcm: np.ndarray, hotwords: str | None = None) -> str:
         audio = pcm.astype(np.float32) / 32768
@@ -21,3 +39,52 @@ class FasterWhisper:
             condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
         )
         return " ".join(s.text.strip() for s in segments).strip()
+
+    # -- several readings, and scoring given sentences ------------------------------------------------
+
+    def encode(self, pcm: np.ndarray):
+        """The encoder's view of (the first 30 s of) the audio, and how many feature frames are speech."""
+        from faster_whisper.audio import pad_or_trim
+
+        m = self.model
+        features = m.feature_extractor(pcm.astype(np.float32) / 32768)
+        frames = min(features.shape[-1], m.feature_extractor.nb_max_frames)
+        return m.encode(pad_or_trim(features)), frames
+
+    def _prompt(self, hotwords: str | None) -> list[int]:
+        return self.model.get_prompt(self.tokenizer, [], without_timestamps=True, hotwords=hotwords or None)
+
+    def hypotheses(self, encoded, hotwords: str | None = None, n: int = 4) -> list[Hypothesis]:
+        """The beam's n best transcripts, best first."""
+        enc, _ = encoded
+        prompt = self._prompt(hotwords)
+        r = self.model.model.generate(
+            enc, [prompt], beam_size=n, num_hypotheses=n, return_scores=True, length_penalty=1,
+            max_length=min(len(prompt) + 64, self.model.max_length), suppress_blank=True, suppress_tokens=[-1],
+        )[0]
+        out: dict[str, Hypothesis] = {}
+        for tokens, score in zip(r.sequences_ids, r.scores):
+            # generate's score is the sum of log-probabilities over the length: make it a per-token average
+            # counting the end of text, as faster-whisper's avg_logprob does
+            text = self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot]).strip()
+            logprob = float(score) * len(tokens) / (len(tokens) + 1)
+            if text and text not in out:
+                out[text] = Hypothesis(text, logprob)
+        return list(out.values())
+
+    def score(self, encoded, texts: list[str], hotwords: str | None = None) -> list[float]:
+        """How well each sentence fits the audio: the average log-probability of its tokens (and of the end
+        of text after them), read by the decoder after the same prompt free transcription uses."""
+        if not texts:
+            return []
+        from ctranslate2 import StorageView
+
+        enc, frames = encoded
+        tokens = [self.tokenizer.encode(" " + t.strip()) for t in texts]
+        batch = StorageView.from_array(np.repeat(np.asarray(enc), len(texts), axis=0))
+        results = self.model.model.align(batch, self._prompt(hotwords), tokens, frames)
+        out = []
+        for r in results:
+            p = np.clip(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12, 1)
+            out.append(float(np.log(p).mean()))
+        return out

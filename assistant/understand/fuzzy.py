@@ -81,9 +81,12 @@ class VocabularySnap:
                 self._target(f"the {name}", d.id, d.color)
         for area in registry.areas:
             devices = registry.in_area(area)
+            meaning = ",".join(sorted(d.id for d in devices))
             for noun in ("lights", "light"):  # same meaning as its one lamp when it has only one
-                self._target(f"the {area} {noun}", ",".join(sorted(d.id for d in devices)),
-                             any(d.color for d in devices))
+                self._target(f"the {area} {noun}", meaning, any(d.color for d in devices))
+                # "turn off the lights in the kitchen": the area after the noun, the other common order
+                for verb in ("on", "off"):
+                    self._add(f"turn {verb} the {noun} in the {area}", f"{verb}:{meaning}", f"the {area}")
         self._target("all the lights", "all", True)
         self.sentences.update(extra or {})
         self.sentences = {k: v for k, v in self.sentences.items() if accepts(k.replace(NUM, "50"))}
@@ -93,10 +96,13 @@ class VocabularySnap:
         self.target_core = [_core(self.target_of.get(s, s)) for s in self.keys]
         self.target_core_sound = [sound_key(c) for c in self.target_core]
 
+    def _add(self, sentence: str, meaning: str, target: str) -> None:
+        self.sentences.setdefault(sentence, meaning)
+        self.target_of.setdefault(sentence, target)
+
     def _target(self, target: str, meaning: str, color: bool) -> None:
         def add(sentence: str, m: str) -> None:
-            self.sentences.setdefault(sentence, m)
-            self.target_of.setdefault(sentence, target)
+            self._add(sentence, m, target)
         for verb in ("on", "off"):
             add(f"turn {verb} {target}", f"{verb}:{meaning}")
             add(f"switch {verb} {target}", f"{verb}:{meaning}")
@@ -108,7 +114,7 @@ class VocabularySnap:
                 add(f"set {target} to {c}", f"color:{c}:{meaning}")
                 add(f"make {target} {c}", f"color:{c}:{meaning}")
 
-    def nearest(self, text: str) -> Snap | None:
+    def _scored(self, text: str) -> tuple[list[tuple[float, str]], list[str]] | None:
         heard, nums = _numbers(text)
         if not heard.strip():
             return None
@@ -126,6 +132,13 @@ class VocabularySnap:
                          fuzz.partial_ratio(self.target_core_sound[i], heard_sound))
             scored.append((min((letters + sound + words) / 300, target / 100), sentence))
         scored.sort(reverse=True)
+        return scored, nums
+
+    def nearest(self, text: str) -> Snap | None:
+        got = self._scored(text)
+        if got is None:
+            return None
+        scored, nums = got
         score, best = scored[0]
         meaning = self.sentences[best]
         runner_up = next((s for s, other in scored[1:] if self.sentences[other] != meaning), 0.0)
@@ -134,3 +147,25 @@ class VocabularySnap:
                 return None  # a percentage without exactly one number said is not one we can fill in
             best = best.replace(NUM, nums[0])
         return Snap(best, score, runner_up)
+
+    def shortlist(self, text: str, k: int = 4) -> list[tuple[str, float]]:
+        """The k closest sentences that mean different things, each with its closeness, closest first
+        (percentages filled in with the one number said, or left out)."""
+        got = self._scored(text)
+        if got is None:
+            return []
+        scored, nums = got
+        out, seen = [], set()
+        for score, sentence in scored:
+            meaning = self.sentences[sentence]
+            if meaning in seen:
+                continue
+            if NUM in sentence:
+                if len(nums) != 1:
+                    continue
+                sentence = sentence.replace(NUM, nums[0])
+            seen.add(meaning)
+            out.append((sentence, score))
+            if len(out) == k:
+                break
+        return out
