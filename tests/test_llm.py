@@ -150,6 +150,22 @@ def test_constrained_trie_keeps_generation_on_the_lines(gguf_backend):
         assert out.strip() in lang.lines or out.strip().startswith("say "), out
 
 
+def test_an_answer_left_unfinished_does_not_block_the_next_request(gguf_backend):
+    """An answer nobody reads to the end (the user walked away, a caller dropped it) must not hold the
+    model: the next request ends it. Run in a thread so that a regression fails instead of hanging."""
+    import threading
+    from assistant.understand.llm import system_prompt as sp
+    abandoned = gguf_backend.stream(sp(REG), user_prompt("tell me a long story"), 40, ("\n",))
+    assert next(abandoned)  # suspended mid-answer, holding the model
+    out = []
+    t = threading.Thread(daemon=True, target=lambda: out.append("".join(
+        gguf_backend.stream(sp(REG), user_prompt("turn on the kitchen light"), 20, ("\n", "Request:")))))
+    t.start()
+    t.join(timeout=120)
+    assert out and "kitchen_light" in out[0], "the next request waited on the unfinished answer"
+    assert abandoned.gi_frame is None  # the abandoned answer was closed, not left waiting
+
+
 @pytest.mark.parametrize("text,words", [
     ("how long do I boil an egg?", ("minute",)),
     ("what is the capital of Italy", ("rome",)),

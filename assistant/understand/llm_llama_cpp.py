@@ -9,6 +9,7 @@ continue one of those lines; after `say` the text is free."""
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -91,6 +92,7 @@ class LlamaCppBackend:
         self.lock = threading.Lock()  # one generation at a time: the KV cache is shared state
         self._system = None
         self._tries: dict[Language, LineTrie] = {}
+        self._active = None  # weakref to the newest stream
 
     def warm(self, system: str) -> None:
         """Evaluates the fixed prompt once and keeps its KV state. Every request starts from that state
@@ -119,6 +121,20 @@ class LlamaCppBackend:
 
     def stream(self, system: str, user: str, max_tokens: int, stop: tuple[str, ...],
                language: Language | None = None) -> Iterator[str]:
+        # A stream left unfinished (an answer nobody spoke to the end) still holds the lock until it is
+        # collected, which may be never: the newer request ends it instead of waiting for it.
+        previous = self._active and self._active()
+        if previous is not None:
+            try:
+                previous.close()
+            except ValueError:  # still being read in another thread: wait for it on the lock
+                pass
+        gen = self._generate(system, user, max_tokens, stop, language)
+        self._active = weakref.ref(gen)
+        return gen
+
+    def _generate(self, system: str, user: str, max_tokens: int, stop: tuple[str, ...],
+                  language: Language | None) -> Iterator[str]:
         if self._system != system:
             self.warm(system)
         extra = {}
