@@ -34,13 +34,17 @@ def kinds(events, kind):
     return [e for e in events if e.kind == kind]
 
 
+def converse(store, a, spy, first: str, gap_s: float, second: str) -> None:
+    """The wake word once, `first`, a pause of `gap_s`, then `second` with no wake word."""
+    pcm = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, first), gap_s, piper(store, second), 1.0)
+    run(a.run(FileSource(pcm=pcm)))
+    spy.settle()
+
+
 @pytest.mark.parametrize("gap_s,acted", [(1.0, True), (WINDOW_S + 2.0, False)])
 def test_yes_without_the_wake_word_within_the_window(store, make_assistant, spy, tmp_path, gap_s, acted):
     a, _, events = make_assistant(home(tmp_path, ASK_BACK))
-    pcm = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "Turn on the kitchen light."), gap_s,
-                    piper(store, "Yes."), 1.0)
-    run(a.run(FileSource(pcm=pcm)))
-    spy.settle()
+    converse(store, a, spy, "Turn on the kitchen light.", gap_s, "Yes.")
     assert len(kinds(events, "wake")) == 1 and len(kinds(events, "ask")) == 1
     said = [e.data["text"] for e in kinds(events, "reply")]
     assert said[0].startswith("Should I") and said[0].endswith("?")
@@ -56,10 +60,7 @@ def test_yes_without_the_wake_word_within_the_window(store, make_assistant, spy,
 @pytest.mark.parametrize("gap_s,acted", [(1.0, True), (WINDOW_S + 2.0, False)])
 def test_command_after_a_spoken_question(store, make_assistant, spy, tmp_path, gap_s, acted):
     a, _, events = make_assistant(home(tmp_path, QUESTION))
-    pcm = utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "How are you doing?"), gap_s,
-                    piper(store, "Turn on the bedroom light."), 1.0)
-    run(a.run(FileSource(pcm=pcm)))
-    spy.settle()
+    converse(store, a, spy, "How are you doing?", gap_s, "Turn on the bedroom light.")
     assert len(kinds(events, "wake")) == 1
     assert kinds(events, "reply")[0].data["text"].endswith("?")
     assert spy.on(BEDROOM) == ([{"state": "ON"}] if acted else [])
