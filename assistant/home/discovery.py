@@ -103,14 +103,17 @@ def _z2m_exposes(definition: dict) -> tuple[str, bool] | None:
     return None
 
 
-def z2m_devices(payload: str, base: str) -> list[Device]:
+def _named_entries(payload: str, topic: str) -> list[dict]:
+    """The entries of a Zigbee2MQTT bridge list that have a friendly name; others are skipped."""
     data = json.loads(payload)
     if not isinstance(data, list):
-        raise DiscoveryError("bridge/devices is not a JSON list")
+        raise DiscoveryError(f"{topic} is not a JSON list")
+    return [e for e in data if isinstance(e, dict) and isinstance(e.get("friendly_name"), str)]
+
+
+def z2m_devices(payload: str, base: str) -> list[Device]:
     out = []
-    for d in data:
-        if not isinstance(d, dict) or not isinstance(d.get("friendly_name"), str):
-            continue
+    for d in _named_entries(payload, "bridge/devices"):
         kind = _z2m_exposes(d.get("definition") or {})
         if kind is None:
             continue  # sensors, the coordinator, unsupported devices
@@ -123,13 +126,8 @@ def z2m_devices(payload: str, base: str) -> list[Device]:
 
 
 def z2m_groups(payload: str, base: str, by_ieee: dict[str, str]) -> list[Device]:
-    data = json.loads(payload)
-    if not isinstance(data, list):
-        raise DiscoveryError("bridge/groups is not a JSON list")
     out = []
-    for g in data:
-        if not isinstance(g, dict) or not isinstance(g.get("friendly_name"), str):
-            continue
+    for g in _named_entries(payload, "bridge/groups"):
         members = tuple(by_ieee[m["ieee_address"]] for m in g.get("members", [])
                         if isinstance(m, dict) and m.get("ieee_address") in by_ieee)
         if not members:
