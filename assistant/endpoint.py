@@ -16,7 +16,7 @@ WINDOW_S = 512 / SAMPLE_RATE  # one VAD window
 @dataclass
 class Endpoint:
     audio: np.ndarray
-    reason: str  # "pause" | "max_length" | "no_speech"
+    reason: str  # "pause" | "max_length" | "no_speech" | "end_of_input"
     hangover_s: float  # audio between the last speech and the decision: latency the user waits for
 
 
@@ -53,6 +53,10 @@ class Endpointer:
         if not started and self.elapsed_s >= self.start_timeout_s:
             return self._end("no_speech")
         return None
+
+    def finish(self) -> Endpoint | None:
+        """The input ended (a file): what was said so far is the command, if anything was."""
+        return self._end("end_of_input") if self.speech_s >= self.min_speech_s else None
 
     def _end(self, reason: str) -> Endpoint:
         hang = self.since_speech_s if reason == "pause" else 0.0

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .types import SAMPLE_RATE
+
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +30,11 @@ class TurnMetrics:
     # from the endpoint decision (add hangover_s for "from end of speech")
     to_publish_s: float | None = None
     to_first_audio_s: float | None = None
+
+    def note_endpoint(self, end) -> None:
+        """What the endpointer decided (an endpoint.Endpoint)."""
+        self.endpoint_reason, self.hangover_s = end.reason, end.hangover_s
+        self.utterance_s = len(end.audio) / SAMPLE_RATE
 
     @property
     def eos_to_publish_s(self) -> float | None:

@@ -170,6 +170,8 @@ class Assistant:
         """Listen to a source until it ends (a file) or forever (a microphone). `awake`: the source starts
         with the command itself, as if the wake word had just been heard."""
         self._set_state("idle")
+        if awake:
+            self.engines.vad.reset()  # what it heard before this source is not part of it
         ep: Endpointer | None = self._new_endpointer() if awake else None
         metrics = TurnMetrics()
         refractory_until = 0.0
@@ -198,8 +200,7 @@ class Assistant:
             if end is None:
                 continue
             ep = None
-            metrics.endpoint_reason, metrics.hangover_s = end.reason, end.hangover_s
-            metrics.utterance_s = len(end.audio) / SAMPLE_RATE
+            metrics.note_endpoint(end)
             spoken = await self._turn(end.audio, metrics) if end.reason != "no_speech" else ""
             if end.reason == "no_speech":
                 self.pending = None  # a question left unanswered is dropped
@@ -213,6 +214,11 @@ class Assistant:
                 continue
             self.engines.wake.reset()
             refractory_until = now_s + self.cfg.wake.refractory_s
+            self._set_state("idle")
+        end = ep.finish() if ep is not None else None
+        if end is not None:  # a file that ends mid-command, or before the noise after it let up
+            metrics.note_endpoint(end)
+            await self._turn(end.audio, metrics)
             self._set_state("idle")
 
     async def _from_outside(self) -> bool:

@@ -49,3 +49,14 @@ def test_leading_silence_is_trimmed():
     ep = Endpointer()
     end, _ = feed(ep, [0.0] * 50 + [0.9] * 20 + [0.0] * 30)
     assert len(end.audio) < len(ep.frames) * 1280 - 16000 * 1.0
+
+
+def test_input_that_ends_mid_command_is_still_the_command():
+    ep = Endpointer(silence_s=0.6)
+    end, _ = feed(ep, [0.0] * 10 + [0.9] * 30 + [0.6] * 10)  # speech-like noise until the file ends
+    assert end is None
+    end = ep.finish()
+    assert end.reason == "end_of_input" and len(end.audio) > 0
+    quiet = Endpointer()
+    feed(quiet, [0.0] * 20)
+    assert quiet.finish() is None  # nothing was said: nothing to hear
