@@ -94,10 +94,10 @@ def expected(assistant: Assistant, text: str) -> dict[str, dict]:
 
 
 class DeviceListener:
-    """Device messages on the broker (the assistant's own status topics left out)."""
+    """Device messages on the broker (the assistant's own status and discovery topics left out)."""
 
-    def __init__(self, url: str, own_prefix: str):
-        self.own = own_prefix
+    def __init__(self, url: str, own_prefixes: tuple[str, ...]):
+        self.own = own_prefixes
         self.got: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self.client = listener(url, ["#"], self._on)
@@ -131,6 +131,8 @@ class Result:
     outcome: dict = field(default_factory=dict)  # path -> "ok" | "wrong" | "asked" | "none"
     latency: dict = field(default_factory=dict)  # path -> end of speech to publish, seconds
     confidence: float | None = None
+    endpoint: str = ""  # why the endpointer ended the command ("end_of_input": no pause heard in the noise)
+    got: dict = field(default_factory=dict)  # path -> the device messages that arrived, when not the expected
 
 
 def _grade(want: dict | None, got: dict, asked: bool) -> str:
@@ -165,7 +167,7 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
         bus.subscribe(events.append)
         after = Assistant(cfg, engines, link, None, bus)
         before = Assistant(before_cfg, engines, link, None, EventBus())
-        devices = DeviceListener(broker.url, cfg.mqtt.topic_prefix + "/")
+        devices = DeviceListener(broker.url, (cfg.mqtt.topic_prefix + "/", cfg.discovery.homeassistant_prefix + "/"))
         texts = command_texts(after)
         wants = {t: expected(before, t) for t in texts}
         voices = list(VOICES)
@@ -190,11 +192,15 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
                 after.pending = None
                 turn = next((e.data["metrics"] for e in events if e.kind == "turn"), None)
                 r.heard = next((e.data["text"] for e in events if e.kind == "transcript"), "")
+                r.endpoint = turn.endpoint_reason if turn else ""
                 sent = sum(e.kind == "command" for e in events)
                 asked = any(e.kind == "ask" for e in events)
                 intents = [e.data["intent"] for e in events if e.kind in ("intent", "ask")]
                 r.confidence = intents[0].confidence if intents else None
-                r.outcome["after"] = _grade(want, devices.take(sent), asked)
+                got = devices.take(sent)
+                r.outcome["after"] = _grade(want, got, asked)
+                if r.outcome["after"] == "wrong":
+                    r.got["after"] = got
                 if turn and turn.eos_to_publish_s is not None:
                     r.latency["after"] = turn.eos_to_publish_s
                 # before: the same transcript through exact templates, timed as if it followed the same ASR
@@ -229,7 +235,9 @@ def report(results: list[Result], snrs) -> dict:
                 "latency_p90_s": pct(lat, 0.9) if lat else None,
             })
     data = {"table": table, "results": [r.__dict__ for r in results]}
-    data["text"] = _text(table)
+    unpaused = {snr: sum(r.endpoint == "end_of_input" for r in results if r.snr == snr) for snr in snrs}
+    data["text"] = _text(table) + ("\nNo pause heard before the clip ended (the noise sounded like speech), "
+                                   "clips per SNR: " + ", ".join(f"{k} dB {v}" for k, v in unpaused.items()))
     return data
 
 

@@ -170,7 +170,8 @@ def accuracy(args) -> int:
         print(f"error: no noise*.wav and rir*.wav in {noise_dir} (give --noise-dir)", file=sys.stderr)
         return 2
     report = run_accuracy(config_from(args), store_from(args), per_snr=args.per_snr,
-                          non_commands=args.non_commands, noise_dir=noise_dir, llm=args.llm)
+                          non_commands=args.non_commands, noise_dir=noise_dir, llm=args.llm,
+                          seed=args.seed)
     if args.json:
         Path(args.json).write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=1,
                                               default=str))
