@@ -10,7 +10,9 @@ from conftest import run
 from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
 from assistant.samples import piper, utterance
-from assistant.understand.rescore import GAP, as_spoken, flipped, meaning
+from assistant.engines.asr_faster_whisper import Hypothesis
+from assistant.understand.rescore import (GAP, MAX_CANDIDATES, as_spoken, choose, flipped, heard_verb, meaning,
+                                         to_check, verb)
 
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 
@@ -56,7 +58,7 @@ def test_speech_no_command_fits_is_left_alone(make_assistant, spy, store):
     a, _, _ = make_assistant()
     heard = a._hear(spoken(store, "The kids are asleep upstairs, be quiet.", snr=12))
     assert heard.checked, "the nearest commands were checked on the audio"
-    assert heard.readings[0].logprob - max(heard.checked.values()) > GAP
+    assert heard.free_fit - max(heard.checked.values()) > GAP
     assert heard.intent is None
     run(a.run(FileSource(pcm=spoken(store, "The kids are asleep upstairs, be quiet.", snr=12)), awake=True))
     spy.settle()
@@ -77,3 +79,46 @@ def test_the_area_after_the_noun_snaps_too(make_assistant, spy):
     spy.settle()
     assert out.intent.source == "fuzzy" and out.intent.confidence >= a.cfg.understand.act_threshold
     assert spy.device_messages() == [(KITCHEN, '{"state": "OFF"}')]
+
+
+def readings(*texts: str) -> list[Hypothesis]:
+    return [Hypothesis(t, -0.4 - 0.1 * i) for i, t in enumerate(texts)]
+
+
+def checked(a, *texts: str) -> list[str]:
+    """The sentences the listening would weigh on the audio for these free readings."""
+    r = readings(*texts)
+    said = heard_verb(r)
+    _, intent = choose(r, a._understand)
+    return to_check(r, intent, False, said, a.understander, a._understand)
+
+
+def test_a_misheard_colour_is_weighed_against_every_colour(make_assistant):
+    a, _, _ = make_assistant()
+    got = checked(a, "Make the sofa lamp part move.", "Make the sofa lamp apartment.")
+    assert {"make the sofa lamp orange", "make the sofa lamp pink", "make the sofa lamp blue"} <= set(got)
+
+
+def test_a_command_heard_as_other_words_brings_every_device_and_both_verbs(make_assistant):
+    a, _, _ = make_assistant()
+    got = checked(a, "Do not forget your light.")
+    assert {"turn off the kitchen light", "turn on the kitchen light", "turn off the bedroom light"} <= set(got)
+    assert len(got) <= MAX_CANDIDATES
+
+
+def test_an_on_or_off_heard_in_the_readings_decides_the_verb(make_assistant):
+    a, _, _ = make_assistant()
+    assert heard_verb(readings("It's going on for a kitchen light.", "It's going off of a kitchen light.")) == "on"
+    assert heard_verb(readings("Do not hold the light.", "Do not fall on the light.")) is None  # a preposition
+    assert heard_verb(readings("Turn it on and off.")) is None
+    got = checked(a, "Turn the knob on the kitchen light.")
+    assert "turn on the kitchen light" in got
+    assert not [s for s in got if verb(s) == "off"]
+
+
+def test_one_light_in_an_area_means_the_same_by_either_name(make_assistant):
+    a, _, _ = make_assistant()
+    u, home = a.understander, a.registry
+    lights = meaning(u.understand("turn on the bedroom lights"), home)
+    assert lights == meaning(u.understand("turn on the bedroom light"), home)
+    assert lights != meaning(u.understand("turn off the bedroom light"), home)

@@ -15,7 +15,7 @@ def plan(intent: Intent, registry: Registry, states: HomeState | None = None) ->
     if intent.unknown_name:
         return Outcome(f"I don't know any device called {intent.unknown_name}.", ok=False, intent=intent)
     state = states.get if states else (lambda _id: DeviceState())
-    devices, what = _targets(intent, registry)
+    devices, what = targets(intent, registry)
     if not devices:
         return Outcome(f"There are no {what}.", ok=False, intent=intent)
     if intent.name == "HassGetState":
@@ -96,7 +96,8 @@ def _grouped(devices: list[Device], registry: Registry, intent: Intent, **change
     return cmds + [dialects.command(d, **change) for d in left.values()]
 
 
-def _targets(intent: Intent, registry: Registry) -> tuple[list[Device], str]:
+def targets(intent: Intent, registry: Registry) -> tuple[list[Device], str]:
+    """The devices an intent acts on, and how to say them."""
     noun = "lights" if intent.domain == "light" else f"{intent.domain}s"
     if intent.device_ids:
         devices = [d for i in intent.device_ids if (d := registry.get(i)) is not None]

@@ -76,6 +76,8 @@ class VocabularySnap:
         `extra`: more sentences this home can say, each with a meaning key (e.g. custom intents)."""
         self.sentences: dict[str, str] = {}  # sentence -> meaning (sentences that mean the same share it)
         self.target_of: dict[str, str] = {}  # sentence -> the device or area words in it
+        self.form: dict[str, tuple[str, str, str | None]] = {}  # sentence -> (shape, target, colour)
+        self.understood: dict[str, object] = {}  # sentence -> what it means, kept by whoever asks (rescore)
         for d in registry.devices.values():
             for name in d.spoken_names:
                 self._target(f"the {name}", d.id, d.color)
@@ -86,33 +88,40 @@ class VocabularySnap:
                 self._target(f"the {area} {noun}", meaning, any(d.color for d in devices))
                 # "turn off the lights in the kitchen": the area after the noun, the other common order
                 for verb in ("on", "off"):
-                    self._add(f"turn {verb} the {noun} in the {area}", f"{verb}:{meaning}", f"the {area}")
+                    self._add(f"turn {verb} the {noun} in the {area}", f"{verb}:{meaning}", f"the {area}",
+                              f"turn {verb} the {noun} in {{t}}")
         self._target("all the lights", "all", True)
         self.sentences.update(extra or {})
         self.sentences = {k: v for k, v in self.sentences.items() if accepts(k.replace(NUM, "50"))}
         self.keys = list(self.sentences)
+        self.form = {k: v for k, v in self.form.items() if k in self.sentences}
+        self.by_shape: dict[str, list[str]] = {}
+        for sentence, (shape, _, _) in self.form.items():
+            self.by_shape.setdefault(shape, []).append(sentence)
         self.sound = [sound_key(s) for s in self.keys]
         self.words = [s.split() for s in self.keys]
         self.target_core = [_core(self.target_of.get(s, s)) for s in self.keys]
         self.target_core_sound = [sound_key(c) for c in self.target_core]
 
-    def _add(self, sentence: str, meaning: str, target: str) -> None:
+    def _add(self, sentence: str, meaning: str, target: str, shape: str, colour: str | None = None) -> None:
+        """`shape`: the sentence with "{t}" for its target and "{c}" for its colour."""
         self.sentences.setdefault(sentence, meaning)
         self.target_of.setdefault(sentence, target)
+        self.form.setdefault(sentence, (shape, target, colour))
 
     def _target(self, target: str, meaning: str, color: bool) -> None:
-        def add(sentence: str, m: str) -> None:
-            self._add(sentence, m, target)
+        def add(shape: str, m: str, c: str | None = None) -> None:
+            self._add(shape.format(t=target, c=c), m, target, shape, c)
         for verb in ("on", "off"):
-            add(f"turn {verb} {target}", f"{verb}:{meaning}")
-            add(f"switch {verb} {target}", f"{verb}:{meaning}")
-        add(f"set {target} to {NUM} percent", f"dim:{meaning}")
-        add(f"set {target} brightness to {NUM} percent", f"dim:{meaning}")
-        add(f"dim {target} to {NUM} percent", f"dim:{meaning}")
+            add(f"turn {verb} {{t}}", f"{verb}:{meaning}")
+            add(f"switch {verb} {{t}}", f"{verb}:{meaning}")
+        add(f"set {{t}} to {NUM} percent", f"dim:{meaning}")
+        add(f"set {{t}} brightness to {NUM} percent", f"dim:{meaning}")
+        add(f"dim {{t}} to {NUM} percent", f"dim:{meaning}")
         if color:
             for c in COLORS:
-                add(f"set {target} to {c}", f"color:{c}:{meaning}")
-                add(f"make {target} {c}", f"color:{c}:{meaning}")
+                add("set {t} to {c}", f"color:{c}:{meaning}", c)
+                add("make {t} {c}", f"color:{c}:{meaning}", c)
 
     def _scored(self, text: str) -> tuple[list[tuple[float, str]], list[str]] | None:
         heard, nums = _numbers(text)
@@ -169,3 +178,19 @@ class VocabularySnap:
             if len(out) == k:
                 break
         return out
+
+    def variants(self, sentence: str) -> list[str]:
+        """The home's sentences one slot away from this one, in the same words: the same device in every
+        other colour, then the same command for every other device and area (a number said is kept)."""
+        key, nums = _numbers(sentence)
+        if key not in self.form:
+            return []
+        shape, target, colour = self.form[key]
+        same = self.by_shape[shape]
+        if NUM in key and len(nums) != 1:
+            return []
+        out = [s for s in same if self.form[s][1] == target]
+        out += [s for s in same if self.form[s][2] == colour and self.form[s][1] != target]
+        seen = {self.sentences[key]}
+        out = [s for s in out if not (self.sentences[s] in seen or seen.add(self.sentences[s]))]  # one per meaning
+        return [s.replace(NUM, nums[0]) if NUM in s else s for s in out]

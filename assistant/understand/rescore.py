@@ -8,13 +8,15 @@ not always its only plausible one. So instead of one transcript:
    exact template match beats a snap, a likelier reading beats a less likely one);
 2. unless that reading matched a template exactly (and is not an on/off: the one word that flips the
    meaning is the one most often misheard), the decoder is asked how well the home's nearest sentences
-   (the snap's shortlist for the top readings, and each on/off command's opposite) fit the audio.
+   fit the audio: the snap's shortlist for the top readings, each on/off command's opposite, and the
+   nearest two with one slot changed (every other colour, every other device or area).
    The best-fitting one is the reading; its lead over the best-fitting sentence that means something
-   else is the confidence. If even the best-fitting command fits far worse than what was freely heard,
-   what was said is not a command at all, and no snap is made of it.
+   else is the confidence. If even the best-fitting command fits far worse than what was freely heard
+   (scored the same way), what was said is not a command at all, and no snap is made of it.
 
 Costs one encoding of the audio (as before), a beam of `n` instead of greedy decoding, and, when the
-check runs, a teacher-forced pass of the decoder per candidate sentence (at most `MAX_CANDIDATES`).
+check runs, a teacher-forced pass of the decoder per candidate sentence (at most `MAX_CANDIDATES`, in one
+batch; a few milliseconds each, see FasterWhisper.score).
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from ..home.actions import targets
 from ..types import Intent
 
 WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosing among the readings
 SPREAD = 1.0  # readings this much less likely (nats per token) than the best are not considered
 MARGIN = 0.3  # a lead this large (nats per token) over the best other meaning gives act-level confidence
 GAP = 2.0  # a command fitting this much worse than the free transcript means it was not a command
-MAX_CANDIDATES = 6
+UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
+MAX_CANDIDATES = 32
 SHORTLIST = 3  # nearest sentences taken from each of the top two readings
+VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
 
 ON_OFF = ("HassTurnOn", "HassTurnOff")
 
@@ -41,12 +46,19 @@ class Heard:
     intent: Intent | None  # what was understood, confidence set by the checks above
     readings: list  # the beam's readings (Hypothesis), best first
     checked: dict[str, float] | None = None  # candidate sentence -> fit to the audio, when checked
+    free_fit: float | None = None  # the best free transcript's fit, scored the same way
 
 
-def meaning(intent: Intent | None):
+def meaning(intent: Intent | None, registry=None):
+    """What an intent does; with the registry, by the devices it reaches ("the bedroom lights" is "the
+    bedroom light" in a bedroom with one light)."""
     if intent is None or intent.unknown_name:
         return None
-    return (intent.name, intent.device_ids, intent.area, intent.all_devices, intent.brightness, intent.color)
+    if registry is None:
+        return (intent.name, intent.device_ids, intent.area, intent.all_devices, intent.brightness, intent.color)
+    reached = tuple(sorted(d.id for d in targets(intent, registry)[0]))
+    return (intent.name, reached or (intent.device_ids, intent.area, intent.all_devices), intent.brightness,
+            intent.color)
 
 
 def as_spoken(sentence: str) -> str:
@@ -55,12 +67,34 @@ def as_spoken(sentence: str) -> str:
     return s[:1].upper() + s[1:] + "."
 
 
+def verb(sentence: str) -> str | None:
+    """"on" or "off" for a home's on/off sentence ("turn on the lamp")."""
+    w = sentence.split()
+    return w[1] if len(w) > 2 and w[0] in ("turn", "switch") and w[1] in ("on", "off") else None
+
+
 def flipped(sentence: str) -> str | None:
     """The on/off command's opposite ("turn on the lamp" -> "turn off the lamp")."""
+    if (v := verb(sentence)) is None:
+        return None
     w = sentence.split()
-    if len(w) > 2 and w[0] in ("turn", "switch") and w[1] in ("on", "off"):
-        return " ".join([w[0], "off" if w[1] == "on" else "on", *w[2:]])
+    return " ".join([w[0], "off" if v == "on" else "on", *w[2:]])
+
+
+def heard_verb(readings: list) -> str | None:
+    """The on/off word of the likeliest readings that have exactly one of them ("turn the knob on ...")."""
+    for h in readings[:VERB_READINGS]:
+        found = set(re.findall(r"[a-z]+", h.text.lower())) & {"on", "off"}
+        if len(found) == 1:
+            return found.pop()
     return None
+
+
+def _meaning(snap, understand, sentence: str, registry):
+    """What a home sentence does, remembered with the home's sentences (parsing costs milliseconds)."""
+    if sentence not in snap.understood:
+        snap.understood[sentence] = meaning(understand(sentence), registry)
+    return snap.understood[sentence]
 
 
 def choose(readings: list, understand) -> tuple[object, Intent | None]:
@@ -81,6 +115,31 @@ def choose(readings: list, understand) -> tuple[object, Intent | None]:
     return best[1], best[2]
 
 
+def to_check(readings: list, intent: Intent | None, exact: bool, said: str | None, understander,
+             understand) -> list[str]:
+    """The home's sentences worth weighing on the audio, likeliest first: the understood one and the
+    nearest ones to the top readings; for the two nearest, the same words with one slot changed (another
+    colour, another device or area: a misheard name or colour is the commonest miss); each followed by its
+    on/off opposite unless the readings clearly heard one of the two words (`said`)."""
+    snap, home = understander.snap, understander.registry
+    nearest: list[str] = []
+    if intent is not None and not intent.unknown_name:
+        nearest.append(intent.text)
+    if not exact:
+        for h in readings[:2]:
+            nearest += [s for s, _ in snap.shortlist(understander.clean(h.text), SHORTLIST)]
+    nearest = list(dict.fromkeys(nearest))
+    if not exact:
+        nearest += [v for s in nearest[:2] for v in snap.variants(s)]
+    candidates = [c for s in dict.fromkeys(nearest) for c in (s, flipped(s)) if c]
+    candidates = [s for s in dict.fromkeys(candidates) if _meaning(snap, understand, s, home) is not None]
+    if not exact and said:
+        # Weighing "on" against "off" on the audio is least reliable where the rest was misheard; a free
+        # transcript that still has one of the two words clearly is the better witness for it.
+        candidates = [s for s in candidates if verb(s) in (None, said)]
+    return candidates[:MAX_CANDIDATES]
+
+
 def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
          unsure: float = 0.75) -> Heard:
     """`understand`: text -> Intent (the conductor's, custom intents first); `understander`: the
@@ -91,36 +150,34 @@ def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4,
     if not readings:
         return Heard("", None, [])
     _, intent = choose(readings, understand)
-    snap = understander.snap
+    snap, home = understander.snap, understander.registry
     exact = intent is not None and intent.confidence >= 1 and intent.source != "fuzzy"
     if not check or snap is None or intent is not None and intent.source == "custom" or (
             exact and intent.name not in ON_OFF):
         return Heard(readings[0].text, intent, readings)
-    # The sentences to check: the understood one, the nearest ones to the top readings, and opposites.
-    candidates: list[str] = []
-    if intent is not None and not intent.unknown_name:
-        candidates.append(intent.text)
-    if not exact:
-        for h in readings[:2]:
-            candidates += [s for s, _ in snap.shortlist(understander.clean(h.text), SHORTLIST)]
-    candidates += [f for s in candidates if (f := flipped(s))]
-    candidates = list(dict.fromkeys(candidates))[:MAX_CANDIDATES]
-    meanings = {s: meaning(understand(s)) for s in candidates}
-    candidates = [s for s in candidates if meanings[s] is not None]
+    said = heard_verb(readings)
+    candidates = to_check(readings, intent, exact, said, understander, understand)
     if not candidates:
         return Heard(readings[0].text, intent, readings)
-    fit = dict(zip(candidates, asr.score(encoded, [as_spoken(s) for s in candidates], hotwords)))
+    meanings = {s: _meaning(snap, understand, s, home) for s in candidates}
+    # The free reading is scored the same way, so that the two fits are comparable.
+    *fits, free = asr.score(encoded, [as_spoken(s) for s in candidates] + [readings[0].text], hotwords)
+    fit = dict(zip(candidates, fits))
     best = max(candidates, key=fit.get)
-    if readings[0].logprob - fit[best] > GAP:
+    if free - fit[best] > GAP:
         # No command fits nearly as well as what was heard: speech that is not for us.
-        return Heard(readings[0].text, intent if exact else None, readings, fit)
+        return Heard(readings[0].text, intent if exact else None, readings, fit, free)
     rival = max((fit[s] for s in candidates if meanings[s] != meanings[best]), default=fit[best] - 9)
     lead = fit[best] - rival
+    if verb(best) and not said:
+        lead /= 2  # on or off, and neither word was heard: the audio alone must be twice as sure
     confidence = min(1.0, 0.6 + 0.2 * lead / MARGIN)  # a lead of MARGIN gives 0.8, the default act threshold
-    if exact and meaning(intent) == meanings[best]:
+    if free - fit[best] > UNSURE_GAP:
+        confidence = min(confidence, unsure)
+    if exact and meaning(intent, home) == meanings[best]:
         # Heard exactly, and the audio agrees: keep it unless its opposite fits almost as well.
         return Heard(readings[0].text, intent if lead >= MARGIN else dataclasses.replace(intent, confidence=unsure),
-                     readings, fit)
+                     readings, fit, free)
     chosen = understand(best)
     return Heard(readings[0].text, dataclasses.replace(chosen, source="fuzzy", confidence=round(confidence, 3)),
-                 readings, fit)
+                 readings, fit, free)
