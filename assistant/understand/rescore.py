@@ -165,8 +165,12 @@ def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4,
     fit = dict(zip(candidates, fits))
     best = max(candidates, key=fit.get)
     if free - fit[best] > GAP:
-        # No command fits nearly as well as what was heard: speech that is not for us.
-        return Heard(readings[0].text, intent if exact else None, readings, fit, free)
+        # No command fits nearly as well as what was heard: speech that is not for us, or a command for a
+        # device this home does not have (answered as such).
+        if not exact:
+            top = understand(readings[0].text)
+            intent = top if top is not None and top.unknown_name else None
+        return Heard(readings[0].text, intent, readings, fit, free)
     rival = max((fit[s] for s in candidates if meanings[s] != meanings[best]), default=fit[best] - 9)
     lead = fit[best] - rival
     if verb(best) and not said:
