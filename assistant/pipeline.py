@@ -96,11 +96,12 @@ class Assistant:
         self.muted = False  # the wake word is ignored; announcements are still spoken
         self.inbox = Inbox(cfg)  # mute and announcements from the broker, taken between turns
         phrase = wake_phrase(cfg.wake.model)
+        self.custom = CustomIntents(custom_grammar(cfg), cfg.language)
         self.understander = TemplateUnderstander(self.registry, cfg.language,
                                                  strip_prefixes=(phrase, phrase.split()[-1]),
-                                                 fuzzy=cfg.understand.fuzzy)
+                                                 fuzzy=cfg.understand.fuzzy,
+                                                 custom_sentences=self.custom.sentences() if cfg.understand.fuzzy else None)
         self.pending: Intent | None = None  # asked back about; a "yes" in the next turn carries it out
-        self.custom = CustomIntents(custom_grammar(cfg), cfg.language)
         self._custom_words = self.custom.vocabulary()
         self.events.subscribe(self._publish_status)
         self._listen = ThreadPoolExecutor(1, thread_name_prefix="listen")  # wake word + VAD
@@ -287,15 +288,12 @@ class Assistant:
             if NO.match(answer):
                 return self._done(Outcome("OK, I won't.", ok=False, intent=pending))
             confirmed = dataclasses.replace(pending, confidence=1.0)  # the user said yes
-            return await self._carry_out(plan(confirmed, self.registry, self.home.states), m, t0)
+            return await self._carry_out(self._outcome(confirmed), m, t0)
         route = self.cfg.llm.route
         intent = None
         if route != "llm":
             intent = heard.intent if heard is not None else await asyncio.to_thread(self._understand, text)
         m.understand_s = time.perf_counter() - t
-        if intent and intent.source == "custom":  # the user's own intent: its message is the action
-            commands = tuple(self._intent_messages(intent))
-            return await self._carry_out(Outcome(self.custom.reply(intent), commands, intent=intent), m, t0)
         # A command shaped sentence naming no known device ("it is too dark in the kitchen" reads as a
         # device called "it is too dark"), or one too far from anything this home can say, is also the
         # LLM's to try; what it says is validated anyway.
@@ -343,13 +341,20 @@ class Assistant:
         u = self.cfg.understand
         if intent is None or intent.confidence < u.ask_threshold:
             return Outcome("Sorry, I didn't understand that.", ok=False)
-        outcome = plan(intent, self.registry, self.home.states)
+        outcome = self._outcome(intent)
         weighty = any(d.domain in u.confirm_domains for c in outcome.commands if (d := self.registry.get(c.device_id)))
         if outcome.commands and (intent.confidence < u.act_threshold or weighty):
             self.pending = intent
             self.events.emit("ask", intent=intent)
-            return Outcome(f"Should I {intent.text}?", ok=False, intent=intent)
+            question = f"Should I {intent.text}?" if intent.source != "custom" else f"Did you say: {intent.text}?"
+            return Outcome(question, ok=False, intent=intent)
         return outcome
+
+    def _outcome(self, intent: Intent) -> Outcome:
+        """What carrying out an intent means: the user's own intent's message, or the device commands."""
+        if intent.source == "custom":
+            return Outcome(self.custom.reply(intent), tuple(self._intent_messages(intent)), intent=intent)
+        return plan(intent, self.registry, self.home.states)
 
     def _understand(self, text: str) -> Intent | None:
         """The user's own intents first: they are the most specific sentences this home has."""

@@ -3,6 +3,7 @@ published on the intent topic (and in Rhasspy's Hermes shape) and answered with 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -13,8 +14,10 @@ from test_voice_e2e import reply_text
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.config import ConfigError
+from assistant.engines.asr_faster_whisper import Hypothesis
 from assistant.samples import piper, utterance
 from assistant.understand.custom import CustomIntents, from_config
+from assistant.understand.rescore import Heard, choose, to_check
 
 SENTENCES = """
 intents:
@@ -168,3 +171,31 @@ def test_spoken_custom_intent(tmp_path, store, engines, make_assistant, spy):
     heard = reply_text(engines, sink)
     assert "thermostat" in heard and ("21" in heard or "twenty" in heard)
     assert json.loads(dict(spy.messages)["assistant/demo/last_intent"])["name"] == "SetThermostat"
+
+
+def test_the_grammar_lists_its_sentences_for_the_listening(custom):
+    said = custom.sentences()
+    assert said["run the movie scene"] == said["start the cinema scene"]  # same meaning, both listed
+    assert said["run the movie scene"] != said["run the dinner scene"]
+    assert not [s for s in said if "thermostat" in s]  # a number range says too many ways: exact only
+
+
+def test_a_misheard_custom_command_is_weighed_on_the_audio_not_snapped_from_text(tmp_path, make_assistant, spy):
+    a, _, _ = make_assistant(home_with_intents(tmp_path))
+    r = [Hypothesis("Run the moving scene.", -0.4)]
+    intent = choose(r, a._understand)[1]
+    assert intent is None or intent.source != "custom"  # text alone does not guess a slot value
+    assert "run the movie scene" in to_check(r, intent, False, None, a.understander, a._understand)
+
+
+def test_an_unsure_custom_intent_asks_back_and_acts_on_yes(tmp_path, make_assistant, spy):
+    a, _, _ = make_assistant(home_with_intents(tmp_path))
+    unsure = dataclasses.replace(a.custom.understand("run the movie scene"), confidence=0.75)
+    out = run(a.handle_text("Run the moving scene.", heard=Heard("Run the moving scene.", unsure, [])))
+    assert out.reply == "Did you say: run the movie scene?" and a.pending is not None
+    spy.settle()
+    assert not spy.on("assistant/demo/intent/RunScene")
+    out = run(a.handle_text("yes"))
+    assert out.ok and out.reply == "Starting the movie scene"
+    assert wait_for(lambda: spy.on("assistant/demo/intent/RunScene"))
+    assert spy.on("assistant/demo/intent/RunScene")[0]["slots"] == {"scene": "movie"}

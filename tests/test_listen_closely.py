@@ -29,6 +29,7 @@ def test_sentences_are_written_as_whisper_writes_them():
     assert as_spoken("set the kitchen light to 30 percent") == "Set the kitchen light to 30%."
     assert flipped("turn on the lights in the kitchen") == "turn off the lights in the kitchen"
     assert flipped("switch off the sofa lamp") == "switch on the sofa lamp"
+    assert flipped("turn the garage light on") == "turn the garage light off"  # a custom intent's order
     assert flipped("set the sofa lamp to red") is None
 
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hassil import Intents, recognize_best
+from hassil.sample import sample_intents
 
 from ..config import ConfigError
 from ..types import Intent
 
+SNAP_SENTENCES = 300  # an intent that says more ways than this (number ranges, long lists) is matched exactly only
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # safe as one MQTT topic level
 
 # Words people put around a command that change nothing; hassil skips them anywhere in a sentence.
@@ -237,6 +239,22 @@ class CustomIntents:
     def reply(self, intent: Intent) -> str:
         template = self.grammar.intents[intent.name].reply or "Done."
         return string.Formatter().vformat(template, (), _Blank(intent.slots))
+
+    def sentences(self, per_intent: int = SNAP_SENTENCES) -> dict[str, str]:
+        """Every sentence the grammar accepts, each with a key of what it means, for snapping misheard
+        speech onto."""
+        if self.intents is None:
+            return {}
+        said: dict[str, list[str]] = {}
+        for name, text in sample_intents(self.intents, max_sentences_per_intent=per_intent + 1,
+                                         language=self.language):
+            said.setdefault(name, []).append(" ".join(text.split()))
+        out = {}
+        for texts in (t for t in said.values() if len(t) <= per_intent):
+            for text in texts:
+                if (i := self.understand(text)) is not None:
+                    out[text] = f"custom:{i.name}:{sorted(i.slots.items())}"
+        return out
 
     def vocabulary(self) -> list[str]:
         """Words worth hinting to the speech recogniser: slot values and the sentences' own words."""

@@ -91,8 +91,8 @@ class VocabularySnap:
                     self._add(f"turn {verb} the {noun} in the {area}", f"{verb}:{meaning}", f"the {area}",
                               f"turn {verb} the {noun} in {{t}}")
         self._target("all the lights", "all", True)
-        self.sentences.update(extra or {})
         self.sentences = {k: v for k, v in self.sentences.items() if accepts(k.replace(NUM, "50"))}
+        self.sentences.update(extra or {})
         self.keys = list(self.sentences)
         self.form = {k: v for k, v in self.form.items() if k in self.sentences}
         self.by_shape: dict[str, list[str]] = {}

@@ -37,8 +37,6 @@ MAX_CANDIDATES = 32
 SHORTLIST = 3  # nearest sentences taken from each of the top two readings
 VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
 
-ON_OFF = ("HassTurnOn", "HassTurnOff")
-
 
 @dataclass
 class Heard:
@@ -54,6 +52,8 @@ def meaning(intent: Intent | None, registry=None):
     bedroom light" in a bedroom with one light)."""
     if intent is None or intent.unknown_name:
         return None
+    if intent.source == "custom":
+        return (intent.name, tuple(sorted(intent.slots.items())))
     if registry is None:
         return (intent.name, intent.device_ids, intent.area, intent.all_devices, intent.brightness, intent.color)
     reached = tuple(sorted(d.id for d in targets(intent, registry)[0]))
@@ -68,17 +68,17 @@ def as_spoken(sentence: str) -> str:
 
 
 def verb(sentence: str) -> str | None:
-    """"on" or "off" for a home's on/off sentence ("turn on the lamp")."""
-    w = sentence.split()
-    return w[1] if len(w) > 2 and w[0] in ("turn", "switch") and w[1] in ("on", "off") else None
+    """"on" or "off" when a sentence has exactly one of them ("turn on the lamp", "turn the lamp off")."""
+    found = [w for w in sentence.split() if w in ("on", "off")]
+    return found[0] if len(found) == 1 else None
 
 
 def flipped(sentence: str) -> str | None:
-    """The on/off command's opposite ("turn on the lamp" -> "turn off the lamp")."""
+    """An on/off sentence's opposite ("turn on the lamp" -> "turn off the lamp")."""
     if (v := verb(sentence)) is None:
         return None
-    w = sentence.split()
-    return " ".join([w[0], "off" if v == "on" else "on", *w[2:]])
+    other = "off" if v == "on" else "on"
+    return " ".join(other if w == v else w for w in sentence.split())
 
 
 def heard_verb(readings: list) -> str | None:
@@ -152,8 +152,7 @@ def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4,
     _, intent = choose(readings, understand)
     snap, home = understander.snap, understander.registry
     exact = intent is not None and intent.confidence >= 1 and intent.source != "fuzzy"
-    if not check or snap is None or intent is not None and intent.source == "custom" or (
-            exact and intent.name not in ON_OFF):
+    if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
     candidates = to_check(readings, intent, exact, said, understander, understand)
@@ -183,5 +182,6 @@ def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4,
         return Heard(readings[0].text, intent if lead >= MARGIN else dataclasses.replace(intent, confidence=unsure),
                      readings, fit, free)
     chosen = understand(best)
-    return Heard(readings[0].text, dataclasses.replace(chosen, source="fuzzy", confidence=round(confidence, 3)),
+    source = "custom" if chosen.source == "custom" else "fuzzy"  # the user's own intents keep their route
+    return Heard(readings[0].text, dataclasses.replace(chosen, source=source, confidence=round(confidence, 3)),
                  readings, fit, free)
