@@ -84,9 +84,8 @@ def flipped(sentence: str) -> str | None:
 def heard_verb(readings: list) -> str | None:
     """The on/off word of the likeliest readings that have exactly one of them ("turn the knob on ...")."""
     for h in readings[:VERB_READINGS]:
-        found = set(re.findall(r"[a-z]+", h.text.lower())) & {"on", "off"}
-        if len(found) == 1:
-            return found.pop()
+        if v := verb(" ".join(re.findall(r"[a-z]+", h.text.lower()))):
+            return v
     return None
 
 
