@@ -71,7 +71,8 @@ def test_without_the_check_the_readings_are_still_weighed(make_assistant, store)
     a.cfg.understand.check = False
     heard = a._hear(spoken(store, "Set the bedroom light to 40 percent.", snr=18))
     assert heard.checked is None and len(heard.readings) >= 2
-    assert meaning(heard.intent) == meaning(a.understander.understand("set the bedroom light to 40 percent"))
+    assert meaning(heard.intent, a.registry) == meaning(a.understander.understand("set the bedroom light to 40 percent"),
+                                                        a.registry)
 
 
 def test_the_area_after_the_noun_snaps_too(make_assistant, spy):

@@ -47,15 +47,13 @@ class Heard:
     free_fit: float | None = None  # the best free transcript's fit, scored the same way
 
 
-def meaning(intent: Intent | None, registry=None):
-    """What an intent does; with the registry, by the devices it reaches ("the bedroom lights" is "the
-    bedroom light" in a bedroom with one light)."""
+def meaning(intent: Intent | None, registry):
+    """What an intent does, by the devices it reaches ("the bedroom lights" is "the bedroom light" in a
+    bedroom with one light)."""
     if intent is None or intent.unknown_name:
         return None
     if intent.source == "custom":
         return (intent.name, tuple(sorted(intent.slots.items())))
-    if registry is None:
-        return (intent.name, intent.device_ids, intent.area, intent.all_devices, intent.brightness, intent.color)
     reached = tuple(sorted(d.id for d in targets(intent, registry)[0]))
     return (intent.name, reached or (intent.device_ids, intent.area, intent.all_devices), intent.brightness,
             intent.color)
