@@ -168,7 +168,7 @@ def test_spoken_custom_intent(tmp_path, store, engines, make_assistant, spy):
     assert wait_for(lambda: spy.on("assistant/demo/intent/SetThermostat"))
     (msg,) = spy.on("assistant/demo/intent/SetThermostat")
     assert msg["slots"] == {"room": "office", "temperature": 21}
-    heard = reply_text(engines, sink)
+    heard = reply_text(engines, sink, a.hotwords)  # tiny.en alone sometimes hears "firmest"
     assert "thermostat" in heard and ("21" in heard or "twenty" in heard)
     assert json.loads(dict(spy.messages)["assistant/demo/last_intent"])["name"] == "SetThermostat"
 

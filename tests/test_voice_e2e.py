@@ -17,13 +17,13 @@ KITCHEN = "zigbee2mqtt/kitchen_light/set"
 LAMP = "home/living_room_lamp/set"
 
 
-def reply_text(engines, sink) -> str:
-    """What the assistant said, as the speech recogniser hears it."""
+def reply_text(engines, sink, hotwords: str | None = None) -> str:
+    """What the assistant said, as the speech recogniser hears it (hinted with the home's words, if given)."""
     import soxr
 
     pcm = np.concatenate(sink.chunks).astype(np.float32) / 32768
     pcm16 = (soxr.resample(pcm, sink.rate, SAMPLE_RATE) * 32767).astype(np.int16)
-    return engines.asr.transcribe(pcm16).lower()
+    return engines.asr.transcribe(pcm16, hotwords).lower()
 
 
 def command(store, text: str, voice: str = "piper") -> np.ndarray:
