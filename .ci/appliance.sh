@@ -103,17 +103,23 @@ SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -q -D "$root" -M "assistant-ci
   --register=no --keep-unit > "$work/boot.log" 2>&1 &
 nspawn=$!
 # The container's init: nspawn's child in a new PID namespace (an intermediate child comes and goes first).
+# A child that exits between pgrep and readlink has no namespace to read: only a namespace that was read
+# and differs from ours counts, and the leader must still be there once found.
+host_ns=$(readlink /proc/self/ns/pid)
 for _ in $(seq 60); do
   for p in $(pgrep -P "$nspawn" || true); do
-    [ "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" != "$(readlink /proc/self/ns/pid)" ] && leader=$p
+    ns=$(readlink "/proc/$p/ns/pid" 2>/dev/null || true)
+    [ -n "$ns" ] && [ "$ns" != "$host_ns" ] && kill -0 "$p" 2>/dev/null && leader=$p
   done
   [ -n "$leader" ] && break
   sleep 1
 done
-[ -n "$leader" ] || { cat "$work/boot.log"; exit 1; }
+boot_log() { echo "--- container console (last 60 lines)"; tail -60 "$work/boot.log"; }
+[ -n "$leader" ] || { echo "the container's init was not found" >&2; boot_log; exit 1; }
 inside() { nsenter -t "$leader" -a -- "$@"; }  # runs a command in the booted container
 state=unknown
 for _ in $(seq 150); do  # 5 min: the boot, then the service's own start timeout (3 min)
+  kill -0 "$leader" 2>/dev/null || { echo "the container stopped while booting" >&2; boot_log; exit 1; }
   state=$(inside systemctl is-active assistant.service 2>/dev/null || true)
   case $state in active|failed) break ;; esac
   sleep 2
@@ -146,6 +152,7 @@ check grep -q 'site = "nspawn"' "$root/etc/assistant/assistant.toml"
 check test "$(stat -c '%a %u %g' "$root/etc/assistant/assistant.toml")" = "640 0 $(inside getent group assistant | cut -d: -f3)"
 inside systemctl status assistant.service --no-pager | head -12 || true
 if [ $failed -ne 0 ]; then
+  boot_log
   inside systemctl list-units --failed --no-pager || true
   inside journalctl -b --no-pager | tail -80 || true
 fi
