@@ -23,7 +23,7 @@ import numpy as np
 from .config import Config
 from .endpoint import Endpointer
 from .events import EventBus, TurnMetrics
-from .home.actions import plan
+from .home.actions import as_command, plan
 from .home.live import Home
 from .home.registry import Registry
 from .models import ModelStore
@@ -313,8 +313,8 @@ class Assistant:
             return await self._carry_out(Outcome("Sorry, I didn't understand that.", ok=False), m, t0)
         m.understand_s += time.perf_counter() - t
         self.events.emit("llm", backend=reply.backend, model=reply.model, seconds=round(time.perf_counter() - t, 3), error=reply.error)
-        if reply.intent:
-            return await self._carry_out(plan(reply.intent, self.registry, self.home.states), m, t0)
+        if reply.intent:  # the same rules as a template's: a lock or a door is asked about first
+            return await self._carry_out(self._decide(reply.intent), m, t0)
         # The templates' reading names what the home lacks ("I don't know any device called garage
         # heater"): better than the LLM's refusal, or a generic answer when it cannot act either.
         if guess and (reply.error or (guess.unknown_name and reply.intent is None)):
@@ -346,9 +346,15 @@ class Assistant:
         if outcome.commands and (intent.confidence < u.act_threshold or weighty):
             self.pending = intent
             self.events.emit("ask", intent=intent)
-            question = f"Should I {intent.text}?" if intent.source != "custom" else f"Did you say: {intent.text}?"
-            return Outcome(question, ok=False, intent=intent)
+            return Outcome(self._question(intent), ok=False, intent=intent)
         return outcome
+
+    def _question(self, intent: Intent) -> str:
+        if intent.source == "custom":
+            return f"Did you say: {intent.text}?"
+        if intent.source == "llm":  # its text is the user's free words: say what it would do instead
+            return f"Should I {as_command(intent, self.registry)}?"
+        return f"Should I {intent.text}?"
 
     def _outcome(self, intent: Intent) -> Outcome:
         """What carrying out an intent means: the user's own intent's message, or the device commands."""

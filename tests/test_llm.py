@@ -180,6 +180,21 @@ def test_question_gets_a_spoken_answer(llm_assistant, spy, text, words):
     assert _seen(spy) == []
 
 
+def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, tmp_path):
+    """No template reads this request, the LLM does; a lock is confirmed whoever understood it."""
+    home = tmp_path / "home.toml"
+    home.write_text(EXAMPLE.read_text() + '\n[[device]]\nname = "front door"\narea = "hall"\n'
+                    'domain = "lock"\nfriendly_name = "front_door"\n')
+    a, _, events = make_assistant(config.load(home))
+    outcome = run(a.handle_text("please secure the front door"))
+    assert outcome.intent is not None and outcome.intent.source == "llm", outcome.reply
+    assert outcome.reply.startswith("Should I turn") and outcome.reply.endswith("the front door?")
+    assert a.pending is not None and [e.kind for e in events].count("ask") == 1
+    assert _seen(spy) == []
+    run(a.handle_text("Yes."))  # and the answer carries out what was asked about
+    assert [t for t, _ in _seen(spy)] == [Z.format("front_door")]
+
+
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_injection_never_reaches_a_foreign_topic(llm_assistant, spy, text):
     a, _, _ = llm_assistant

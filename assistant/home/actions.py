@@ -61,6 +61,21 @@ def plan(intent: Intent, registry: Registry, states: HomeState | None = None) ->
     return Outcome(reply + note, tuple(cmds), ok=True, intent=intent)
 
 
+def as_command(intent: Intent, registry: Registry) -> str:
+    """The intent said back as a command ("turn on the front door"), for asking before acting on words
+    that are not the home's own sentence (the LLM's reading of a free request)."""
+    _, what = targets(intent, registry)
+    if intent.name == "HassTurnOn":
+        return f"turn on {what}"
+    if intent.name == "HassTurnOff":
+        return f"turn off {what}"
+    if intent.name == "HassLightSet" and intent.color:
+        return f"make {what} {intent.color}"
+    if intent.name == "HassLightSet" and intent.brightness is not None:
+        return f"set {what} to {intent.brightness} percent"
+    return intent.text
+
+
 def _answer(intent: Intent, devices: list[Device], what: str, state) -> Outcome:
     """'is the kitchen light on?' (one device) or 'which lights are on?' (several)."""
     want_on = intent.slots.get("state", "on") != "off"
