@@ -13,7 +13,9 @@ import pytest
 from conftest import EXAMPLE, run
 
 from assistant import config
+from assistant.audio.io import FileSource
 from assistant.home.registry import Registry
+from assistant.samples import piper, utterance
 from assistant.understand import llm_hailo, llm_select
 from assistant.understand.llm import (
     Brain,
@@ -193,6 +195,20 @@ def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, t
     assert _seen(spy) == []
     run(a.handle_text("Yes."))  # and the answer carries out what was asked about
     assert [t for t, _ in _seen(spy)] == [Z.format("front_door")]
+
+
+def test_a_spoken_whole_home_action_of_the_llm_is_asked_about_first(llm_assistant, spy, store):
+    """Typed, "good night, everything off" acts at once (the table above); spoken, the LLM's reading of a
+    transcript that reaches every light is asked about, and "yes" carries it out."""
+    a, _, events = llm_assistant
+    run(a.run(FileSource(pcm=utterance(0.3, piper(store, "Good night, everything off."), 1.0)), awake=True))
+    asked = [e.data["intent"] for e in events if e.kind == "ask"]
+    assert len(asked) == 1 and asked[0].source == "llm" and asked[0].all_devices, [e.kind for e in events]
+    said = [e.data["text"] for e in events if e.kind == "reply"]
+    assert said[-1].startswith("Should I turn") and said[-1].endswith("all the lights?")
+    assert _seen(spy) == []
+    run(a.handle_text("Yes."))
+    assert {t for t, _ in _seen(spy)} == {Z.format("kitchen_light"), Z.format("bedroom_light"), LAMP}
 
 
 @pytest.mark.parametrize("text", INJECTIONS)
