@@ -113,3 +113,11 @@ def make_assistant(example_cfg, engines, broker):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+def with_front_door_lock(tmp_path: Path) -> config.Config:
+    """The example home with a lock, a device of the domains that are always confirmed."""
+    home = tmp_path / "home.toml"
+    home.write_text(EXAMPLE.read_text() + '\n[[device]]\nname = "front door"\narea = "hall"\n'
+                    'domain = "lock"\nfriendly_name = "front_door"\n')
+    return config.load(home)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, run
+from conftest import run, with_front_door_lock
 
-from assistant import config
 from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise, loudest_frame_rms
 from assistant.samples import piper, utterance
@@ -74,10 +73,7 @@ def test_television_in_the_room_publishes_nothing(store, make_assistant, spy):
 
 
 def test_locks_are_always_confirmed(tmp_path, make_assistant, spy):
-    home = tmp_path / "home.toml"
-    home.write_text(EXAMPLE.read_text() + '\n[[device]]\nname = "front door"\narea = "hall"\n'
-                    'domain = "lock"\nfriendly_name = "front_door"\n')
-    a, _, _ = make_assistant(config.load(home))
+    a, _, _ = make_assistant(with_front_door_lock(tmp_path))
     out = run(a.handle_text("Unlock the front door."))
     assert out.intent.confidence == 1.0 and out.reply.startswith("Should I")
     spy.settle()

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import EXAMPLE, run
+from conftest import EXAMPLE, run, with_front_door_lock
 
 from assistant import config
 from assistant.audio.io import FileSource
@@ -184,10 +184,7 @@ def test_question_gets_a_spoken_answer(llm_assistant, spy, text, words):
 
 def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, tmp_path):
     """No template reads this request, the LLM does; a lock is confirmed whoever understood it."""
-    home = tmp_path / "home.toml"
-    home.write_text(EXAMPLE.read_text() + '\n[[device]]\nname = "front door"\narea = "hall"\n'
-                    'domain = "lock"\nfriendly_name = "front_door"\n')
-    a, _, events = make_assistant(config.load(home))
+    a, _, events = make_assistant(with_front_door_lock(tmp_path))
     outcome = run(a.handle_text("please secure the front door"))
     assert outcome.intent is not None and outcome.intent.source == "llm", outcome.reply
     assert outcome.reply.startswith("Should I turn") and outcome.reply.endswith("the front door?")
