@@ -72,7 +72,7 @@ NON_COMMANDS = [
 
 def command_texts(assistant: Assistant) -> list[str]:
     """Commands this home understands, in the words people use."""
-    reg = assistant.registry
+    reg = assistant.home.registry
     out = []
     for i, d in enumerate(reg.devices.values()):
         for name in d.spoken_names:
@@ -86,8 +86,8 @@ def command_texts(assistant: Assistant) -> list[str]:
 
 
 def expected(assistant: Assistant, text: str) -> dict[str, dict]:
-    intent = assistant.understander.understand(text)
-    outcome = plan(intent, assistant.registry) if intent and intent.confidence == 1 else None
+    intent = assistant.understanding.templates.understand(text)
+    outcome = plan(intent, assistant.home.registry) if intent and intent.confidence == 1 else None
     if not outcome or not outcome.commands:
         raise ValueError(f"the benchmark's command {text!r} is not understood exactly by this home")
     return {c.topic: json.loads(c.payload) for c in outcome.commands}
@@ -187,9 +187,9 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
                 want = wants.get(text)
                 # after: the whole pipeline on the audio
                 events.clear()
-                after.pending = None
+                after.understanding.forget()
                 asyncio.run(after.run(FileSource(pcm=to_int16(noisy), tail_s=0.3), awake=True))
-                after.pending = None
+                after.understanding.forget()
                 turn = next((e.data["metrics"] for e in events if e.kind == "turn"), None)
                 r.heard = next((e.data["text"] for e in events if e.kind == "transcript"), "")
                 r.endpoint = turn.endpoint_reason if turn else ""

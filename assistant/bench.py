@@ -20,7 +20,8 @@ from .config import Config
 from .events import EventBus, TurnMetrics
 from .models import ModelStore
 from .mqtt_link import MqttLink
-from .pipeline import Assistant, Engines, wake_phrase
+from .pipeline import Assistant, Engines
+from .understand.understanding import wake_phrase
 from .samples import espeak, piper, utterance
 from .types import SAMPLE_RATE
 
@@ -76,12 +77,12 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
                     pcm = utterance(0.4, say(f"{phrase}."), 0.5, say(text), 0.2)
                     asyncio.run(assistant.run(FileSource(pcm=pcm)))
                     missed += len(turns) == before
-        frames, cpu_wake = assistant.wake_frames, assistant.wake_cpu_s
+        frames, cpu_wake = assistant.ears.frames, assistant.ears.cpu_s
         idle = idle_cpu(assistant)
         assistant.close()
         link.stop()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the speech pipeline alone
-    llm = llm_figures(cfg, store, assistant.registry, engines.tts)
+    llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
     data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg)
     data["llm"] = llm
     data["text"] += "".join(_llm_text(x) for x in llm)

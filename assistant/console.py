@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import sys
 
-from .events import Event
+from .events import Event, Kind
 
 
 def printer(out=sys.stdout):
     def show(ev: Event) -> None:
         d = ev.data
         line = {
-            "wake": lambda: f"wake      score {d['score']} at {d['at_s']} s",
-            "transcript": lambda: f"heard     {d['text']!r}",
-            "intent": lambda: f"intent    {d['intent'].name} {_target(d['intent'])}",
-            "command": lambda: f"mqtt ->   {d['topic']} {d['payload']}",
-            "reply": lambda: f"reply     {d['text']}",
-            "error": lambda: f"problem   {d['message']}",
+            Kind.WAKE: lambda: f"wake      score {d['score']} at {d['at_s']} s",
+            Kind.TRANSCRIPT: lambda: f"heard     {d['text']!r}",
+            Kind.INTENT: lambda: f"intent    {d['intent'].name} {_target(d['intent'])}",
+            Kind.COMMAND: lambda: f"mqtt ->   {d['topic']} {d['payload']}",
+            Kind.REPLY: lambda: f"reply     {d['text']}",
+            Kind.ERROR: lambda: f"problem   {d['message']}",
         }.get(ev.kind)
         if line:
             print(line(), file=out, flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from .types import SAMPLE_RATE
@@ -45,9 +46,28 @@ class TurnMetrics:
         return None if self.to_first_audio_s is None else self.hangover_s + self.to_first_audio_s
 
 
+class Kind(StrEnum):
+    """What happened, and the data that comes with it. A StrEnum, so `event.kind == "wake"` reads as well."""
+
+    STATE = "state"  # state: idle | listening | thinking | speaking
+    WAKE = "wake"  # score, at_s (position in the input)
+    TRANSCRIPT = "transcript"  # text, seconds (audio length)
+    INTENT = "intent"  # intent: what will be carried out (or was asked about and confirmed)
+    ASK = "ask"  # intent: asked back about; a "yes" in the next turn carries it out
+    LLM = "llm"  # backend, model, seconds, error
+    COMMAND = "command"  # topic, payload: one device message delivered
+    ACTED = "acted"  # outcome: its commands were delivered
+    OUTCOME = "outcome"  # outcome: the turn's result, acted on or not
+    REPLY = "reply"  # text: what was said back
+    TURN = "turn"  # metrics: the turn's TurnMetrics, at its end
+    ERROR = "error"  # where (mqtt | llm), message
+    MUTE = "mute"  # muted
+    ANNOUNCEMENT = "announcement"  # text: said on request from the broker
+
+
 @dataclass(frozen=True)
 class Event:
-    kind: str  # state | wake | transcript | intent | command | outcome | turn | error
+    kind: Kind
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -58,8 +78,8 @@ class EventBus:
     def subscribe(self, fn: Callable[[Event], None]) -> None:
         self.listeners.append(fn)
 
-    def emit(self, kind: str, **data: Any) -> None:
-        ev = Event(kind, data)
+    def emit(self, kind: Kind, **data: Any) -> None:
+        ev = Event(Kind(kind), data)
         for fn in self.listeners:
             try:
                 fn(ev)

@@ -1,8 +1,11 @@
 """The assistant as a thing on the broker: its own Home Assistant discovery (state, last transcript, last
-intent, a mute switch), its status topics, and the messages it takes from outside (mute, announcements).
+intent, a mute switch), its status topics, the intents it recognised, and the messages it takes from
+outside (mute, announcements).
 
-Incoming messages arrive on the MQTT thread and only go into `Inbox`; the conductor takes them out when
-it is idle, so nothing from outside ever interrupts a turn or calls into a stage.
+`Presence` only listens to the conductor's events and publishes what they say; the conductor never
+publishes status itself. Incoming messages arrive on the MQTT thread and only go into `Inbox`; the
+conductor takes them out when it is idle, so nothing from outside ever interrupts a turn or calls into a
+stage.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import json
 import logging
 import queue
 import re
+import uuid
+from dataclasses import asdict
 
 from . import __version__
 from .config import Config
+from .events import Event, Kind
+from .types import Command, Intent
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +32,14 @@ def node_id(site: str) -> str:
     return NODE_PREFIX + re.sub(r"[^a-z0-9_]+", "_", site.lower()).strip("_")
 
 
+def base_topic(cfg: Config) -> str:
+    """Every topic of this box's own lies under this one."""
+    return f"{cfg.mqtt.topic_prefix}/{cfg.site}"
+
+
 def discovery_configs(cfg: Config) -> list[tuple[str, str]]:
     """Retained Home Assistant discovery configs for this box: (topic, JSON payload)."""
-    base = f"{cfg.mqtt.topic_prefix}/{cfg.site}"
+    base = base_topic(cfg)
     node = node_id(cfg.site)
     common = {
         "availability_topic": f"{base}/availability",
@@ -50,11 +62,84 @@ def discovery_configs(cfg: Config) -> list[tuple[str, str]]:
             for component, obj, body in entities]
 
 
+def intent_messages(intent: Intent, cfg: Config) -> list[Command]:
+    """The intent on our topic and, with mqtt.hermes, in Rhasspy's shape. Topics are built from the
+    intent's name, which comes from the templates or the config, never from what was said."""
+    body = {k: v for k, v in asdict(intent).items() if v not in (None, (), {}, False) or k == "all_devices"}
+    body["site"] = cfg.site
+    out = [Command("", f"{base_topic(cfg)}/intent/{intent.name}", json.dumps(body, default=list))]
+    if cfg.mqtt.hermes:
+        out.append(Command("", f"hermes/intent/{intent.name}", json.dumps(hermes(intent, cfg.site), default=str)))
+    return out
+
+
+def hermes(intent: Intent, site: str) -> dict:
+    """An intent as Rhasspy's Hermes protocol published it on hermes/intent/<intentName>."""
+    def slot(name, value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return {"entity": name, "slotName": name, "rawValue": str(value), "confidence": 1.0,
+                "value": {"kind": "Number" if number else "Custom", "value": value}}
+
+    return {"input": intent.text, "intent": {"intentName": intent.name, "confidenceScore": 1.0},
+            "slots": [slot(k, v) for k, v in intent.slots.items()], "siteId": site,
+            "sessionId": uuid.uuid4().hex, "customData": None}
+
+
+class Presence:
+    """Publishes what the events say: the state (shown as "muted" while idle and muted), the last
+    transcript and intent (retained, for Home Assistant's sensors), each intent carried out, and on every
+    (re)connect the box's own discovery configs."""
+
+    def __init__(self, cfg: Config, link, events):
+        self.cfg = cfg
+        self.link = link
+        self.base = base_topic(cfg)
+        self.state = "idle"
+        self.muted = False
+        self.inbox = Inbox(cfg)
+        events.subscribe(self._on_event)
+        if link:
+            self.inbox.attach(link)
+            link.when_connected(self._announce_self)
+
+    def _publish(self, topic: str, payload: str, retain: bool = True) -> None:
+        if self.link:
+            self.link.publish_nowait(topic, payload, retain=retain)
+
+    def _shown_state(self) -> str:
+        return "muted" if self.muted and self.state == "idle" else self.state
+
+    def _announce_self(self) -> None:
+        """On every (re)connect, on the MQTT thread: a restarted broker may have lost retained messages."""
+        for topic, payload in discovery_configs(self.cfg):
+            self._publish(topic, payload)
+        self._publish(f"{self.base}/mute", "ON" if self.muted else "OFF")
+        self._publish(f"{self.base}/state", self._shown_state())
+
+    def _on_event(self, ev: Event) -> None:
+        d = ev.data
+        if ev.kind is Kind.STATE:
+            self.state = d["state"]
+            self._publish(f"{self.base}/state", self._shown_state())
+        elif ev.kind is Kind.MUTE:
+            self.muted = d["muted"]
+            self._publish(f"{self.base}/mute", "ON" if self.muted else "OFF")
+        elif ev.kind is Kind.TRANSCRIPT:
+            self._publish(f"{self.base}/transcript", d["text"].strip()[:255])
+        elif ev.kind is Kind.INTENT:
+            i = d["intent"]
+            body = {"name": i.name, "text": i.text, "slots": i.slots, "source": i.source}
+            self._publish(f"{self.base}/last_intent", json.dumps(body, default=str))
+        elif ev.kind is Kind.ACTED and (i := d["outcome"].intent) and not d["outcome"].carries_intent:
+            for c in intent_messages(i, self.cfg):  # for automations (docs/mqtt.md)
+                self._publish(c.topic, c.payload, retain=False)
+
+
 class Inbox:
     """Requests from the broker for the conductor: ("mute", bool) and ("say", text)."""
 
     def __init__(self, cfg: Config):
-        base = f"{cfg.mqtt.topic_prefix}/{cfg.site}"
+        base = base_topic(cfg)
         self.mute_topic = f"{base}/mute/set"
         self.say_topic = f"{base}/say"
         self.queue: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 
@@ -15,6 +16,15 @@ FRAME_SAMPLES = 1280  # 80 ms: the hop openWakeWord wants; VAD splits it into 51
 class Transcript:
     text: str
     seconds: float  # length of the audio it came from
+
+
+class Source(StrEnum):
+    """Where an intent came from: it decides how it is asked back and which handler carries it out."""
+
+    TEMPLATE = "template"  # Home Assistant's sentences matched exactly
+    FUZZY = "fuzzy"  # snapped onto the nearest sentence the home can say
+    CUSTOM = "custom"  # the user's own intents
+    LLM = "llm"  # the language model's reading of free words
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,7 @@ class Intent:
     color: str | None = None  # colour name
     unknown_name: str | None = None  # a device or area the user named that the home does not have
     slots: dict[str, Any] = field(default_factory=dict)
-    source: str = "template"  # template | fuzzy (snapped onto the nearest sentence the home can say)
+    source: Source = Source.TEMPLATE
     confidence: float = 1.0  # 0..1; the conductor acts, asks back or ignores by it
 
 
@@ -53,4 +63,5 @@ class Outcome:
     ok: bool = True
     intent: Intent | None = None
     speech: Iterator[str] | None = None  # a reply still being generated (LLM answers), instead of `reply`
+    carries_intent: bool = False  # the commands are the intent's own messages (the user's intents)
 

@@ -90,7 +90,7 @@ def make_assistant(example_cfg, engines, broker):
     """An assistant on the example home wired to the test broker; returns (assistant, sink, events)."""
     made = []
 
-    def make(cfg=None, url=None):
+    def make(cfg=None, url=None, with_engines=None):
         cfg = cfg or config.load(EXAMPLE)
         cfg.mqtt.url = url or broker.url
         link = MqttLink.from_config(cfg.mqtt, f"assistant/{cfg.site}/availability")
@@ -100,7 +100,7 @@ def make_assistant(example_cfg, engines, broker):
         bus = EventBus()
         bus.subscribe(events.append)
         sink = MemorySink()
-        a = Assistant(cfg, engines, link, sink, bus)
+        a = Assistant(cfg, with_engines or engines, link, sink, bus)
         made.append((a, link))
         link.wait_subscribed(5)  # so that what a test publishes next reaches it
         return a, sink, events

@@ -109,7 +109,7 @@ def test_reply_uses_slot_values(custom):
 def test_vocabulary_goes_to_the_recogniser(tmp_path, make_assistant):
     a, _, _ = make_assistant(home_with_intents(tmp_path))
     for word in ("thermostat", "movie", "cinema", "study", "kitchen light"):
-        assert word in a.hotwords.lower()
+        assert word in a.understanding.hotwords.lower()
 
 
 @pytest.mark.parametrize("extra, sentences, message", [
@@ -168,7 +168,7 @@ def test_spoken_custom_intent(tmp_path, store, engines, make_assistant, spy):
     assert wait_for(lambda: spy.on("assistant/demo/intent/SetThermostat"))
     (msg,) = spy.on("assistant/demo/intent/SetThermostat")
     assert msg["slots"] == {"room": "office", "temperature": 21}
-    heard = reply_text(engines, sink, a.hotwords)  # tiny.en alone sometimes hears "firmest"
+    heard = reply_text(engines, sink, a.understanding.hotwords)  # tiny.en alone sometimes hears "firmest"
     assert "thermostat" in heard and ("21" in heard or "twenty" in heard)
     assert json.loads(dict(spy.messages)["assistant/demo/last_intent"])["name"] == "SetThermostat"
 
@@ -183,16 +183,16 @@ def test_the_grammar_lists_its_sentences_for_the_listening(custom):
 def test_a_misheard_custom_command_is_weighed_on_the_audio_not_snapped_from_text(tmp_path, make_assistant, spy):
     a, _, _ = make_assistant(home_with_intents(tmp_path))
     r = [Hypothesis("Run the moving scene.", -0.4)]
-    intent = choose(r, a._understand)[1]
+    intent = choose(r, a.understanding.lookup)[1]
     assert intent is None or intent.source != "custom"  # text alone does not guess a slot value
-    assert "run the movie scene" in to_check(r, intent, False, None, a.understander, a._understand)
+    assert "run the movie scene" in to_check(r, intent, False, None, a.understanding.templates, a.understanding.lookup)
 
 
 def test_an_unsure_custom_intent_asks_back_and_acts_on_yes(tmp_path, make_assistant, spy):
     a, _, _ = make_assistant(home_with_intents(tmp_path))
-    unsure = dataclasses.replace(a.custom.understand("run the movie scene"), confidence=0.75)
+    unsure = dataclasses.replace(a.understanding.custom.understand("run the movie scene"), confidence=0.75)
     out = run(a.handle_text("Run the moving scene.", heard=Heard("Run the moving scene.", unsure, [])))
-    assert out.reply == "Did you say: run the movie scene?" and a.pending is not None
+    assert out.reply == "Did you say: run the movie scene?" and a.understanding.pending is not None
     spy.settle()
     assert not spy.on("assistant/demo/intent/RunScene")
     out = run(a.handle_text("yes"))

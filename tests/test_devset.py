@@ -16,9 +16,9 @@ def test_hey_mycroft_recording_turns_on_the_living_room_lamp(store, engines, mak
 
     cfg = config.load(EXAMPLE)
     cfg.wake.model = "hey_mycroft"
-    a, _, events = make_assistant(cfg)
-    a.engines = type(engines)(OpenWakeWord(store, "hey_mycroft", cfg.wake.threshold), engines.vad, engines.asr,
-                              engines.tts)
+    mycroft = type(engines)(OpenWakeWord(store, "hey_mycroft", cfg.wake.threshold), engines.vad, engines.asr,
+                            engines.tts)
+    a, _, events = make_assistant(cfg, with_engines=mycroft)
     run(a.run(FileSource(PRECISE)))
     spy.settle()
     assert [e.kind for e in events].count("wake") == 1

@@ -54,7 +54,7 @@ def test_yes_without_the_wake_word_within_the_window(store, make_assistant, spy,
     else:  # the window closed: "yes" was not even transcribed, nothing switched
         assert spy.device_messages() == []
         assert len(kinds(events, "transcript")) == 1
-        assert a.pending is None
+        assert a.understanding.pending is None
 
 
 @pytest.mark.parametrize("gap_s,acted", [(1.0, True), (WINDOW_S + 2.0, False)])

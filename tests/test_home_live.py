@@ -72,7 +72,7 @@ def home(home_broker, tmp_path):
     link.start()
     assert link.wait_connected(5)
     a = Assistant(cfg, Engines(), link)
-    assert wait_for(lambda: {"porch_light", "hall_lights", "coffee_plug"} <= set(a.registry.devices)
+    assert wait_for(lambda: {"porch_light", "hall_lights", "coffee_plug"} <= set(a.home.registry.devices)
                     and a.home.states.get("porch_light").on is not None)
     yield a, sim
     a.close()
@@ -86,7 +86,7 @@ def ask(a, text):
 
 def test_discovered_and_configured_devices_are_merged(home):
     a, _ = home
-    reg = a.registry
+    reg = a.home.registry
     assert reg.get("hall_ceiling").area == "hall" and "big light" in reg.get("hall_ceiling").aliases
     assert reg.get("porch_light").dialect == "ha_json" and reg.get("porch_light").address["brightness_scale"] == 100
     assert reg.get("porch_light").area == "garden" and reg.get("porch_light").color
@@ -175,10 +175,10 @@ def test_announcements_are_followed_live(home):
     a, sim = home
     sim.c.publish("homeassistant/light/attic/config", json.dumps(
         {"name": "Attic light", "schema": "json", "command_topic": "attic/set"}), qos=1, retain=True)
-    assert wait_for(lambda: a.registry.get("attic_light") is not None)
+    assert wait_for(lambda: a.home.registry.get("attic_light") is not None)
     assert ask(a, "turn on the attic light").commands[0].topic == "attic/set"
     sim.c.publish("homeassistant/light/attic/config", "", qos=1, retain=True)
-    assert wait_for(lambda: a.registry.get("attic_light") is None)
+    assert wait_for(lambda: a.home.registry.get("attic_light") is None)
     assert "don't know" in ask(a, "turn on the attic light").reply
 
 
@@ -194,9 +194,9 @@ def test_announcements_are_followed_live(home):
 ])
 def test_bad_messages_are_ignored(home, topic, payload, caplog):
     a, sim = home
-    before = dict(a.registry.devices), a.home.states.get("porch_light")
+    before = dict(a.home.registry.devices), a.home.states.get("porch_light")
     sim.c.publish(topic, payload, qos=1).wait_for_publish(2)
     sim.c.publish("esphome/porch/status", "online", qos=1, retain=True)  # a marker that arrives after
     assert wait_for(lambda: any("ignored" in r.message for r in caplog.records))
-    assert dict(a.registry.devices) == before[0] and a.home.states.get("porch_light") == before[1]
+    assert dict(a.home.registry.devices) == before[0] and a.home.states.get("porch_light") == before[1]
     assert ask(a, "turn on the porch light").ok

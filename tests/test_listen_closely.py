@@ -46,7 +46,7 @@ def test_the_decoder_prefers_the_on_off_word_that_was_said(engines, store, said,
 
 def test_an_exact_on_off_is_checked_against_its_opposite_and_acted_on(make_assistant, spy, store):
     a, _, _ = make_assistant()
-    heard = a._hear(spoken(store, "Turn off the lights in the kitchen.", snr=12))
+    heard = a.understanding.hear(a.engines.asr, spoken(store, "Turn off the lights in the kitchen.", snr=12))
     assert heard.checked is not None and set(heard.checked) == {
         "turn off the lights in the kitchen", "turn on the lights in the kitchen"}
     assert heard.intent.name == "HassTurnOff" and heard.intent.confidence >= a.cfg.understand.act_threshold
@@ -57,7 +57,7 @@ def test_an_exact_on_off_is_checked_against_its_opposite_and_acted_on(make_assis
 
 def test_speech_no_command_fits_is_left_alone(make_assistant, spy, store):
     a, _, _ = make_assistant()
-    heard = a._hear(spoken(store, "The kids are asleep upstairs, be quiet.", snr=12))
+    heard = a.understanding.hear(a.engines.asr, spoken(store, "The kids are asleep upstairs, be quiet.", snr=12))
     assert heard.checked, "the nearest commands were checked on the audio"
     assert heard.free_fit - max(heard.checked.values()) > GAP
     assert heard.intent is None
@@ -69,10 +69,10 @@ def test_speech_no_command_fits_is_left_alone(make_assistant, spy, store):
 def test_without_the_check_the_readings_are_still_weighed(make_assistant, store):
     a, _, _ = make_assistant()
     a.cfg.understand.check = False
-    heard = a._hear(spoken(store, "Set the bedroom light to 40 percent.", snr=18))
+    heard = a.understanding.hear(a.engines.asr, spoken(store, "Set the bedroom light to 40 percent.", snr=18))
     assert heard.checked is None and len(heard.readings) >= 2
-    assert meaning(heard.intent, a.registry) == meaning(a.understander.understand("set the bedroom light to 40 percent"),
-                                                        a.registry)
+    assert meaning(heard.intent, a.home.registry) == meaning(a.understanding.templates.understand("set the bedroom light to 40 percent"),
+                                                        a.home.registry)
 
 
 def test_the_area_after_the_noun_snaps_too(make_assistant, spy):
@@ -91,8 +91,8 @@ def checked(a, *texts: str) -> list[str]:
     """The sentences the listening would weigh on the audio for these free readings."""
     r = readings(*texts)
     said = heard_verb(r)
-    _, intent = choose(r, a._understand)
-    return to_check(r, intent, False, said, a.understander, a._understand)
+    _, intent = choose(r, a.understanding.lookup)
+    return to_check(r, intent, False, said, a.understanding.templates, a.understanding.lookup)
 
 
 def test_a_misheard_colour_is_weighed_against_every_colour(make_assistant):
@@ -120,7 +120,7 @@ def test_an_on_or_off_heard_in_the_readings_decides_the_verb(make_assistant):
 
 def test_one_light_in_an_area_means_the_same_by_either_name(make_assistant):
     a, _, _ = make_assistant()
-    u, home = a.understander, a.registry
+    u, home = a.understanding.templates, a.home.registry
     lights = meaning(u.understand("turn on the bedroom lights"), home)
     assert lights == meaning(u.understand("turn on the bedroom light"), home)
     assert lights != meaning(u.understand("turn off the bedroom light"), home)

@@ -92,7 +92,7 @@ def test_free_form_commands_hit_rate(llm_assistant, broker, constrain, monkeypat
     monkeypatch.setattr(a.engines.brain, "constrain", constrain)
     hits, lines = 0, []
     for text, msgs in COMMANDS:
-        t = a.understander.understand(text)
+        t = a.understanding.templates.understand(text)
         unsure = t is None or t.unknown_name or t.confidence < a.cfg.understand.ask_threshold
         assert unsure, f"a template understands {text!r}: not a test of the LLM"
         spy = Spy(broker.url)
@@ -188,7 +188,7 @@ def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, t
     outcome = run(a.handle_text("please secure the front door"))
     assert outcome.intent is not None and outcome.intent.source == "llm", outcome.reply
     assert outcome.reply.startswith("Should I turn") and outcome.reply.endswith("the front door?")
-    assert a.pending is not None and [e.kind for e in events].count("ask") == 1
+    assert a.understanding.pending is not None and [e.kind for e in events].count("ask") == 1
     assert _seen(spy) == []
     run(a.handle_text("Yes."))  # and the answer carries out what was asked about
     assert [t for t, _ in _seen(spy)] == [Z.format("front_door")]

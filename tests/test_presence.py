@@ -22,7 +22,7 @@ def publish(spy: Spy, topic: str, payload: str) -> None:
 
 
 def queued(a) -> bool:
-    return not a.inbox.queue.empty()
+    return not a.presence.inbox.queue.empty()
 
 
 def test_discovery_configs_are_retained_valid_and_unique(make_assistant):
@@ -43,7 +43,7 @@ def test_discovery_configs_are_retained_valid_and_unique(make_assistant):
         assert c["device"]["identifiers"] == ["voice_assistant_demo"]
     mute = configs["homeassistant/switch/voice_assistant_demo/mute/config"]
     assert (mute["command_topic"], mute["state_topic"]) == (f"{BASE}/mute/set", f"{BASE}/mute")
-    assert not any("mute" in d.id for d in a.registry.devices.values())  # our own switch is not a light
+    assert not any("mute" in d.id for d in a.home.registry.devices.values())  # our own switch is not a light
 
 
 def test_mute_over_mqtt_silences_the_wake_word_and_unmute_restores(store, make_assistant, spy):

@@ -21,7 +21,7 @@ from hassil import Intents, recognize_best
 from hassil.sample import sample_intents
 
 from ..config import ConfigError
-from ..types import Intent
+from ..types import Intent, Source
 
 SNAP_SENTENCES = 300  # an intent that says more ways than this (number ranges, long lists) is matched exactly only
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # safe as one MQTT topic level
@@ -234,7 +234,7 @@ class CustomIntents:
         if r is None:
             return None
         slots = {k: _plain(v.value) for k, v in r.entities.items()}
-        return Intent(name=r.intent.name, text=text, domain="custom", slots=slots, source="custom")
+        return Intent(name=r.intent.name, text=text, domain="custom", slots=slots, source=Source.CUSTOM)
 
     def reply(self, intent: Intent) -> str:
         template = self.grammar.intents[intent.name].reply or "Done."

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ..home.colors import COLORS
 from ..home.registry import Registry, normalize
-from ..types import Intent
+from ..types import Intent, Source
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def parse(line: str, text: str, registry: Registry) -> Parsed:
         return Parsed(error="no device named")
     if (missing := _ungrounded(ids, "all" in words, text, registry)):
         return Parsed(error=f"the request does not mention {missing}")
-    common = dict(text=text, device_ids=tuple(dict.fromkeys(ids)), all_devices=not ids, source="llm")
+    common = dict(text=text, device_ids=tuple(dict.fromkeys(ids)), all_devices=not ids, source=Source.LLM)
     if verb == "on":
         return Parsed(Intent("HassTurnOn", **common))
     if verb == "off":

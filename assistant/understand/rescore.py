@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from ..home.actions import targets
-from ..types import Intent
+from ..types import Intent, Source
 
 WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosing among the readings
 SPREAD = 1.0  # readings this much less likely (nats per token) than the best are not considered
@@ -52,7 +52,7 @@ def meaning(intent: Intent | None, registry):
     bedroom with one light)."""
     if intent is None or intent.unknown_name:
         return None
-    if intent.source == "custom":
+    if intent.source is Source.CUSTOM:
         return (intent.name, tuple(sorted(intent.slots.items())))
     reached = tuple(sorted(d.id for d in targets(intent, registry)[0]))
     return (intent.name, reached or (intent.device_ids, intent.area, intent.all_devices), intent.brightness,
@@ -148,7 +148,7 @@ def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4,
         return Heard("", None, [])
     _, intent = choose(readings, understand)
     snap, home = understander.snap, understander.registry
-    exact = intent is not None and intent.confidence >= 1 and intent.source != "fuzzy"
+    exact = intent is not None and intent.confidence >= 1 and intent.source is not Source.FUZZY
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
@@ -179,6 +179,6 @@ def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4,
         return Heard(readings[0].text, intent if lead >= MARGIN else dataclasses.replace(intent, confidence=unsure),
                      readings, fit, free)
     chosen = understand(best)
-    source = "custom" if chosen.source == "custom" else "fuzzy"  # the user's own intents keep their route
+    source = Source.CUSTOM if chosen.source is Source.CUSTOM else Source.FUZZY  # the user's own keep their route
     return Heard(readings[0].text, dataclasses.replace(chosen, source=source, confidence=round(confidence, 3)),
                  readings, fit, free)

@@ -11,7 +11,7 @@ from hassil import Intents, TextSlotList, recognize_best
 from home_assistant_intents import get_intents
 
 from ..home.registry import Registry, normalize
-from ..types import Intent
+from ..types import Intent, Source
 from .fuzzy import VocabularySnap
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class TemplateUnderstander:
         if snap is not None and snap.confidence >= (NEAR if exact is None else FUZZY_OVER_UNKNOWN) and (
                 snap.sentence not in self.custom_sentences):
             intent = self._exact(snap.sentence)
-            return dataclasses.replace(intent, source="fuzzy", confidence=round(snap.confidence, 3))
+            return dataclasses.replace(intent, source=Source.FUZZY, confidence=round(snap.confidence, 3))
         return exact  # a command shape naming something this home does not have, or None
 
     def _exact(self, t: str) -> Intent | None:

@@ -1,0 +1,145 @@
+"""Text, or the recogniser's readings of the audio, made a decision: act, ask back, decline, or leave it
+to the LLM. Owns the ways of understanding (the user's own intents first, then Home Assistant's
+sentences, snapped when misheard), the close listening (rescore.py), and the question it asked back.
+
+It plans an intent's effect through the handlers it is given (to know whether it switches anything, and
+what), but carries nothing out and publishes nothing: the turn does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..config import Config
+from ..home.actions import as_command
+from ..home.registry import Registry
+from ..types import Intent, Outcome, Source
+from . import rescore
+from .custom import CustomIntents
+from .templates import TemplateUnderstander
+
+YES = re.compile(r"^(yes|yeah|yep|sure|please|do it|ok|okay|correct|right)\b")
+NO = re.compile(r"^(no|nope|don't|do not|cancel|never mind|stop)\b")
+NOT_UNDERSTOOD = "Sorry, I didn't understand that."
+
+
+class Verdict(StrEnum):
+    ACT = "act"  # carry out the outcome (it may also be only an answer, "the porch light is on")
+    ASK = "ask"  # the outcome is the question; a "yes" next turn carries the intent out
+    DECLINED = "declined"  # the user said no to the question
+    NOT_UNDERSTOOD = "not_understood"
+    ANSWER = "answer"  # the LLM's spoken answer
+    DEFER = "defer"  # for the LLM to try; `guess` is the templates' reading, if any
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    outcome: Outcome | None = None  # None only when deferred
+    guess: Intent | None = None
+
+
+def wake_phrase(model_name: str) -> str:
+    return model_name.split("_v")[0].replace("_", " ")
+
+
+class Understanding:
+    def __init__(self, cfg: Config, registry: Registry, custom: CustomIntents, plan: Callable[[Intent], Outcome]):
+        """`plan`: what carrying out an intent would do (the handlers'), without doing it."""
+        self.cfg = cfg
+        self.registry = registry
+        self.custom = custom
+        self.plan = plan
+        phrase = wake_phrase(cfg.wake.model)
+        self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=(phrase, phrase.split()[-1]),
+                                              fuzzy=cfg.understand.fuzzy,
+                                              custom_sentences=custom.sentences() if cfg.understand.fuzzy else None)
+        self.pending: Intent | None = None  # asked back about; a "yes" in the next turn carries it out
+        self._custom_words = custom.vocabulary()
+
+    # -- hearing --------------------------------------------------------------------------------------
+
+    @property
+    def hotwords(self) -> str | None:
+        """Device names for the recogniser, as the registry knows them now (discovery changes them)."""
+        return self.registry.asr_hint(self._custom_words) if self.cfg.asr.hints else None
+
+    def listens_closely(self, asr) -> bool:
+        """Several readings of the audio, weighed against the home's sentences (rescore.py)."""
+        return (self.cfg.understand.fuzzy and (self.cfg.asr.nbest > 1 or self.cfg.understand.check)
+                and hasattr(asr, "hypotheses"))
+
+    def hear(self, asr, audio) -> rescore.Heard:
+        """The readings of the audio and what they mean (runs on the recogniser's worker)."""
+        u = self.cfg.understand
+        return rescore.hear(asr, audio, self.hotwords, self.templates, self.lookup, n=self.cfg.asr.nbest,
+                            check=u.check, unsure=self.unsure)
+
+    def lookup(self, text: str) -> Intent | None:
+        """The user's own intents first: they are the most specific sentences this home has."""
+        return self.custom.understand(self.templates.clean(text)) or self.templates.understand(text)
+
+    # -- deciding -------------------------------------------------------------------------------------
+
+    @property
+    def unsure(self) -> float:
+        """A confidence that asks back: between the ask and the act thresholds."""
+        return (self.cfg.understand.ask_threshold + self.cfg.understand.act_threshold) / 2
+
+    def read(self, text: str, heard: rescore.Heard | None = None) -> Decision:
+        """`heard`: the close listening's reading of the audio, when it already worked out the intent (or
+        that there is none)."""
+        pending, self.pending = self.pending, None
+        answer = self.templates.clean(text)
+        if pending is not None and NO.match(answer):
+            return Decision(Verdict.DECLINED, Outcome("OK, I won't.", ok=False, intent=pending))
+        if pending is not None and YES.match(answer):
+            confirmed = dataclasses.replace(pending, confidence=1.0)  # the user said yes
+            return Decision(Verdict.ACT, self.plan(confirmed))
+        route = self.cfg.llm.route
+        intent = None
+        if route != "llm":
+            intent = heard.intent if heard is not None else self.lookup(text)
+        # A command shaped sentence naming no known device ("it is too dark in the kitchen" reads as a
+        # device called "it is too dark"), or one too far from anything this home can say, is also the
+        # LLM's to try; what it says is validated anyway.
+        unsure = intent is None or intent.unknown_name or intent.confidence < self.cfg.understand.ask_threshold
+        if route != "templates" and unsure:
+            return Decision(Verdict.DEFER, guess=intent)
+        return self.decide(intent)
+
+    def weigh_llm(self, intent: Intent, spoken: bool) -> Decision:
+        """The LLM's reading, under the same rules as a template's: a lock or a door is asked about first."""
+        if spoken and intent.all_devices:
+            # Measured in noise: 5 of 12 of the LLM's whole-home readings of speech went the wrong way
+            # ("don't hide everything off" -> on) or came from television talk; the house is asked.
+            intent = dataclasses.replace(intent, confidence=self.unsure)
+        return self.decide(intent)
+
+    def decide(self, intent: Intent | None) -> Decision:
+        """Confidence with consequences: act when sure, ask back when unsure or when the device is one
+        that matters (a lock, a door), do nothing when what was said is not near any command."""
+        u = self.cfg.understand
+        if intent is None or intent.confidence < u.ask_threshold:
+            return Decision(Verdict.NOT_UNDERSTOOD, Outcome(NOT_UNDERSTOOD, ok=False))
+        outcome = self.plan(intent)
+        weighty = any(d.domain in u.confirm_domains for c in outcome.commands if (d := self.registry.get(c.device_id)))
+        if outcome.commands and (intent.confidence < u.act_threshold or weighty):
+            self.pending = intent
+            return Decision(Verdict.ASK, Outcome(self._question(intent), ok=False, intent=intent))
+        return Decision(Verdict.ACT, outcome)
+
+    def _question(self, intent: Intent) -> str:
+        if intent.source is Source.CUSTOM:
+            return f"Did you say: {intent.text}?"
+        if intent.source is Source.LLM:  # its text is the user's free words: say what it would do instead
+            return f"Should I {as_command(intent, self.registry)}?"
+        return f"Should I {intent.text}?"
+
+    def forget(self) -> None:
+        """A question left unanswered is dropped."""
+        self.pending = None
