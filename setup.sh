@@ -28,13 +28,34 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+
+# llama.cpp is compiled from source (PyPI has no wheel), for this machine's CPU. The wheel is kept in a
+# folder named after the version and the flags, so a later set-up (or CI on this machine) takes seconds.
+# On x86-64 AMX is left out: where the CPU lists it but the hypervisor does not grant its register state
+# (seen on cloud VMs), llama.cpp's AMX kernels end the process on their first matrix product.
+llama=$(sed -n 's/.*"\(llama-cpp-python\)==\([0-9.]*\)".*/\1==\2/p' pyproject.toml | head -1)
+llama_flags=""
+[ "$(uname -m)" = x86_64 ] && llama_flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+wheels=${XDG_CACHE_HOME:-$HOME/.cache}/assistant/wheels/${llama}-$(echo "$llama_flags" | md5sum | cut -c1-8)
+if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "compiling $llama for this CPU: about 5 minutes on a fast machine, 15 on two slow cores or a Pi 5;"
+  echo "  done once, the wheel is kept in $wheels"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  CFLAGS="$llama_flags" CXXFLAGS="$llama_flags" .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir \
+    --disable-pip-version-check -w "$wheels" "$llama"
+fi
+pip+=(--find-links "$wheels")
 stamp=.venv/.installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-wakeword.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-wakeword.txt -nt "$stamp" ] \
+   || [ "$(cat .venv/.llama-wheels 2>/dev/null)" != "$wheels" ]; then
   echo "installing the app into .venv"
   "${pip[@]}" --upgrade pip
   if [ $want_test -eq 1 ]; then "${pip[@]}" -e '.[llm,test]'; else "${pip[@]}" -e '.[llm]'; fi
   # openwakeword without its tflite dependency: we use its ONNX path, and tflite has no newer wheels.
   "${pip[@]}" --no-deps -r requirements-wakeword.txt
+  # a llama.cpp from another folder of wheels (other flags) is replaced by this one
+  "${pip[@]}" --no-deps --force-reinstall --no-index "$llama"
+  echo "$wheels" > .venv/.llama-wheels
   touch "$stamp"
 fi
 if [ $want_test -eq 1 ] && ! .venv/bin/python -c "import pytest, uvicorn" 2>/dev/null; then
