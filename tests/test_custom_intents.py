@@ -14,7 +14,7 @@ from test_voice_e2e import reply_text
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.config import ConfigError
-from assistant.engines.asr_faster_whisper import Hypothesis
+from assistant.engines.base import Hypothesis
 from assistant.samples import piper, utterance
 from assistant.understand.custom import CustomIntents, from_config
 from assistant.understand.rescore import Heard, choose, to_check
