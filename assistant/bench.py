@@ -96,12 +96,13 @@ def llm_figures(cfg: Config, store: ModelStore, registry, tts) -> list[dict]:
     auto would use here (the others cannot be measured on this machine)."""
     if cfg.llm.route == "templates":
         return []
-    from .understand import llm, llm_select
+    from .engines.llm import select
+    from .understand import llm
 
     out = []
-    for name in llm_select.choose(cfg.llm).order:
+    for name in select.choose(cfg.llm).order:
         try:
-            backend = llm_select.factory(name, cfg.llm, store)()
+            backend = select.factory(name, cfg.llm, store)()
         except Exception as e:  # not installed, no device, unreachable: say so instead of a figure
             out.append({"backend": name, "unavailable": str(e)})
             continue

@@ -141,9 +141,9 @@ def check_backends(npu: list[Finding]) -> list[Finding]:
 
 def check_llm_model(cfg: Config, reader=None) -> list[Finding]:
     """Which model would answer a command and an open question now, and why (board temperature)."""
-    from .understand import llm_select
+    from .engines.llm import select
 
-    return [Finding("info", "LLM model", llm_select.describe_models(cfg.llm, reader).removeprefix("LLM model: "))]
+    return [Finding("info", "LLM model", select.describe_models(cfg.llm, reader).removeprefix("LLM model: "))]
 
 
 def check_broker(cfg: Config) -> list[Finding]:

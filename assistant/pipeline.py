@@ -22,6 +22,8 @@ import numpy as np
 
 from .config import Config
 from .endpoint import Endpointer
+from .engines.llm import select as llm_select
+from .engines.llm.base import LlmError
 from .events import EventBus, TurnMetrics
 from .home.actions import as_command, plan
 from .home.live import Home
@@ -30,10 +32,10 @@ from .models import ModelStore
 from .mqtt_link import MqttError, MqttLink
 from .presence import Inbox, discovery_configs
 from .types import SAMPLE_RATE, Command, Intent, Outcome
-from .understand import llm_select, rescore
+from .understand import rescore
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
-from .understand.llm import Brain, LlmError, sentences
+from .understand.llm import Brain, sentences
 from .understand.templates import TemplateUnderstander
 
 log = logging.getLogger(__name__)
