@@ -17,10 +17,11 @@ import numpy as np
 from .audio.io import FileSource, MemorySink
 from .broker import LocalBroker
 from .config import Config
+from .engines.load import Engines
 from .events import EventBus, TurnMetrics
 from .models import ModelStore
 from .mqtt_link import MqttLink
-from .pipeline import Assistant, Engines, wake_phrase
+from .pipeline import Assistant, wake_phrase
 from .samples import espeak, piper, utterance
 from .types import SAMPLE_RATE
 

@@ -15,9 +15,10 @@ from .broker import LocalBroker, reachable
 from .cli import config_from, store_from
 from .config import Config
 from .console import printer
+from .engines.load import Engines
 from .events import EventBus
 from .mqtt_link import MqttLink, parse_url
-from .pipeline import Assistant, Engines
+from .pipeline import Assistant
 from .sdnotify import Watched, notify
 
 

@@ -16,18 +16,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
 from .config import Config
 from .endpoint import Endpointer
-from .engines.llm import select as llm_select
 from .engines.llm.base import LlmError
+from .engines.load import Engines, make_brain
 from .events import EventBus, TurnMetrics
 from .home.actions import as_command, plan
 from .home.live import Home
-from .home.registry import Registry
 from .models import ModelStore
 from .mqtt_link import MqttError, MqttLink
 from .presence import Inbox, discovery_configs
@@ -35,7 +34,7 @@ from .types import SAMPLE_RATE, Command, Intent, Outcome
 from .understand import rescore
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
-from .understand.llm import Brain, sentences
+from .understand.llm import sentences
 from .understand.templates import TemplateUnderstander
 
 log = logging.getLogger(__name__)
@@ -47,41 +46,6 @@ NO = re.compile(r"^(no|nope|don't|do not|cancel|never mind|stop)\b")
 
 def wake_phrase(model_name: str) -> str:
     return model_name.split("_v")[0].replace("_", " ")
-
-
-@dataclass
-class Engines:
-    """The loaded models. Each is created once and only used from its own worker thread."""
-
-    wake: object = None
-    vad: object = None
-    asr: object = None
-    tts: object = None
-    brain: object = None  # the LLM, loaded on the first request no template understands
-
-    @classmethod
-    def load(cls, cfg: Config, store: ModelStore, audio: bool = True, speech: bool = True) -> "Engines":
-        from .engines.asr_faster_whisper import FasterWhisper
-        from .engines.tts_piper import PiperTts
-        from .engines.vad_silero import SileroVad
-        from .engines.wake_openwakeword import OpenWakeWord
-
-        e = cls()
-        if audio:
-            e.wake = OpenWakeWord(store, cfg.wake.model, cfg.wake.threshold)
-            e.vad = SileroVad(store)
-            e.asr = FasterWhisper(store, cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size)
-        if speech:
-            e.tts = PiperTts(store, cfg.tts.voice, cfg.tts.length_scale)
-        if cfg.llm.route != "templates":
-            e.brain = make_brain(cfg, store)
-        return e
-
-
-def make_brain(cfg: Config, store: ModelStore) -> Brain:
-    """The LLM for this home; cheap to make, its model loads on the first request that needs it."""
-    return Brain(Registry.from_config(cfg.device), llm_select.backends(cfg.llm, store), cfg.llm.max_answer_tokens,
-                 constrain=cfg.llm.constrain, picker=llm_select.ModelPicker(cfg.llm, store))
 
 
 class Assistant:

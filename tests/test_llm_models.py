@@ -12,8 +12,8 @@ from conftest import EXAMPLE
 
 from assistant import config, doctor, thermal
 from assistant.engines.llm import select
+from assistant.engines.load import make_brain
 from assistant.models import ModelStore
-from assistant.pipeline import make_brain
 
 
 def board(root, temp_c: float | None = 50.0, throttled: int | None = 0):
