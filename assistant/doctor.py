@@ -15,8 +15,8 @@ from pathlib import Path
 from . import thermal
 from .broker import reachable
 from .config import Config, ConfigError
-from .config import load as load_config
 from .models import ModelError, ModelStore
+from .startup import load_config
 
 
 @dataclass(frozen=True)
