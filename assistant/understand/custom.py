@@ -2,9 +2,10 @@
 the office thermostat to 21 degrees").
 
 They come from `[[intent]]` / `[[slot]]` tables in the config or from a sentences file in hassil's YAML
-shape. Both are turned into the same neutral structure (`Grammar`, in grammar.py), which any other source (a converter
-for Rhasspy's sentences.ini, say) can fill too. Matching is hassil's, so the template syntax is its:
-`(a | b)` alternatives, `[optional words]`, `(x; y)` in any order, `{slot}` lists and number ranges.
+shape. Both are turned into the same neutral structure (`Grammar`, in grammar.py), which any other
+source (a converter for Rhasspy's sentences.ini, say) can fill too. Matching is hassil's, so the
+template syntax is its: `(a | b)` alternatives, `[optional words]`, `(x; y)` in any order, `{slot}`
+lists and number ranges.
 
 A recognised intent is only published and answered: the topic is built from the intent's configured
 name, never from what was said.

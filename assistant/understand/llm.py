@@ -323,8 +323,8 @@ class Brain:
         return head, it
 
     def _first_line(self, text: str, need: str = "command") -> tuple[str, Stream, Backend]:
-        """The head of the answer from the model this need calls for (see engines/llm/select.py's ModelPicker), else
-        from the backend chain, dropping backends that fail."""
+        """The head of the answer from the model this need calls for (see engines.llm.select.ModelPicker),
+        else from the backend chain, dropping backends that fail."""
         if self.picker is not None:
             choice = self.picker.choose(need)
             if choice.model:
