@@ -33,12 +33,13 @@ from .audio.wav import load_pcm16k
 from .bench import pct
 from .broker import LocalBroker
 from .config import Config
+from .engines.load import Engines
 from .events import EventBus, TurnMetrics
 from .home.actions import plan
 from .home.colors import COLORS
 from .models import ModelStore
 from .mqtt_link import MqttLink, listener
-from .pipeline import Assistant, Engines
+from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 
 # The development audio beside the project (../shared/devset), or where $ASSISTANT_DEVSET says.

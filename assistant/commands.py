@@ -12,13 +12,14 @@ from pathlib import Path
 from .audio.io import FileSource, WavSink, has_microphone, open_sink, open_source
 from .audio.wav import load_pcm16k, write_wav
 from .broker import LocalBroker, reachable
-from .cli import config_from, store_from
 from .config import Config
 from .console import printer
+from .engines.load import Engines
 from .events import EventBus
 from .mqtt_link import MqttLink, parse_url
-from .pipeline import Assistant, Engines
+from .pipeline import Assistant
 from .sdnotify import Watched, notify
+from .startup import config_from, store_from
 
 
 def connect(cfg: Config, wait_s: float) -> MqttLink:

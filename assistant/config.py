@@ -310,12 +310,6 @@ def _check(cfg: Config) -> None:
     if not 0 <= u.ask_threshold <= u.act_threshold <= 1:
         raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "
                           f"0 <= ask <= act <= 1, got {u.ask_threshold} and {u.act_threshold}")
-    if cfg.intent or cfg.slot or cfg.sentences_file:
-        from .understand.custom import (
-            from_config,  # custom intents: check their templates now
-        )
-
-        from_config(cfg)
     seen: dict[str, str] = {}
     ids: set[str] = set()
     for i, d in enumerate(cfg.device):

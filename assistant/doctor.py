@@ -15,8 +15,8 @@ from pathlib import Path
 from . import thermal
 from .broker import reachable
 from .config import Config, ConfigError
-from .config import load as load_config
 from .models import ModelError, ModelStore
+from .startup import load_config
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,9 @@ def check_backends(npu: list[Finding]) -> list[Finding]:
 
 def check_llm_model(cfg: Config, reader=None) -> list[Finding]:
     """Which model would answer a command and an open question now, and why (board temperature)."""
-    from .understand import llm_select
+    from .engines.llm import select
 
-    return [Finding("info", "LLM model", llm_select.describe_models(cfg.llm, reader).removeprefix("LLM model: "))]
+    return [Finding("info", "LLM model", select.describe_models(cfg.llm, reader).removeprefix("LLM model: "))]
 
 
 def check_broker(cfg: Config) -> list[Finding]:

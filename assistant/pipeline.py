@@ -10,7 +10,6 @@ understand/understanding.py (decisions and asking back), handlers/ (what an inte
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,56 +17,19 @@ from . import handlers
 from .audio.player import Player
 from .config import Config
 from .endpoint import Endpointer
+from .engines.load import Engines, make_brain
 from .events import EventBus, Kind, TurnMetrics
 from .home.live import Home
-from .home.registry import Registry
 from .models import ModelStore
 from .mqtt_link import MqttLink
 from .presence import Presence
 from .turn import Parts, Turn
 from .types import SAMPLE_RATE, Outcome
-from .understand import llm_select
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
-from .understand.llm import Brain
 from .understand.rescore import Heard
 from .understand.understanding import Understanding
 from .workers import Workers
-
-
-@dataclass
-class Engines:
-    """The loaded models. Each is created once and only used from its own worker thread."""
-
-    wake: object = None
-    vad: object = None
-    asr: object = None
-    tts: object = None
-    brain: object = None  # the LLM, loaded on the first request no template understands
-
-    @classmethod
-    def load(cls, cfg: Config, store: ModelStore, audio: bool = True, speech: bool = True) -> "Engines":
-        from .engines.asr_faster_whisper import FasterWhisper
-        from .engines.tts_piper import PiperTts
-        from .engines.vad_silero import SileroVad
-        from .engines.wake_openwakeword import OpenWakeWord
-
-        e = cls()
-        if audio:
-            e.wake = OpenWakeWord(store, cfg.wake.model, cfg.wake.threshold)
-            e.vad = SileroVad(store)
-            e.asr = FasterWhisper(store, cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size)
-        if speech:
-            e.tts = PiperTts(store, cfg.tts.voice, cfg.tts.length_scale)
-        if cfg.llm.route != "templates":
-            e.brain = make_brain(cfg, store)
-        return e
-
-
-def make_brain(cfg: Config, store: ModelStore) -> Brain:
-    """The LLM for this home; cheap to make, its model loads on the first request that needs it."""
-    return Brain(Registry.from_config(cfg.device), llm_select.backends(cfg.llm, store), cfg.llm.max_answer_tokens,
-                 constrain=cfg.llm.constrain, picker=llm_select.ModelPicker(cfg.llm, store))
 
 
 class Ears:

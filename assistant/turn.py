@@ -17,10 +17,12 @@ import numpy as np
 
 from .audio.player import Player
 from .config import Config
+from .engines.llm.base import LlmError
+from .engines.load import Engines
 from .events import EventBus, Kind, TurnMetrics
 from .mqtt_link import MqttError, MqttLink
 from .types import Outcome
-from .understand.llm import LlmError, sentences
+from .understand.llm import sentences
 from .understand.rescore import Heard
 from .understand.understanding import NOT_UNDERSTOOD, Decision, Understanding, Verdict
 from .workers import Workers
@@ -31,7 +33,7 @@ class Parts:
     """What every turn uses, made once by the conductor."""
 
     cfg: Config
-    engines: object  # engines.Engines
+    engines: Engines
     understanding: Understanding
     player: Player
     link: MqttLink | None
@@ -87,7 +89,7 @@ class Turn:
         # The templates' reading names what the home lacks ("I don't know any device called garage
         # heater"): better than the LLM's refusal, or a generic answer when it cannot act either.
         if guess and (reply.error or guess.unknown_name):
-            if hasattr(reply.speech, "close"):  # a streamed answer: end it, freeing the model
+            if reply.speech is not None:  # a streamed answer: end it, freeing the model
                 await p.workers.run("llm", reply.speech.close)
             return p.understanding.decide(guess)
         return Decision(Verdict.ANSWER, Outcome("", ok=reply.error is None, speech=reply.speech))

@@ -14,10 +14,11 @@ import pytest
 from assistant import config
 from assistant.audio.io import MemorySink
 from assistant.broker import LocalBroker
+from assistant.engines.load import Engines
 from assistant.events import EventBus
 from assistant.models import ModelStore
 from assistant.mqtt_link import MqttLink, listener
-from assistant.pipeline import Assistant, Engines
+from assistant.pipeline import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "home.toml"

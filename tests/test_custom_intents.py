@@ -14,8 +14,9 @@ from test_voice_e2e import reply_text
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.config import ConfigError
-from assistant.engines.asr_faster_whisper import Hypothesis
+from assistant.engines.base import Hypothesis
 from assistant.samples import piper, utterance
+from assistant.startup import load_config
 from assistant.understand.custom import CustomIntents, from_config
 from assistant.understand.rescore import Heard, choose, to_check
 
@@ -68,7 +69,7 @@ def home_with_intents(tmp_path, extra: str = "", sentences: str = SENTENCES) -> 
     (tmp_path / "sentences.yaml").write_text(sentences)
     p = tmp_path / "home.toml"
     p.write_text('sentences_file = "sentences.yaml"\n' + EXAMPLE.read_text() + extra + INTENTS)
-    return config.load(p)
+    return load_config(p)
 
 
 @pytest.fixture

@@ -35,6 +35,16 @@ def test_bad_config_missing_models_and_no_broker_are_named(tmp_path, capsys):
     assert "no such file" in out
 
 
+def test_bad_custom_grammar_is_a_start_up_error(tmp_path, capsys):
+    """Checked above the config, by parsing the grammar as the assistant will: still before anything runs."""
+    p = _cfg(tmp_path, '[[intent]]\nname = "Hi"\nsentences = ["hello (there"]\n')
+    assert main(["doctor", "--config", str(p)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL config" in out and f"{p}: a sentence template does not parse" in out
+    assert main(["ask", "--config", str(p), "hello"]) == 2
+    assert f"error: {p}: a sentence template does not parse" in capsys.readouterr().err
+
+
 def test_corrupt_model_is_a_failure(tmp_path, store, example_cfg):
     shutil.copytree(store.root / "silero-vad", tmp_path / "silero-vad")
     victim = next(p for p in (tmp_path / "silero-vad").rglob("*") if p.is_file())

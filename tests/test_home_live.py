@@ -12,8 +12,9 @@ from home_sim import Simulator
 
 from assistant import config
 from assistant.broker import LocalBroker
+from assistant.engines.load import Engines
 from assistant.mqtt_link import MqttLink
-from assistant.pipeline import Assistant, Engines
+from assistant.pipeline import Assistant
 
 HOME = """
 site = "test"

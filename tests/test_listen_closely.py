@@ -9,8 +9,8 @@ from conftest import run
 
 from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
+from assistant.engines.base import Hypothesis
 from assistant.samples import piper, utterance
-from assistant.engines.asr_faster_whisper import Hypothesis
 from assistant.understand.rescore import (GAP, MAX_CANDIDATES, as_spoken, choose, flipped, heard_verb, meaning,
                                          to_check, verb)
 

@@ -14,12 +14,12 @@ from conftest import EXAMPLE, run, with_front_door_lock
 
 from assistant import config
 from assistant.audio.io import FileSource
+from assistant.engines.llm import hailo, select
+from assistant.engines.llm.base import LlmError
 from assistant.home.registry import Registry
 from assistant.samples import piper, utterance
-from assistant.understand import llm_hailo, llm_select
 from assistant.understand.llm import (
     Brain,
-    LlmError,
     language,
     parse,
     sentences,
@@ -268,6 +268,7 @@ def test_user_text_cannot_fake_a_prompt_turn():
 
 class Flaky:
     name = "flaky"
+    constrains = False
 
     def stream(self, system, user, max_tokens, stop):
         raise LlmError("the NPU went away")
@@ -288,7 +289,7 @@ def test_failing_backend_falls_back_to_the_next(gguf_backend):
 
 def test_unavailable_backend_is_skipped(gguf_backend):
     cfg = config.LlmConfig(backend="hailo", hef="/nonexistent.hef")
-    makers = llm_select.backends(cfg, None)
+    makers = select.backends(cfg, None)
     assert [m.name for m in makers] == ["hailo", "llama_cpp"]
     with pytest.raises(LlmError):
         makers[0]()  # this machine has no NPU: the maker refuses, the Brain moves on
@@ -298,14 +299,14 @@ def test_unavailable_backend_is_skipped(gguf_backend):
 
 def test_auto_selection_says_why(tmp_path):
     cfg = config.LlmConfig()
-    c = llm_select.choose(cfg, (False, "no /dev/hailo* device"))
+    c = select.choose(cfg, (False, "no /dev/hailo* device"))
     assert c.order == ("llama_cpp",) and "no /dev/hailo" in c.reason
-    c = llm_select.choose(cfg, (True, "Hailo NPU present with q.hef"))
+    c = select.choose(cfg, (True, "Hailo NPU present with q.hef"))
     assert c.order == ("hailo", "llama_cpp") and "q.hef" in c.reason
-    assert llm_select.choose(config.LlmConfig(backend="openai")).order == ("openai", "llama_cpp")
-    ok, why = llm_hailo.availability(str(tmp_path / "q.hef"))
+    assert select.choose(config.LlmConfig(backend="openai")).order == ("openai", "llama_cpp")
+    ok, why = hailo.availability(str(tmp_path / "q.hef"))
     assert not ok and why  # no device here: says which part is missing
-    assert llm_select.describe(cfg).startswith("LLM: llama_cpp")
+    assert select.describe(cfg).startswith("LLM: llama_cpp")
 
 
 def test_config_rejects_unknown_backend(tmp_path):
@@ -347,7 +348,7 @@ def openai_server():
 
 
 def test_openai_backend_on_a_real_server(openai_server):
-    from assistant.understand.llm_openai import OpenAiBackend
+    from assistant.engines.llm.openai_compat import OpenAiBackend
     b = Brain(REG, [lambda: OpenAiBackend(openai_server, "completions")])
     r = b.respond("it is too dark in the kitchen")
     assert r.backend == "openai" and r.intent.name == "HassTurnOn" and r.intent.device_ids == ("kitchen_light",)
@@ -356,7 +357,7 @@ def test_openai_backend_on_a_real_server(openai_server):
 
 
 def test_openai_backend_unreachable_is_an_llm_error():
-    from assistant.understand.llm_openai import OpenAiBackend
+    from assistant.engines.llm.openai_compat import OpenAiBackend
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -11,9 +11,9 @@ import pytest
 from conftest import EXAMPLE
 
 from assistant import config, doctor, thermal
+from assistant.engines.llm import select
+from assistant.engines.load import make_brain
 from assistant.models import ModelStore
-from assistant.pipeline import make_brain
-from assistant.understand import llm_select
 
 
 def board(root, temp_c: float | None = 50.0, throttled: int | None = 0):
@@ -52,7 +52,7 @@ def test_choice_by_need_and_heat(tmp_path):
     sysfs = board(tmp_path / "sys")
     cfg = home(tmp_path, question_model="qwen2.5-1.5b-instruct-q4_k_m", throttled_model="gemma-3-270m-q4_k_m",
                sys_root=str(sysfs)).llm
-    p = llm_select.ModelPicker(cfg, None, cache_s=0)
+    p = select.ModelPicker(cfg, None, cache_s=0)
     assert (p.choose("command").role, p.choose("question").role) == ("commands", "questions")
     assert p.choose("question").model == "qwen2.5-1.5b-instruct-q4_k_m"
     board(sysfs, 83)
@@ -63,7 +63,7 @@ def test_choice_by_need_and_heat(tmp_path):
     assert c.role == "commands" and c.model == cfg.model and "not the larger" in c.reason
     board(sysfs, 50, 0x8)  # cool, but the firmware says it is at the soft temperature limit now
     assert "soft temperature limit now" in p.choose("question").reason
-    assert not llm_select.ModelPicker(config.LlmConfig(), None).active  # nothing to switch between
+    assert not select.ModelPicker(config.LlmConfig(), None).active  # nothing to switch between
 
 
 @pytest.mark.parametrize("key,value,says", [

@@ -8,6 +8,7 @@ import zipfile
 
 import pytest
 
+from assistant.engines.load import Engines
 from assistant.models import (
     Model,
     ModelError,
@@ -16,7 +17,6 @@ from assistant.models import (
     Part,
     load_manifest,
 )
-from assistant.pipeline import Engines
 
 
 def test_manifest_names_a_license_and_source_for_every_model():

@@ -20,8 +20,9 @@ from test_home_live import wait_for
 
 from assistant import config
 from assistant.broker import LocalBroker, free_port
+from assistant.engines.load import Engines
 from assistant.mqtt_link import MqttLink
-from assistant.pipeline import Assistant, Engines
+from assistant.pipeline import Assistant
 
 
 def test_ask_commands_discovered_devices_by_name(broker):

@@ -7,6 +7,7 @@ import pytest
 
 from assistant import config
 from assistant.config import ConfigError
+from assistant.startup import load_config
 from assistant.understand.custom import CustomIntents, from_config
 
 INI = """
@@ -45,7 +46,7 @@ synonyms = { crimson = "red" }
 def load(tmp_path, ini: str = INI, home: str = HOME) -> config.Config:
     (tmp_path / "sentences.ini").write_text(ini)
     (tmp_path / "home.toml").write_text(home)
-    return config.load(tmp_path / "home.toml")
+    return load_config(tmp_path / "home.toml")
 
 
 @pytest.mark.parametrize("text, name, slots", [

@@ -9,23 +9,17 @@ only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..models import ModelStore
-
+from .base import Hypothesis
 
 SCORE_MARGIN = 50  # encoder positions (20 ms each) kept after the audio when scoring sentences
 
 
-@dataclass(frozen=True)
-class Hypothesis:
-    text: str
-    logprob: float  # average log-probability per token (end of text included)
-
-
 class FasterWhisper:
+    nbest = True  # an NBestAsr: several readings, and sentences scored against the audio
+
     def __init__(self, store: ModelStore, model: str, threads: int = 2, beam_size: int = 1):
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer

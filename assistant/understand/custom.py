@@ -2,9 +2,10 @@
 the office thermostat to 21 degrees").
 
 They come from `[[intent]]` / `[[slot]]` tables in the config or from a sentences file in hassil's YAML
-shape. Both are turned into the same neutral structure (`Grammar`), which any other source (a converter
-for Rhasspy's sentences.ini, say) can fill too. Matching is hassil's, so the template syntax is its:
-`(a | b)` alternatives, `[optional words]`, `(x; y)` in any order, `{slot}` lists and number ranges.
+shape. Both are turned into the same neutral structure (`Grammar`, in grammar.py), which any other
+source (a converter for Rhasspy's sentences.ini, say) can fill too. Matching is hassil's, so the
+template syntax is its: `(a | b)` alternatives, `[optional words]`, `(x; y)` in any order, `{slot}`
+lists and number ranges.
 
 A recognised intent is only published and answered: the topic is built from the intent's configured
 name, never from what was said.
@@ -14,62 +15,15 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from hassil import Intents, recognize_best
+from hassil import recognize_best
 from hassil.sample import sample_intents
 
-from ..config import ConfigError
 from ..types import Intent, Source
+from .grammar import FILLER, CustomIntent, Grammar, GrammarError, SlotList, SlotValue, check, hassil_intents
 
 SNAP_SENTENCES = 300  # an intent that says more ways than this (number ranges, long lists) is matched exactly only
-NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # safe as one MQTT topic level
-
-# Words people put around a command that change nothing; hassil skips them anywhere in a sentence.
-FILLER = ["please", "could you", "can you", "would you", "will you", "kindly", "uh", "um", "er", "hmm",
-          "ok", "okay", "now", "for me", "thanks", "thank you", "just", "go ahead and"]
-
-
-class GrammarError(ConfigError):
-    """A problem in the user's intents, phrased for the user (it names the file and the key)."""
-
-
-@dataclass
-class SlotValue:
-    said: str  # what people say ("study")
-    value: str | None = None  # what it means ("office"); None: the same as said
-
-
-@dataclass
-class SlotList:
-    values: list[SlotValue] = field(default_factory=list)
-    range: tuple[int, int, int] | None = None  # from, to, step (inclusive), for numbers
-
-
-@dataclass
-class CustomIntent:
-    name: str
-    sentences: list[str]
-    reply: str = ""  # may use {slot} values
-
-
-@dataclass
-class Grammar:
-    intents: dict[str, CustomIntent] = field(default_factory=dict)
-    lists: dict[str, SlotList] = field(default_factory=dict)
-
-    def merge(self, other: "Grammar", where: str) -> None:
-        for name, it in other.intents.items():
-            if name in self.intents:
-                self.intents[name].sentences += it.sentences
-                self.intents[name].reply = self.intents[name].reply or it.reply
-            else:
-                self.intents[name] = it
-        for name, sl in other.lists.items():
-            if name in self.lists:
-                raise GrammarError(f"{where}: the slot list {name!r} is defined twice")
-            self.lists[name] = sl
 
 
 # -- sources ------------------------------------------------------------------------------------------
@@ -172,44 +126,6 @@ def _range(r, where: str) -> tuple[int, int, int]:
     return lo, hi, step
 
 
-def check(g: Grammar, file: str) -> None:
-    for name, it in g.intents.items():
-        where = f"{file}: intent {name!r}"
-        if not NAME_RE.match(name):
-            raise GrammarError(f"{where}: the name should be letters, digits and _ (it becomes an MQTT topic)")
-        if not it.sentences:
-            raise GrammarError(f"{where}: no sentences")
-        used = set()
-        for s in it.sentences:
-            used |= set(re.findall(r"\{(\w+)(?::\w+)?\}", s))
-        if missing := sorted(used - set(g.lists)):
-            raise GrammarError(f"{where}: the slot list {missing[0]!r} is not defined")
-        fields = {f for _, f, _, _ in string.Formatter().parse(it.reply) if f is not None} if it.reply else set()
-        if unknown := sorted(f for f in fields if f not in used):
-            raise GrammarError(f"{where}: the reply uses {{{unknown[0]}}}, which no sentence of it has")
-    try:
-        _hassil(g)
-    except Exception as e:  # hassil's parse errors: unbalanced brackets and the like
-        raise GrammarError(f"{file}: a sentence template does not parse: {e}") from None
-
-
-def _hassil(g: Grammar, language: str = "en") -> Intents:
-    lists = {}
-    for name, sl in g.lists.items():
-        if sl.range:
-            lo, hi, step = sl.range
-            lists[name] = {"range": {"from": lo, "to": hi, "step": step}}
-        else:
-            lists[name] = {"values": [{"in": v.said, "out": v.value if v.value is not None else v.said}
-                                      for v in sl.values]}
-    intents = {n: {"data": [{"sentences": it.sentences}]} for n, it in g.intents.items()}
-    d = Intents.from_dict({"language": language, "intents": intents, "lists": lists, "skip_words": FILLER})
-    for n in g.intents:  # hassil parses lazily: make a bad template fail now, not mid-conversation
-        for data in d.intents[n].data:
-            _ = data.sentences
-    return d
-
-
 # -- matching -----------------------------------------------------------------------------------------
 
 
@@ -221,7 +137,7 @@ class CustomIntents:
     def __init__(self, grammar: Grammar, language: str = "en"):
         self.grammar = grammar
         self.language = language
-        self.intents = _hassil(grammar, language) if grammar.intents else None
+        self.intents = hassil_intents(grammar, language) if grammar.intents else None
 
     def __bool__(self) -> bool:
         return self.intents is not None

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import permutations
-from typing import Protocol
 
+from ..engines.llm.base import Backend, Language, LlmError, Stream
 from ..home.colors import COLORS
 from ..home.registry import Registry, normalize
 from ..types import Intent, Source
@@ -22,24 +22,6 @@ from ..types import Intent, Source
 log = logging.getLogger(__name__)
 
 DECLINE = "Sorry, I can't help with that."
-
-
-class LlmError(Exception):
-    """A backend could not produce text (not loaded, unreachable, crashed)."""
-
-
-class Backend(Protocol):
-    """Streams the continuation of `system` + `user`. `system` is the same for every request, so a
-    backend keeps its state cached (llama.cpp prefix reuse, Hailo contexts)."""
-
-    name: str
-
-    def stream(self, system: str, user: str, max_tokens: int, stop: tuple[str, ...]) -> Iterator[str]: ...
-
-    def close(self) -> None: ...
-
-# A backend that can keep its output inside the answer language says so with `constrains = True`; its
-# `stream` then also takes `language=` (a Language) and only writes lines of it.
 
 
 # -- the prompt ---------------------------------------------------------------------------------------
@@ -133,16 +115,6 @@ def _one_line(text: str) -> str:
 
 
 # -- the answer language, as a closed list -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class Language:
-    """Every action line allowed for one request, written out, plus the verbs after which free text
-    follows. A backend that can steer its sampler keeps the model on these lines; `parse` still checks
-    whatever comes out."""
-
-    lines: tuple[str, ...]
-    free: tuple[str, ...] = ("say",)
-
 
 def language(registry: Registry, text: str | None = None, max_pairs: int = 12) -> Language:
     """The lines for a request: only over the devices it mentions (the grounding `parse` demands anyway),
@@ -268,13 +240,19 @@ def _ungrounded(ids: list[str], all_devices: bool, text: str, registry: Registry
 
 @dataclass
 class Reply:
-    """What the LLM made of a request. `speech` yields the answer's text in pieces as it is generated."""
+    """What the LLM made of a request. `speech` yields the answer's text in pieces as it is generated;
+    closing it ends the generation early, freeing the model."""
 
     intent: Intent | None = None
-    speech: Iterator[str] | None = None
+    speech: Stream | None = None
     backend: str = ""
     error: str | None = None
     model: str = ""  # the model file that answered, when the backend has one
+
+
+def _spoken(text: str) -> Stream:
+    """A fixed answer, streamed like a generated one."""
+    yield text
 
 
 def _model_name(backend: Backend) -> str:
@@ -289,7 +267,7 @@ class Brain:
     def __init__(self, registry: Registry, backends: list[Callable[[], Backend]], max_answer_tokens: int = 60,
                  history: int = 3, constrain: bool = True, nearest: int = 2, picker=None):
         self.registry = registry
-        self.picker = picker  # llm_select.ModelPicker: which model answers, by need and board temperature
+        self.picker = picker  # engines.llm.select.ModelPicker: which model answers, by need and board temperature
         self.nearest = nearest  # examples repeated before the request (0: none)
         self.constrain = constrain  # keep a backend that can (llama.cpp) on the answer language's lines
         self._factories = list(backends)
@@ -330,13 +308,13 @@ class Brain:
         self._backend = None
         self._factories.pop(0)
 
-    def _head(self, backend: Backend, text: str) -> tuple[str, Iterator[str]]:
+    def _head(self, backend: Backend, text: str) -> tuple[str, Stream]:
         """Generates up to the verb and first word; returns them and the live rest of the stream."""
         # History only helps when the last turn asked something; otherwise the small model copies it.
         history = self.history if self.history and self.history[-1][1].endswith("?") else []
-        extra = {"language": self.language(text)} if self.constrain and getattr(backend, "constrains", False) else {}
-        it = iter(backend.stream(self.system, user_prompt(text, history, self.examples(text)),
-                                 self.max_answer_tokens, ("\n", "Request:"), **extra))
+        extra = {"language": self.language(text)} if self.constrain and backend.constrains else {}
+        it = backend.stream(self.system, user_prompt(text, history, self.examples(text)),
+                            self.max_answer_tokens, ("\n", "Request:"), **extra)
         head = ""
         for tok in it:
             head += tok
@@ -344,9 +322,9 @@ class Brain:
                 break
         return head, it
 
-    def _first_line(self, text: str, need: str = "command") -> tuple[str, Iterator[str], Backend]:
-        """The head of the answer from the model this need calls for (see llm_select.ModelPicker), else
-        from the backend chain, dropping backends that fail."""
+    def _first_line(self, text: str, need: str = "command") -> tuple[str, Stream, Backend]:
+        """The head of the answer from the model this need calls for (see engines.llm.select.ModelPicker),
+        else from the backend chain, dropping backends that fail."""
         if self.picker is not None:
             choice = self.picker.choose(need)
             if choice.model:
@@ -370,7 +348,7 @@ class Brain:
         for attempt in range(2):
             head, rest, backend = self._first_line(text if attempt == 0 else text + " (answer with a listed device)")
             if head.strip().lower().startswith("say ") and self._wants_question_model():
-                getattr(rest, "close", lambda: None)()  # frees the command model's generation
+                rest.close()  # frees the command model's generation
                 head, rest, backend = self._first_line(text, "question")
             name, model = backend.name, _model_name(backend)
             if head.strip().lower().startswith("say "):
@@ -381,15 +359,15 @@ class Brain:
                 self._remember(text, line.strip())
                 return Reply(intent=p.intent, backend=name, model=model)
             if p.answer:
-                return Reply(speech=iter([p.answer]), backend=name, model=model)
+                return Reply(speech=_spoken(p.answer), backend=name, model=model)
             error = p.error
             log.info("LLM said %r for %r: %s%s", line.strip(), text, p.error, "; retrying" if not attempt else "")
-        return Reply(speech=iter([DECLINE]), backend=name, model=model, error=error)
+        return Reply(speech=_spoken(DECLINE), backend=name, model=model, error=error)
 
     def _wants_question_model(self) -> bool:
         return self.picker is not None and self.picker.choose("question").role == "questions"
 
-    def _answer(self, text: str, first: str, rest: Iterator[str]) -> Iterator[str]:
+    def _answer(self, text: str, first: str, rest: Stream) -> Stream:
         said = [first]
         yield first
         for tok in rest:
@@ -453,7 +431,7 @@ def _measure_command(backend: Backend, registry: Registry, system: str, max_toke
         return {}
     text = f"it is too dark in the {devs[0].area or devs[0].name}"
     modes = {"free": {}} | ({"constrained": {"language": language(registry, text)}}
-                            if getattr(backend, "constrains", False) else {})
+                            if backend.constrains else {})
     runs: dict[str, list[tuple[float, float | None, float, str]]] = {m: [] for m in modes}
     for _ in range(repeat):
         for mode, extra in modes.items():

@@ -25,6 +25,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+from ..engines.base import Hypothesis, NBestAsr
 from ..home.actions import targets
 from ..types import Intent, Source
 
@@ -42,7 +43,7 @@ VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower 
 class Heard:
     text: str  # the recogniser's best free transcript
     intent: Intent | None  # what was understood, confidence set by the checks above
-    readings: list  # the beam's readings (Hypothesis), best first
+    readings: list[Hypothesis]  # the beam's readings, best first
     checked: dict[str, float] | None = None  # candidate sentence -> fit to the audio, when checked
     free_fit: float | None = None  # the best free transcript's fit, scored the same way
 
@@ -137,7 +138,7 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
     return candidates[:MAX_CANDIDATES]
 
 
-def hear(asr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
+def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
          unsure: float = 0.75) -> Heard:
     """`understand`: text -> Intent (the conductor's, custom intents first); `understander`: the
     templates (its `snap` lists the home's sentences, `clean` normalises text); `unsure`: the confidence

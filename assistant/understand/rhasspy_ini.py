@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .custom import CustomIntent, Grammar, GrammarError, SlotList, SlotValue, check
+from .grammar import CustomIntent, Grammar, GrammarError, SlotList, SlotValue, check
 
 TOKEN = re.compile(r"\s*(?:([()\[\]|<>{}$:])|([^\s()\[\]|<>{}$:]+))")
 WORD = re.compile(r"^[^()\[\]|<>{}$:]+$")

@@ -71,7 +71,7 @@ class Understanding:
     def listens_closely(self, asr) -> bool:
         """Several readings of the audio, weighed against the home's sentences (rescore.py)."""
         return (self.cfg.understand.fuzzy and (self.cfg.asr.nbest > 1 or self.cfg.understand.check)
-                and hasattr(asr, "hypotheses"))
+                and asr is not None and asr.nbest)
 
     def hear(self, asr, audio) -> rescore.Heard:
         """The readings of the audio and what they mean (runs on the recogniser's worker)."""

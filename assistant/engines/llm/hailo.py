@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 
-from .llm import LlmError
+from .base import LlmError
 
 
 def device_present() -> bool:
@@ -40,6 +40,7 @@ def availability(hef: str) -> tuple[bool, str]:
 
 class HailoBackend:
     name = "hailo"
+    constrains = False  # no grammar mode in this API
 
     def __init__(self, hef: str):
         ok, why = availability(hef)

@@ -10,11 +10,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .. import thermal
-from ..config import LlmConfig
-from ..models import ModelStore
-from . import llm_hailo
-from .llm import Backend, LlmError
+from ... import thermal
+from ...config import LlmConfig
+from ...models import ModelStore
+from . import hailo
+from .base import Backend, LlmError
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class Choice:
 
 
 def choose(cfg: LlmConfig, hailo_ok: tuple[bool, str] | None = None) -> Choice:
-    hailo_ok = hailo_ok or llm_hailo.availability(cfg.hef)
+    hailo_ok = hailo_ok or hailo.availability(cfg.hef)
     if cfg.backend != "auto":
         rest = ("llama_cpp",) if cfg.backend != "llama_cpp" else ()
         return Choice((cfg.backend, *rest), f"llm.backend = {cfg.backend!r} in the config")
@@ -50,16 +50,16 @@ def factory(name: str, cfg: LlmConfig, store: ModelStore, model: str | None = No
     """A zero-argument maker for one backend; makers are called lazily, on the first unmatched request."""
     def make() -> Backend:
         if name == "hailo":
-            return llm_hailo.HailoBackend(cfg.hef)
+            return hailo.HailoBackend(cfg.hef)
         if name == "llama_cpp":
-            from .llm_llama_cpp import LlamaCppBackend
+            from .llama_cpp import LlamaCppBackend
             try:
                 path = gguf(cfg, store, model or cfg.model)
             except Exception as e:  # ModelError: not fetched, bad hash
                 raise LlmError(str(e)) from e
             return LlamaCppBackend(path, cfg.threads, cfg.context, cfg.constrain)
         if name == "openai":
-            from .llm_openai import OpenAiBackend
+            from .openai_compat import OpenAiBackend
             return OpenAiBackend(cfg.url, cfg.api, cfg.remote_model, cfg.api_key, cfg.timeout_s)
         raise LlmError(f"unknown LLM backend {name!r}")
     make.name = name

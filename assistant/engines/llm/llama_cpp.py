@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .llm import Language, LlmError
+from .base import Language, LlmError
 
 
 class _Node:
@@ -78,7 +78,7 @@ class LineTrie:
 
 class LlamaCppBackend:
     name = "llama_cpp"
-    constrains = True
+    constrains = True  # a ConstrainedBackend: keeps to the lines of a given answer language
 
     def __init__(self, gguf_path: str, threads: int = 2, context: int = 2048, constrain: bool = True):
         try:

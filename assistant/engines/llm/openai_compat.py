@@ -8,11 +8,12 @@ from collections.abc import Iterator
 
 import requests
 
-from .llm import LlmError
+from .base import LlmError
 
 
 class OpenAiBackend:
     name = "openai"
+    constrains = False
 
     def __init__(self, url: str, api: str = "completions", model: str = "", api_key: str = "",
                  timeout_s: float = 30.0):

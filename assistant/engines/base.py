@@ -1,0 +1,60 @@
+"""What the conductor needs from each kind of engine: small Protocols the backends satisfy.
+
+An optional capability is declared by a class attribute (`Asr.nbest`), so a caller asks the engine what
+it can do instead of probing for methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+
+class WakeWord(Protocol):
+    def score(self, frame: np.ndarray) -> float:
+        """Feed one 80 ms frame (1280 int16 samples); the wake word's score for it, 0..1."""
+
+    def reset(self) -> None:
+        """Forget the audio heard so far, so the same utterance does not fire again."""
+
+
+class Vad(Protocol):
+    def probabilities(self, frame: np.ndarray) -> list[float]:
+        """Speech probability for each complete window in the audio fed so far."""
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    logprob: float  # average log-probability per token (end of text included)
+
+
+class Asr(Protocol):
+    nbest: ClassVar[bool]  # True: it is an NBestAsr too
+
+    def transcribe(self, pcm: np.ndarray, hotwords: str | None = None) -> str: ...
+
+
+class NBestAsr(Asr, Protocol):
+    """A recogniser that gives several readings of the audio and says how well given sentences fit it,
+    both from one encoding of the audio."""
+
+    def encode(self, pcm: np.ndarray) -> object: ...
+
+    def hypotheses(self, encoded: object, hotwords: str | None = None, n: int = 4) -> list[Hypothesis]:
+        """The n best transcripts, best first."""
+
+    def score(self, encoded: object, texts: list[str], hotwords: str | None = None) -> list[float]:
+        """How well each sentence fits the audio, as an average log-probability per token."""
+
+
+class Tts(Protocol):
+    sample_rate: int
+
+    def sentences(self, text: str) -> Iterator[np.ndarray]:
+        """int16 audio, a sentence at a time, so the first one can play while the rest is made."""
