@@ -22,8 +22,17 @@ from . import rescore
 from .custom import CustomIntents
 from .templates import TemplateUnderstander
 
-YES = re.compile(r"^(yes|yeah|yep|sure|please|do it|ok|okay|correct|right)\b")
-NO = re.compile(r"^(no|nope|don't|do not|cancel|never mind|stop)\b")
+# An answer to "Should I ...?" is read as a whole: a negation or a cancel word anywhere wins ("Right,
+# cancel that", "OK, wait, no", "Please don't"), and a yes counts only when nothing else was said around
+# it but politeness ("yes please", "do it", "sure, go ahead"); a yes that starts a longer sentence
+# counts for a light but not for a lock (television says "yes" too).
+NO = re.compile(r"\b(no|nope|nah|not|don't|dont|do not|cancel|never ?mind|stop|wait|abort|negative|wrong|"
+                r"leave it|forget it)\b")
+YES_WORD = r"(yes|yeah|yep|yup|sure|ok|okay|correct|right|do it|go ahead|please do|affirmative|of course)"
+POLITE = r"(please|thanks|thank you|do it|go ahead|that's right|that is right|yes|sure)"
+YES = re.compile(rf"^{YES_WORD}\b")
+YES_ALONE = re.compile(rf"^{YES_WORD}( {POLITE})*( {YES_WORD})*$")
+NOT_SURE = "Sorry, was that a yes or a no?"
 NOT_UNDERSTOOD = "Sorry, I didn't understand that."
 
 
@@ -34,6 +43,15 @@ class Verdict(StrEnum):
     NOT_UNDERSTOOD = "not_understood"
     ANSWER = "answer"  # the LLM's spoken answer
     DEFER = "defer"  # for the LLM to try; `guess` is the templates' reading, if any
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the assistant asked back about; a clear yes next turn carries it out."""
+
+    intent: Intent
+    weighty: bool  # a lock, a cover, an alarm: only a yes on its own will do
+    repeated: bool = False  # asked once more after an answer that was neither yes nor no
 
 
 @dataclass(frozen=True)
@@ -58,7 +76,7 @@ class Understanding:
         self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=(phrase, phrase.split()[-1]),
                                               fuzzy=cfg.understand.fuzzy,
                                               custom_sentences=custom.sentences() if cfg.understand.fuzzy else None)
-        self.pending: Intent | None = None  # asked back about; a "yes" in the next turn carries it out
+        self.pending: Question | None = None
         self._custom_words = custom.vocabulary()
 
     # -- hearing --------------------------------------------------------------------------------------
@@ -94,12 +112,8 @@ class Understanding:
         """`heard`: the close listening's reading of the audio, when it already worked out the intent (or
         that there is none)."""
         pending, self.pending = self.pending, None
-        answer = self.templates.clean(text)
-        if pending is not None and NO.match(answer):
-            return Decision(Verdict.DECLINED, Outcome("OK, I won't.", ok=False, intent=pending))
-        if pending is not None and YES.match(answer):
-            confirmed = dataclasses.replace(pending, confidence=1.0)  # the user said yes
-            return Decision(Verdict.ACT, self.plan(confirmed))
+        if pending is not None and (answer := self._answer(self.templates.clean(text), pending)) is not None:
+            return answer
         route = self.cfg.llm.route
         intent = None
         if route != "llm":
@@ -111,6 +125,22 @@ class Understanding:
         if route != "templates" and unsure:
             return Decision(Verdict.DEFER, guess=intent)
         return self.decide(intent)
+
+    def _answer(self, said: str, q: Question) -> Decision | None:
+        """The reply to a question: carried out, declined, asked once more, or None when it is a new
+        request instead ("no, turn on the hall light" is a no; "turn on the hall light" a new request)."""
+        if NO.search(said):
+            return Decision(Verdict.DECLINED, Outcome("OK, I won't.", ok=False, intent=q.intent))
+        if (YES_ALONE if q.weighty else YES).match(said):
+            confirmed = dataclasses.replace(q.intent, confidence=1.0)  # the user said yes
+            return Decision(Verdict.ACT, self.plan(confirmed))
+        new = self.lookup(said)
+        if new is not None and not new.unknown_name and new.confidence >= self.cfg.understand.ask_threshold:
+            return None
+        if q.repeated:  # twice neither yes nor no: nothing is done
+            return Decision(Verdict.DECLINED, Outcome("OK, I won't.", ok=False, intent=q.intent))
+        self.pending = dataclasses.replace(q, repeated=True)
+        return Decision(Verdict.ASK, Outcome(NOT_SURE, ok=False, intent=q.intent))
 
     def weigh_llm(self, intent: Intent, spoken: bool) -> Decision:
         """The LLM's reading, under the same rules as a template's: a lock or a door is asked about first."""
@@ -129,7 +159,7 @@ class Understanding:
         outcome = self.plan(intent)
         weighty = any(d.domain in u.confirm_domains for c in outcome.commands if (d := self.registry.get(c.device_id)))
         if outcome.commands and (intent.confidence < u.act_threshold or weighty):
-            self.pending = intent
+            self.pending = Question(intent, weighty)
             return Decision(Verdict.ASK, Outcome(self._question(intent), ok=False, intent=intent))
         return Decision(Verdict.ACT, outcome)
 
