@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,8 @@ from assistant.broker import LocalBroker
 from assistant.engines.load import Engines
 from assistant.events import EventBus
 from assistant.models import ModelStore
-from assistant.mqtt_link import MqttLink, listener
+from assistant.mqtt_link import MqttLink
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.pipeline import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,41 +47,10 @@ def engines(example_cfg, store):
     return Engines.load(example_cfg, store)
 
 
-class Spy:
-    """Everything published on the broker, as (topic, payload) pairs."""
-
-    def __init__(self, url: str, topics=("#",)):
-        self.messages: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-        self.client = listener(url, list(topics), self._on_message)
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            self.messages.append((msg.topic, msg.payload.decode(errors="replace")))
-
-    def on(self, topic: str) -> list[dict]:
-        with self.lock:
-            return [json.loads(p) for t, p in self.messages if t == topic]
-
-    def device_messages(self) -> list[tuple[str, str]]:
-        """Everything except the assistant's own status topics and its Home Assistant discovery."""
-        with self.lock:
-            return [(t, p) for t, p in self.messages
-                    if not t.startswith("assistant/") and "/voice_assistant_" not in t]
-
-    def settle(self, seconds: float = 0.3) -> None:
-        time.sleep(seconds)
-
-    def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture
 def spy(broker):
-    s = Spy(broker.url)
-    yield s
-    s.close()
+    with MqttRecorder(broker.url) as s:
+        yield s
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_the_kitchen_example_switches_the_light(llm_assistant, spy):
 
 @pytest.mark.parametrize("constrain", [True, False])
 def test_free_form_commands_hit_rate(llm_assistant, broker, constrain, monkeypatch):
-    from conftest import Spy
+    from assistant.mqtt_recorder import MqttRecorder
     a, _, _ = llm_assistant
     monkeypatch.setattr(a.engines.brain, "constrain", constrain)
     hits, lines = 0, []
@@ -95,7 +95,7 @@ def test_free_form_commands_hit_rate(llm_assistant, broker, constrain, monkeypat
         t = a.understanding.templates.understand(text)
         unsure = t is None or t.unknown_name or t.confidence < a.cfg.understand.ask_threshold
         assert unsure, f"a template understands {text!r}: not a test of the LLM"
-        spy = Spy(broker.url)
+        spy = MqttRecorder(broker.url)
         try:
             run(a.handle_text(text))
             seen = _seen(spy)

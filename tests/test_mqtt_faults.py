@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import EXAMPLE, Spy, run
+from conftest import EXAMPLE, run
 from home_sim import Simulator
 from test_home_live import wait_for
 
@@ -22,6 +22,7 @@ from assistant import config
 from assistant.broker import LocalBroker, free_port
 from assistant.engines.load import Engines
 from assistant.mqtt_link import MqttLink
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.pipeline import Assistant
 
 
@@ -56,7 +57,7 @@ def test_broker_stops_and_comes_back():
     b = LocalBroker(port).start()
     a, link = make(b.url, timeout_s=1.5)
     try:
-        spy = Spy(b.url)
+        spy = MqttRecorder(b.url)
         assert run(a.handle_text("turn on the kitchen light")).ok  # before
         assert wait_for(lambda: spy.on(KITCHEN) == [{"state": "ON"}])
         spy.close()
@@ -69,7 +70,7 @@ def test_broker_stops_and_comes_back():
         assert not out.ok and "nothing was switched" in out.reply and took < 1.5 + 1.0
 
         b = LocalBroker(port).start()
-        spy = Spy(b.url)
+        spy = MqttRecorder(b.url)
         assert wait_for(lambda: link.connected, 35)  # it reconnects by itself
         assert wait_for(lambda: ("assistant/demo/availability", "online") in spy.messages)
         assert run(a.handle_text("turn on the bedroom light")).ok  # after
