@@ -17,6 +17,7 @@ from assistant.models import ModelStore
 from assistant.mqtt_link import MqttLink
 from assistant.mqtt_recorder import MqttRecorder
 from assistant.pipeline import Assistant
+from assistant.startup import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "home.toml"
@@ -83,9 +84,20 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def home_file(tmp_path: Path, text: str) -> Path:
+    """`text` as a home's config file in tmp_path."""
+    p = tmp_path / "home.toml"
+    p.write_text(text)
+    return p
+
+
+def home_config(tmp_path: Path, extra_toml: str = "", base: str | None = None) -> config.Config:
+    """The example home (or the config text `base`) with `extra_toml` added, written to tmp_path and loaded
+    as the app loads it (custom intents checked too)."""
+    return load_config(home_file(tmp_path, (EXAMPLE.read_text() if base is None else base) + extra_toml))
+
+
 def with_front_door_lock(tmp_path: Path) -> config.Config:
     """The example home with a lock, a device of the domains that are always confirmed."""
-    home = tmp_path / "home.toml"
-    home.write_text(EXAMPLE.read_text() + '\n[[device]]\nname = "front door"\narea = "hall"\n'
-                    'domain = "lock"\nfriendly_name = "front_door"\n')
-    return config.load(home)
+    return home_config(tmp_path, '\n[[device]]\nname = "front door"\narea = "hall"\n'
+                                 'domain = "lock"\nfriendly_name = "front_door"\n')

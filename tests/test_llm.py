@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import EXAMPLE, run, with_front_door_lock
+from conftest import EXAMPLE, home_file, run, with_front_door_lock
 
 from assistant import config
 from assistant.audio.io import FileSource
@@ -310,8 +310,7 @@ def test_auto_selection_says_why(tmp_path):
 
 
 def test_config_rejects_unknown_backend(tmp_path):
-    p = tmp_path / "c.toml"
-    p.write_text('[llm]\nbackend = "gpt"\n')
+    p = home_file(tmp_path, '[llm]\nbackend = "gpt"\n')
     with pytest.raises(config.ConfigError, match="llm.backend"):
         config.load(p)
 

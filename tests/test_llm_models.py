@@ -8,7 +8,7 @@ import logging
 import os
 
 import pytest
-from conftest import EXAMPLE
+from conftest import EXAMPLE, home_config
 
 from assistant import config, doctor, thermal
 from assistant.engines.llm import select
@@ -32,9 +32,7 @@ def board(root, temp_c: float | None = 50.0, throttled: int | None = 0):
 def home(tmp_path, **llm) -> config.Config:
     keys = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in llm.items())
     text = EXAMPLE.read_text().replace('route = "templates_then_llm"\n', f'route = "templates_then_llm"\n{keys}')
-    p = tmp_path / "home.toml"
-    p.write_text(text)
-    return config.load(p)
+    return home_config(tmp_path, base=text)
 
 
 def test_reading_the_board(tmp_path):

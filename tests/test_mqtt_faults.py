@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import EXAMPLE, run
+from conftest import EXAMPLE, home_config, home_file, run
 from home_sim import Simulator
 from test_home_live import wait_for
 
@@ -125,10 +125,9 @@ def tls_broker():
 
 
 def tls_config(tmp_path, d, port, password):
-    p = tmp_path / "home.toml"
-    p.write_text(EXAMPLE.read_text().replace('url = "mqtt://127.0.0.1:1883"', f'url = "mqtts://127.0.0.1:{port}"\n'
-                 f'username = "house"\npassword = "{password}"\nca_file = "{d}/ca.crt"\ncommand_timeout_s = 2.0'))
-    return config.load(p)
+    tls = (f'url = "mqtts://127.0.0.1:{port}"\nusername = "house"\npassword = "{password}"\n'
+           f'ca_file = "{d}/ca.crt"\ncommand_timeout_s = 2.0')
+    return home_config(tmp_path, base=EXAMPLE.read_text().replace('url = "mqtt://127.0.0.1:1883"', tls))
 
 
 def test_tls_with_password(tls_broker, tmp_path):
@@ -169,7 +168,6 @@ def test_tls_with_password(tls_broker, tmp_path):
 
 
 def test_tls_files_are_checked(tmp_path):
-    p = tmp_path / "home.toml"
-    p.write_text('[mqtt]\nurl = "mqtts://127.0.0.1:8883"\nca_file = "missing.crt"\n')
+    p = home_file(tmp_path, '[mqtt]\nurl = "mqtts://127.0.0.1:8883"\nca_file = "missing.crt"\n')
     with pytest.raises(config.ConfigError, match="'mqtt.ca_file': no such file"):
         config.load(p)
