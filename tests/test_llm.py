@@ -27,8 +27,6 @@ from assistant.understand.llm import (
     user_prompt,
 )
 
-llama_cpp = pytest.importorskip("llama_cpp")
-
 REG = Registry.from_config(config.load(EXAMPLE).device)
 Z = "zigbee2mqtt/{}/set"
 LAMP = "home/living_room_lamp/set"
@@ -60,8 +58,14 @@ INJECTIONS = [
 ]
 
 
+@pytest.fixture(scope="session")
+def llama_cpp():
+    """The LLM runtime, an optional package: only the tests that run the model need it."""
+    return pytest.importorskip("llama_cpp")
+
+
 @pytest.fixture
-def llm_assistant(make_assistant):
+def llm_assistant(make_assistant, llama_cpp):
     a, sink, events = make_assistant()
     assert a.cfg.llm.route == "templates_then_llm"
     return a, sink, events
@@ -182,7 +186,7 @@ def test_question_gets_a_spoken_answer(llm_assistant, spy, text, words):
     assert _seen(spy) == []
 
 
-def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, tmp_path):
+def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, tmp_path, llama_cpp):
     """No template reads this request, the LLM does; a lock is confirmed whoever understood it."""
     a, _, events = make_assistant(with_front_door_lock(tmp_path))
     outcome = run(a.handle_text("please secure the front door"))
@@ -323,7 +327,7 @@ def gguf_backend(llm_assistant):
 
 
 @pytest.fixture(scope="module")
-def openai_server():
+def openai_server(llama_cpp):
     pytest.importorskip("uvicorn")
     from assistant.models import ModelStore
     with socket.socket() as s:
