@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import devset
 from .audio.io import FileSource
 from .audio.mix import add_noise, reverberate, to_int16
 from .audio.wav import load_pcm16k
@@ -42,9 +42,7 @@ from .mqtt_recorder import MqttRecorder
 from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 
-# The development audio beside the project (../shared/devset), or where $ASSISTANT_DEVSET says.
-DEVSET = Path(os.environ.get("ASSISTANT_DEVSET") or Path(__file__).resolve().parent.parent.parent / "shared" / "devset")
-NOISE_DIR = DEVSET / "noise-rir"
+NOISE_DIR = devset.root() / "noise-rir"
 SNRS = (24, 18, 12, 6)
 
 VOICES = {

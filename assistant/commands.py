@@ -146,10 +146,12 @@ def bench(args) -> int:
 
 def accuracy(args) -> int:
     from .accuracy import NOISE_DIR, run_accuracy
+    from .devset import SOURCES
 
     noise_dir = Path(args.noise_dir) if args.noise_dir else NOISE_DIR
     if not list(noise_dir.glob("noise*.wav")) or not list(noise_dir.glob("rir*.wav")):
-        print(f"error: no noise*.wav and rir*.wav in {noise_dir} (give --noise-dir)", file=sys.stderr)
+        print(f"error: no noise*.wav and rir*.wav in {noise_dir} (give --noise-dir, or set $ASSISTANT_DEVSET to "
+              f"the development audio's folder). {SOURCES}", file=sys.stderr)
         return 2
     report = run_accuracy(config_from(args), store_from(args), per_snr=args.per_snr,
                           non_commands=args.non_commands, noise_dir=noise_dir, llm=args.llm,

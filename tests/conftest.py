@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
 
-from assistant import config
+from assistant import config, devset
 from assistant.audio.io import MemorySink
 from assistant.broker import LocalBroker
 from assistant.engines.load import Engines
@@ -21,7 +20,10 @@ from assistant.startup import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "home.toml"
-DEVSET = Path(os.environ.get("ASSISTANT_DEVSET") or ROOT.parent / "shared" / "devset")
+DEVSET = devset.root()
+needs_devset = pytest.mark.skipif(
+    not DEVSET.is_dir(), reason=f"not run: no development audio at {DEVSET} (set $ASSISTANT_DEVSET to its "
+                                f"folder). {devset.SOURCES}")
 
 
 @pytest.fixture(scope="session")

@@ -5,11 +5,12 @@ import wave
 
 import numpy as np
 import pytest
-from conftest import DEVSET
+from conftest import DEVSET, needs_devset
 
 from assistant.audio.wav import AudioFileError, load_pcm16k, read_wav
 
 
+@needs_devset
 def test_devset_44k_stereo_is_resampled():
     f = DEVSET / "rhasspy-en" / "wake" / "precise_turn_on_the_living_room_lamp.wav"
     x = load_pcm16k(f)
