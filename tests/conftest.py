@@ -25,6 +25,17 @@ needs_devset = pytest.mark.skipif(
     not DEVSET.is_dir(), reason=f"not run: no development audio at {DEVSET} (set $ASSISTANT_DEVSET to its "
                                 f"folder). {devset.SOURCES}")
 
+# Fixtures that start mosquitto or load models (a test's fixture names include its fixtures' own):
+# every test using one is `slow`, left out of `make test-fast`.
+SLOW_FIXTURES = {"broker", "store", "engines", "make_assistant", "spy", "home_broker", "tls_broker",
+                 "openai_server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def broker():

@@ -88,6 +88,7 @@ def test_doctor_says_which_model_it_would_choose(tmp_path):
     assert "90 °C" in f.text and "not the larger" in f.text
 
 
+@pytest.mark.slow
 def test_real_models_switch_by_need_and_heat(tmp_path, caplog):
     pytest.importorskip("llama_cpp")
     gguf = ModelStore().path("gemma-3-270m-q4_k_m")

@@ -52,6 +52,7 @@ def make(url: str, timeout_s: float) -> tuple[Assistant, MqttLink]:
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 
 
+@pytest.mark.slow
 def test_broker_stops_and_comes_back():
     port = free_port()
     b = LocalBroker(port).start()

@@ -45,6 +45,7 @@ def test_truncated_header(tmp_path):
         load_pcm16k(p)
 
 
+@pytest.mark.slow  # the model loads before the file is read
 def test_cli_rejects_a_wav_that_is_not_audio(tmp_path):
     import subprocess
     import sys
