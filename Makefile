@@ -1,8 +1,9 @@
 # make demo   set everything up, then run the assistant on the example home
 # make test   set everything up, then run the tests
+# make test-fast  the same, only the tests that need no models, broker or synthesized speech (under a minute)
 # make bench  measure the pipeline
 # make appliance-test  boot the installed app in an arm64 Debian container (root; slow on a cold cache)
-.PHONY: setup setup-test demo test bench appliance-test
+.PHONY: setup setup-test demo test test-fast bench appliance-test
 
 setup:
 	./setup.sh
@@ -15,6 +16,9 @@ demo: setup
 
 test: setup-test
 	.venv/bin/python -m pytest -q
+
+test-fast: setup-test
+	.venv/bin/python -m pytest -q -m "not slow"
 
 bench: setup
 	.venv/bin/assistant bench

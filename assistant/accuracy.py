@@ -18,15 +18,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import os
 import statistics
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import devset
 from .audio.io import FileSource
 from .audio.mix import add_noise, reverberate, to_int16
 from .audio.wav import load_pcm16k
@@ -38,13 +37,12 @@ from .events import EventBus, TurnMetrics
 from .home.actions import plan
 from .home.colors import COLORS
 from .models import ModelStore
-from .mqtt_link import MqttLink, listener
+from .mqtt_link import MqttLink
+from .mqtt_recorder import MqttRecorder
 from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 
-# The development audio beside the project (../shared/devset), or where $ASSISTANT_DEVSET says.
-DEVSET = Path(os.environ.get("ASSISTANT_DEVSET") or Path(__file__).resolve().parent.parent.parent / "shared" / "devset")
-NOISE_DIR = DEVSET / "noise-rir"
+NOISE_DIR = devset.root() / "noise-rir"
 SNRS = (24, 18, 12, 6)
 
 VOICES = {
@@ -94,34 +92,6 @@ def expected(assistant: Assistant, text: str) -> dict[str, dict]:
     return {c.topic: json.loads(c.payload) for c in outcome.commands}
 
 
-class DeviceListener:
-    """Device messages on the broker (the assistant's own status and discovery topics left out)."""
-
-    def __init__(self, url: str, own_prefixes: tuple[str, ...]):
-        self.own = own_prefixes
-        self.got: list[tuple[str, dict]] = []
-        self.lock = threading.Lock()
-        self.client = listener(url, ["#"], self._on)
-
-    def _on(self, client, userdata, msg):
-        if not msg.topic.startswith(self.own):
-            with self.lock:
-                self.got.append((msg.topic, json.loads(msg.payload)))
-
-    def take(self, count: int, timeout_s: float = 2.0) -> dict[str, dict]:
-        """Wait for the messages the assistant says it published (acknowledged by the broker)."""
-        end = time.monotonic() + timeout_s
-        while len(self.got) < count and time.monotonic() < end:
-            time.sleep(0.005)
-        with self.lock:
-            got, self.got = dict(self.got), []
-        return got
-
-    def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @dataclass
 class Result:
     snr: int
@@ -168,7 +138,8 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
         bus.subscribe(events.append)
         after = Assistant(cfg, engines, link, None, bus)
         before = Assistant(before_cfg, engines, link, None, EventBus())
-        devices = DeviceListener(broker.url, (cfg.mqtt.topic_prefix + "/", cfg.discovery.homeassistant_prefix + "/"))
+        own = (cfg.mqtt.topic_prefix + "/", cfg.discovery.homeassistant_prefix + "/")
+        devices = MqttRecorder(broker.url, own=own)
         texts = command_texts(after)
         wants = {t: expected(before, t) for t in texts}
         voices = list(VOICES)

@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
             "templates against the robust path.")
     c.add_argument("--per-snr", type=int, default=50, help="commands per SNR (default 50)")
     c.add_argument("--non-commands", type=int, default=100, help="non-command utterances in all (default 100)")
-    c.add_argument("--noise-dir", help="folder of noise*.wav and rir*.wav (default: ../shared/devset/noise-rir)")
+    c.add_argument("--noise-dir", help="folder of noise*.wav and rir*.wav (default: noise-rir/ in "
+                   "$ASSISTANT_DEVSET, or in ../shared/devset beside the project)")
     c.add_argument("--json", help="also write every clip's transcript and outcome to this JSON file")
     c.add_argument("--llm", action="store_true", help="keep the config's LLM route (default: templates only)")
     c.add_argument("--seed", type=int, default=0, help="which commands, voices and noise (default 0); thresholds "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from .console import printer
 from .engines.load import Engines
 from .events import EventBus
 from .mqtt_link import MqttLink, parse_url
+from .mqtt_recorder import MqttRecorder
 from .pipeline import Assistant
 from .sdnotify import Watched, notify
 from .startup import config_from, store_from
@@ -117,7 +117,7 @@ def demo(args) -> int:
             broker = stack.enter_context(LocalBroker())
             cfg.mqtt.url = broker.url
             print(f"no broker at {host}:{port}; started a private mosquitto at {broker.url}")
-        spy = stack.enter_context(_Spy(cfg.mqtt.url))
+        spy = stack.enter_context(MqttRecorder(cfg.mqtt.url))
         if has_microphone():
             print("listening on the microphone: say \"hey jarvis\", pause, then \"turn on the kitchen light\"")
             args.input, args.output = None, None
@@ -129,30 +129,11 @@ def demo(args) -> int:
                   f"set the living room lamp to 30 percent\")")
             args.input = str(wav)
         run(args, cfg)
-        time.sleep(0.3)
+        spy.settle()
         print("messages seen on the broker:")
         for topic, payload in spy.messages:
             print(f"  {topic} {payload}")
     return 0
-
-
-class _Spy:
-    """Subscribes to everything and remembers it, to show what the assistant published."""
-
-    def __init__(self, url: str):
-        self.url = url
-        self.messages: list[tuple[str, str]] = []
-
-    def __enter__(self):
-        from .mqtt_link import listener
-
-        self.client = listener(self.url, ["#"], lambda c, u, m: self.messages.append(
-            (m.topic, m.payload.decode(errors="replace"))))
-        return self
-
-    def __exit__(self, *exc):
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def bench(args) -> int:
@@ -165,10 +146,12 @@ def bench(args) -> int:
 
 def accuracy(args) -> int:
     from .accuracy import NOISE_DIR, run_accuracy
+    from .devset import SOURCES
 
     noise_dir = Path(args.noise_dir) if args.noise_dir else NOISE_DIR
     if not list(noise_dir.glob("noise*.wav")) or not list(noise_dir.glob("rir*.wav")):
-        print(f"error: no noise*.wav and rir*.wav in {noise_dir} (give --noise-dir)", file=sys.stderr)
+        print(f"error: no noise*.wav and rir*.wav in {noise_dir} (give --noise-dir, or set $ASSISTANT_DEVSET to "
+              f"the development audio's folder). {SOURCES}", file=sys.stderr)
         return 2
     report = run_accuracy(config_from(args), store_from(args), per_snr=args.per_snr,
                           non_commands=args.non_commands, noise_dir=noise_dir, llm=args.llm,

@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from assistant import config
+from assistant import config, devset
 from assistant.audio.io import MemorySink
 from assistant.broker import LocalBroker
 from assistant.engines.load import Engines
 from assistant.events import EventBus
 from assistant.models import ModelStore
-from assistant.mqtt_link import MqttLink, listener
+from assistant.mqtt_link import MqttLink
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.pipeline import Assistant
+from assistant.startup import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "home.toml"
-DEVSET = Path(os.environ.get("ASSISTANT_DEVSET") or ROOT.parent / "shared" / "devset")
+DEVSET = devset.root()
+needs_devset = pytest.mark.skipif(
+    not DEVSET.is_dir(), reason=f"not run: no development audio at {DEVSET} (set $ASSISTANT_DEVSET to its "
+                                f"folder). {devset.SOURCES}")
+
+# Fixtures that start mosquitto or load models (a test's fixture names include its fixtures' own):
+# every test using one is `slow`, left out of `make test-fast`.
+SLOW_FIXTURES = {"broker", "store", "engines", "make_assistant", "spy", "home_broker", "tls_broker",
+                 "openai_server"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -49,41 +61,10 @@ def engines(example_cfg, store):
     return Engines.load(example_cfg, store)
 
 
-class Spy:
-    """Everything published on the broker, as (topic, payload) pairs."""
-
-    def __init__(self, url: str, topics=("#",)):
-        self.messages: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-        self.client = listener(url, list(topics), self._on_message)
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            self.messages.append((msg.topic, msg.payload.decode(errors="replace")))
-
-    def on(self, topic: str) -> list[dict]:
-        with self.lock:
-            return [json.loads(p) for t, p in self.messages if t == topic]
-
-    def device_messages(self) -> list[tuple[str, str]]:
-        """Everything except the assistant's own status topics and its Home Assistant discovery."""
-        with self.lock:
-            return [(t, p) for t, p in self.messages
-                    if not t.startswith("assistant/") and "/voice_assistant_" not in t]
-
-    def settle(self, seconds: float = 0.3) -> None:
-        time.sleep(seconds)
-
-    def close(self):
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 @pytest.fixture
 def spy(broker):
-    s = Spy(broker.url)
-    yield s
-    s.close()
+    with MqttRecorder(broker.url) as s:
+        yield s
 
 
 @pytest.fixture
@@ -116,9 +97,20 @@ def run(coro):
     return asyncio.run(coro)
 
 
+def home_file(tmp_path: Path, text: str) -> Path:
+    """`text` as a home's config file in tmp_path."""
+    p = tmp_path / "home.toml"
+    p.write_text(text)
+    return p
+
+
+def home_config(tmp_path: Path, extra_toml: str = "", base: str | None = None) -> config.Config:
+    """The example home (or the config text `base`) with `extra_toml` added, written to tmp_path and loaded
+    as the app loads it (custom intents checked too)."""
+    return load_config(home_file(tmp_path, (EXAMPLE.read_text() if base is None else base) + extra_toml))
+
+
 def with_front_door_lock(tmp_path: Path) -> config.Config:
     """The example home with a lock, a device of the domains that are always confirmed."""
-    home = tmp_path / "home.toml"
-    home.write_text(EXAMPLE.read_text() + '\n[[device]]\nname = "front door"\narea = "hall"\n'
-                    'domain = "lock"\nfriendly_name = "front_door"\n')
-    return config.load(home)
+    return home_config(tmp_path, '\n[[device]]\nname = "front door"\narea = "hall"\n'
+                                 'domain = "lock"\nfriendly_name = "front_door"\n')

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from conftest import EXAMPLE
 
 from assistant.broker import free_port
@@ -36,6 +37,7 @@ def test_ask_with_no_broker_answers_and_exits(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_say_then_transcribe(tmp_path):
     wav = tmp_path / "hello.wav"
     assert cli("say", "--output", str(wav), "Turn off the bedroom light.").returncode == 0

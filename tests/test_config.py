@@ -4,20 +4,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLE
+from conftest import EXAMPLE, home_file
 
 from assistant import config
 
 
-def write(tmp_path, text):
-    p = tmp_path / "home.toml"
-    p.write_text(text)
-    return p
-
-
 def error(tmp_path, text) -> str:
     with pytest.raises(config.ConfigError) as e:
-        config.load(write(tmp_path, text))
+        config.load(home_file(tmp_path, text))
     msg = str(e.value)
     assert "\n" not in msg and "home.toml" in msg
     return msg
@@ -49,7 +43,7 @@ def test_errors_name_the_key(tmp_path, text, words):
 
 
 def test_cli_reports_a_broken_config_in_one_line(tmp_path):
-    p = write(tmp_path, "[mqtt]\nport = 1883\n")
+    p = home_file(tmp_path, "[mqtt]\nport = 1883\n")
     done = subprocess.run([sys.executable, "-m", "assistant", "ask", "--config", str(p), "hello"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2

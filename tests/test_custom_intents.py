@@ -7,7 +7,7 @@ import dataclasses
 import json
 
 import pytest
-from conftest import EXAMPLE, run
+from conftest import EXAMPLE, home_config, run
 from test_home_live import wait_for
 from test_voice_e2e import reply_text
 
@@ -16,7 +16,6 @@ from assistant.audio.io import FileSource
 from assistant.config import ConfigError
 from assistant.engines.base import Hypothesis
 from assistant.samples import piper, utterance
-from assistant.startup import load_config
 from assistant.understand.custom import CustomIntents, from_config
 from assistant.understand.rescore import Heard, choose, to_check
 
@@ -67,9 +66,8 @@ synonyms = { low = "1", medium = "2", high = "3" }
 
 def home_with_intents(tmp_path, extra: str = "", sentences: str = SENTENCES) -> config.Config:
     (tmp_path / "sentences.yaml").write_text(sentences)
-    p = tmp_path / "home.toml"
-    p.write_text('sentences_file = "sentences.yaml"\n' + EXAMPLE.read_text() + extra + INTENTS)
-    return load_config(p)
+    top = 'sentences_file = "sentences.yaml"\n'  # a top-level key: before the example's tables
+    return home_config(tmp_path, extra + INTENTS, base=top + EXAMPLE.read_text())
 
 
 @pytest.fixture

@@ -3,11 +3,12 @@ switches the living room lamp with the hey_mycroft model."""
 
 from __future__ import annotations
 
-from conftest import DEVSET, EXAMPLE, run
+from conftest import DEVSET, EXAMPLE, needs_devset, run
 
 from assistant import config
 from assistant.audio.io import FileSource
 
+pytestmark = needs_devset
 PRECISE = DEVSET / "rhasspy-en" / "wake" / "precise_turn_on_the_living_room_lamp.wav"
 
 

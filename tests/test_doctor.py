@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import shutil
 
+from conftest import home_file
+
 from assistant import doctor
 from assistant.cli import main
 from assistant.models import ModelStore
 
 
-def _cfg(tmp_path, text: str):
-    p = tmp_path / "a.toml"
-    p.write_text(text)
-    return p
-
-
 def test_healthy_box_on_a_test_input_exits_zero(tmp_path, broker, store, capsys):
-    p = _cfg(tmp_path, f'[mqtt]\nurl = "{broker.url}"\n[audio]\ninput_device = "silence"\noutput_device = "none"\n')
+    p = home_file(tmp_path, f'[mqtt]\nurl = "{broker.url}"\n'
+                            '[audio]\ninput_device = "silence"\noutput_device = "none"\n')
     assert main(["doctor", "--config", str(p), "--models-dir", str(store.root)]) == 0
     out = capsys.readouterr().out
     assert "piper-joe-medium present, sha256 verified" in out
@@ -24,10 +21,10 @@ def test_healthy_box_on_a_test_input_exits_zero(tmp_path, broker, store, capsys)
 
 
 def test_bad_config_missing_models_and_no_broker_are_named(tmp_path, capsys):
-    bad = _cfg(tmp_path, "[mqtt]\nurl = 5\n")
+    bad = home_file(tmp_path, "[mqtt]\nurl = 5\n")
     assert main(["doctor", "--config", str(bad)]) == 1
     assert "FAIL config" in capsys.readouterr().out
-    p = _cfg(tmp_path, '[mqtt]\nurl = "mqtt://127.0.0.1:9"\n[audio]\ninput_device = "file:/nonexistent.wav"\n')
+    p = home_file(tmp_path, '[mqtt]\nurl = "mqtt://127.0.0.1:9"\n[audio]\ninput_device = "file:/nonexistent.wav"\n')
     assert main(["doctor", "--config", str(p), "--models-dir", str(tmp_path / "empty")]) == 1
     out = capsys.readouterr().out
     assert "whisper-tiny.en: model.bin missing" in out and "run: assistant models fetch" in out
@@ -37,7 +34,7 @@ def test_bad_config_missing_models_and_no_broker_are_named(tmp_path, capsys):
 
 def test_bad_custom_grammar_is_a_start_up_error(tmp_path, capsys):
     """Checked above the config, by parsing the grammar as the assistant will: still before anything runs."""
-    p = _cfg(tmp_path, '[[intent]]\nname = "Hi"\nsentences = ["hello (there"]\n')
+    p = home_file(tmp_path, '[[intent]]\nname = "Hi"\nsentences = ["hello (there"]\n')
     assert main(["doctor", "--config", str(p)]) == 1
     out = capsys.readouterr().out
     assert "FAIL config" in out and f"{p}: a sentence template does not parse" in out

@@ -5,9 +5,8 @@ the real broker."""
 from __future__ import annotations
 
 import pytest
-from conftest import EXAMPLE, run
+from conftest import EXAMPLE, home_config, run
 
-from assistant import config
 from assistant.audio.io import FileSource
 from assistant.samples import piper, utterance
 
@@ -21,9 +20,7 @@ def home(tmp_path, extra: str = ""):
     where a custom intent answers with a question."""
     text = EXAMPLE.read_text().replace('route = "templates_then_llm"\n',
                                        f'route = "templates_then_llm"\nfollow_up_s = {WINDOW_S}\n')
-    p = tmp_path / "home.toml"
-    p.write_text(text + extra)
-    return config.load(p)
+    return home_config(tmp_path, extra, base=text)
 
 
 ASK_BACK = '\n[understand]\nconfirm_domains = ["light"]\n'

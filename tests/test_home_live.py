@@ -7,10 +7,9 @@ import json
 import time
 
 import pytest
-from conftest import run
+from conftest import home_config, run
 from home_sim import Simulator
 
-from assistant import config
 from assistant.broker import LocalBroker
 from assistant.engines.load import Engines
 from assistant.mqtt_link import MqttLink
@@ -65,9 +64,7 @@ def home_broker():
 def home(home_broker, tmp_path):
     sim = Simulator(home_broker.url)
     sim.announce()
-    p = tmp_path / "home.toml"
-    p.write_text(HOME)
-    cfg = config.load(p)
+    cfg = home_config(tmp_path, base=HOME)
     cfg.mqtt.url = home_broker.url
     link = MqttLink.from_config(cfg.mqtt, "assistant/test/availability")
     link.start()

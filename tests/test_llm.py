@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import EXAMPLE, run, with_front_door_lock
+from conftest import EXAMPLE, home_file, run, with_front_door_lock
 
 from assistant import config
 from assistant.audio.io import FileSource
@@ -26,8 +26,6 @@ from assistant.understand.llm import (
     system_prompt,
     user_prompt,
 )
-
-llama_cpp = pytest.importorskip("llama_cpp")
 
 REG = Registry.from_config(config.load(EXAMPLE).device)
 Z = "zigbee2mqtt/{}/set"
@@ -60,8 +58,14 @@ INJECTIONS = [
 ]
 
 
+@pytest.fixture(scope="session")
+def llama_cpp():
+    """The LLM runtime, an optional package: only the tests that run the model need it."""
+    return pytest.importorskip("llama_cpp")
+
+
 @pytest.fixture
-def llm_assistant(make_assistant):
+def llm_assistant(make_assistant, llama_cpp):
     a, sink, events = make_assistant()
     assert a.cfg.llm.route == "templates_then_llm"
     return a, sink, events
@@ -87,7 +91,7 @@ def test_the_kitchen_example_switches_the_light(llm_assistant, spy):
 
 @pytest.mark.parametrize("constrain", [True, False])
 def test_free_form_commands_hit_rate(llm_assistant, broker, constrain, monkeypatch):
-    from conftest import Spy
+    from assistant.mqtt_recorder import MqttRecorder
     a, _, _ = llm_assistant
     monkeypatch.setattr(a.engines.brain, "constrain", constrain)
     hits, lines = 0, []
@@ -95,7 +99,7 @@ def test_free_form_commands_hit_rate(llm_assistant, broker, constrain, monkeypat
         t = a.understanding.templates.understand(text)
         unsure = t is None or t.unknown_name or t.confidence < a.cfg.understand.ask_threshold
         assert unsure, f"a template understands {text!r}: not a test of the LLM"
-        spy = Spy(broker.url)
+        spy = MqttRecorder(broker.url)
         try:
             run(a.handle_text(text))
             seen = _seen(spy)
@@ -182,7 +186,7 @@ def test_question_gets_a_spoken_answer(llm_assistant, spy, text, words):
     assert _seen(spy) == []
 
 
-def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, tmp_path):
+def test_a_lock_the_llm_would_switch_is_asked_about_first(make_assistant, spy, tmp_path, llama_cpp):
     """No template reads this request, the LLM does; a lock is confirmed whoever understood it."""
     a, _, events = make_assistant(with_front_door_lock(tmp_path))
     outcome = run(a.handle_text("please secure the front door"))
@@ -310,8 +314,7 @@ def test_auto_selection_says_why(tmp_path):
 
 
 def test_config_rejects_unknown_backend(tmp_path):
-    p = tmp_path / "c.toml"
-    p.write_text('[llm]\nbackend = "gpt"\n')
+    p = home_file(tmp_path, '[llm]\nbackend = "gpt"\n')
     with pytest.raises(config.ConfigError, match="llm.backend"):
         config.load(p)
 
@@ -324,7 +327,7 @@ def gguf_backend(llm_assistant):
 
 
 @pytest.fixture(scope="module")
-def openai_server():
+def openai_server(llama_cpp):
     pytest.importorskip("uvicorn")
     from assistant.models import ModelStore
     with socket.socket() as s:

@@ -8,7 +8,7 @@ import logging
 import os
 
 import pytest
-from conftest import EXAMPLE
+from conftest import EXAMPLE, home_config
 
 from assistant import config, doctor, thermal
 from assistant.engines.llm import select
@@ -32,9 +32,7 @@ def board(root, temp_c: float | None = 50.0, throttled: int | None = 0):
 def home(tmp_path, **llm) -> config.Config:
     keys = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in llm.items())
     text = EXAMPLE.read_text().replace('route = "templates_then_llm"\n', f'route = "templates_then_llm"\n{keys}')
-    p = tmp_path / "home.toml"
-    p.write_text(text)
-    return config.load(p)
+    return home_config(tmp_path, base=text)
 
 
 def test_reading_the_board(tmp_path):
@@ -90,6 +88,7 @@ def test_doctor_says_which_model_it_would_choose(tmp_path):
     assert "90 °C" in f.text and "not the larger" in f.text
 
 
+@pytest.mark.slow
 def test_real_models_switch_by_need_and_heat(tmp_path, caplog):
     pytest.importorskip("llama_cpp")
     gguf = ModelStore().path("gemma-3-270m-q4_k_m")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import EXAMPLE, Spy, run
+from conftest import EXAMPLE, home_config, home_file, run
 from home_sim import Simulator
 from test_home_live import wait_for
 
@@ -22,6 +22,7 @@ from assistant import config
 from assistant.broker import LocalBroker, free_port
 from assistant.engines.load import Engines
 from assistant.mqtt_link import MqttLink
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.pipeline import Assistant
 
 
@@ -51,12 +52,13 @@ def make(url: str, timeout_s: float) -> tuple[Assistant, MqttLink]:
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 
 
+@pytest.mark.slow
 def test_broker_stops_and_comes_back():
     port = free_port()
     b = LocalBroker(port).start()
     a, link = make(b.url, timeout_s=1.5)
     try:
-        spy = Spy(b.url)
+        spy = MqttRecorder(b.url)
         assert run(a.handle_text("turn on the kitchen light")).ok  # before
         assert wait_for(lambda: spy.on(KITCHEN) == [{"state": "ON"}])
         spy.close()
@@ -69,7 +71,7 @@ def test_broker_stops_and_comes_back():
         assert not out.ok and "nothing was switched" in out.reply and took < 1.5 + 1.0
 
         b = LocalBroker(port).start()
-        spy = Spy(b.url)
+        spy = MqttRecorder(b.url)
         assert wait_for(lambda: link.connected, 35)  # it reconnects by itself
         assert wait_for(lambda: ("assistant/demo/availability", "online") in spy.messages)
         assert run(a.handle_text("turn on the bedroom light")).ok  # after
@@ -124,10 +126,9 @@ def tls_broker():
 
 
 def tls_config(tmp_path, d, port, password):
-    p = tmp_path / "home.toml"
-    p.write_text(EXAMPLE.read_text().replace('url = "mqtt://127.0.0.1:1883"', f'url = "mqtts://127.0.0.1:{port}"\n'
-                 f'username = "house"\npassword = "{password}"\nca_file = "{d}/ca.crt"\ncommand_timeout_s = 2.0'))
-    return config.load(p)
+    tls = (f'url = "mqtts://127.0.0.1:{port}"\nusername = "house"\npassword = "{password}"\n'
+           f'ca_file = "{d}/ca.crt"\ncommand_timeout_s = 2.0')
+    return home_config(tmp_path, base=EXAMPLE.read_text().replace('url = "mqtt://127.0.0.1:1883"', tls))
 
 
 def test_tls_with_password(tls_broker, tmp_path):
@@ -168,7 +169,6 @@ def test_tls_with_password(tls_broker, tmp_path):
 
 
 def test_tls_files_are_checked(tmp_path):
-    p = tmp_path / "home.toml"
-    p.write_text('[mqtt]\nurl = "mqtts://127.0.0.1:8883"\nca_file = "missing.crt"\n')
+    p = home_file(tmp_path, '[mqtt]\nurl = "mqtts://127.0.0.1:8883"\nca_file = "missing.crt"\n')
     with pytest.raises(config.ConfigError, match="'mqtt.ca_file': no such file"):
         config.load(p)

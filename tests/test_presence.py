@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from conftest import Spy, run
+from conftest import run
 from test_home_live import wait_for
 from test_voice_e2e import KITCHEN, reply_text
 
 from assistant.audio.io import FileSource
 from assistant.broker import LocalBroker
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.samples import piper, silence, utterance
 
 BASE = "assistant/demo"
 
 
-def publish(spy: Spy, topic: str, payload: str) -> None:
+def publish(spy: MqttRecorder, topic: str, payload: str) -> None:
     spy.client.publish(topic, payload, qos=1).wait_for_publish(5)
 
 
@@ -28,12 +29,9 @@ def queued(a) -> bool:
 def test_discovery_configs_are_retained_valid_and_unique(make_assistant):
     with LocalBroker() as b:  # a broker of its own: no configs retained by earlier tests
         a, _, _ = make_assistant(url=b.url)
-        late = Spy(b.url, topics=("homeassistant/+/voice_assistant_demo/#",))  # subscribes afterwards: retained
-        try:
+        with MqttRecorder(b.url, topics=("homeassistant/+/voice_assistant_demo/#",)) as late:  # after: retained
             assert wait_for(lambda: len(late.messages) == 4)
             configs = {t: json.loads(p) for t, p in late.messages}
-        finally:
-            late.close()
     assert set(configs) == {f"homeassistant/{c}/voice_assistant_demo/{o}/config" for c, o in
                             [("sensor", "state"), ("sensor", "transcript"), ("sensor", "last_intent"), ("switch", "mute")]}
     ids = [c["unique_id"] for c in configs.values()]
@@ -75,7 +73,7 @@ def test_mute_survives_a_broker_restart(make_assistant):
     b = LocalBroker().start()
     try:
         a, _, _ = make_assistant(url=b.url)
-        s = Spy(b.url)
+        s = MqttRecorder(b.url)
         publish(s, f"{BASE}/mute/set", "ON")
         assert wait_for(lambda: queued(a))
         run(a.run(FileSource(pcm=silence(0.2))))
@@ -83,11 +81,8 @@ def test_mute_survives_a_broker_restart(make_assistant):
         b.stop()  # no persistence: the broker forgets every retained message
         b.start()
         assert wait_for(lambda: a.link.connected, timeout=15)
-        late = Spy(b.url, topics=(f"{BASE}/mute", "homeassistant/#"))
-        try:
+        with MqttRecorder(b.url, topics=(f"{BASE}/mute", "homeassistant/#")) as late:
             assert wait_for(lambda: (f"{BASE}/mute", "ON") in late.messages and len(late.messages) >= 5)
-        finally:
-            late.close()
         assert a.muted
     finally:
         b.stop()

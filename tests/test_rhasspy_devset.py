@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 
-
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.understand.custom import CustomIntents, from_config
-from conftest import DEVSET, run
+from conftest import DEVSET, home_config, needs_devset, run
 from test_home_live import wait_for
 
+pytestmark = needs_devset
 RHASSPY = DEVSET / "rhasspy-en"
 COMMANDS = sorted((RHASSPY / "commands").glob("*.wav"))
 
@@ -44,9 +44,7 @@ name = "bedroom light"
 
 
 def rhasspy_home(tmp_path) -> config.Config:
-    p = tmp_path / "home.toml"
-    p.write_text(HOME.format(ini=(RHASSPY / "sentences.ini").as_posix()))
-    return config.load(p)
+    return home_config(tmp_path, base=HOME.format(ini=(RHASSPY / "sentences.ini").as_posix()))
 
 
 def label(wav) -> tuple[str, dict]:

@@ -4,10 +4,10 @@ sentences matched to intents and slots, and mistakes in the file reported with t
 from __future__ import annotations
 
 import pytest
+from conftest import home_config
 
 from assistant import config
 from assistant.config import ConfigError
-from assistant.startup import load_config
 from assistant.understand.custom import CustomIntents, from_config
 
 INI = """
@@ -45,8 +45,7 @@ synonyms = { crimson = "red" }
 
 def load(tmp_path, ini: str = INI, home: str = HOME) -> config.Config:
     (tmp_path / "sentences.ini").write_text(ini)
-    (tmp_path / "home.toml").write_text(home)
-    return load_config(tmp_path / "home.toml")
+    return home_config(tmp_path, base=home)
 
 
 @pytest.mark.parametrize("text, name, slots", [

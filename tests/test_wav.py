@@ -5,11 +5,12 @@ import wave
 
 import numpy as np
 import pytest
-from conftest import DEVSET
+from conftest import DEVSET, needs_devset
 
 from assistant.audio.wav import AudioFileError, load_pcm16k, read_wav
 
 
+@needs_devset
 def test_devset_44k_stereo_is_resampled():
     f = DEVSET / "rhasspy-en" / "wake" / "precise_turn_on_the_living_room_lamp.wav"
     x = load_pcm16k(f)
@@ -44,6 +45,7 @@ def test_truncated_header(tmp_path):
         load_pcm16k(p)
 
 
+@pytest.mark.slow  # the model loads before the file is read
 def test_cli_rejects_a_wav_that_is_not_audio(tmp_path):
     import subprocess
     import sys
