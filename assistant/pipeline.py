@@ -152,7 +152,11 @@ class Assistant:
                 self._state("idle")
             elif kind == "say":
                 self.events.emit(Kind.ANNOUNCEMENT, text=value)
-                await self.speak(str(value))
+                turn = Turn(self.parts)
+                try:
+                    await turn.speak(str(value))
+                except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
+                    await turn.failed(e, apologise=False)
                 spoke = True
         if spoke:
             self.ears.wake.reset()
@@ -160,13 +164,17 @@ class Assistant:
         return spoke
 
     async def _turn(self, audio: np.ndarray, metrics: TurnMetrics) -> str:
-        """One command, heard to answered; returns what was said back."""
+        """One command, heard to answered; returns what was said back. A part that fails (the recogniser,
+        the voice, the speaker) ends this turn with an apology, never the box."""
         turn = Turn(self.parts, metrics)
-        text, heard = await turn.hear(audio)
-        if not text.strip():
-            return ""
-        outcome = await turn.act(await turn.understand(text, heard, spoken=True))
-        spoken = await turn.speak(outcome.speech or outcome.reply)
+        try:
+            text, heard = await turn.hear(audio)
+            if not text.strip():
+                return ""
+            outcome = await turn.act(await turn.understand(text, heard, spoken=True))
+            spoken = await turn.speak(outcome.speech or outcome.reply)
+        except Exception as e:  # noqa: BLE001 - whatever a model or a device raises
+            return await turn.failed(e)
         self.events.emit(Kind.TURN, metrics=metrics)
         return spoken
 

@@ -9,6 +9,7 @@ assistant asked back lives in `Understanding`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from .understand.llm import sentences
 from .understand.rescore import Heard
 from .understand.understanding import NOT_UNDERSTOOD, Decision, Understanding, Verdict
 from .workers import Workers
+
+log = logging.getLogger(__name__)
+SORRY = "Sorry, something went wrong. Please try again."
 
 
 @dataclass
@@ -46,10 +50,13 @@ class Turn:
     parts: Parts
     metrics: TurnMetrics = field(default_factory=TurnMetrics)
     t0: float = field(default_factory=time.perf_counter)  # the endpoint decision, or the typed request
+    stage: str = "hear"  # the stage under way, named in an error
+
 
     async def hear(self, audio: np.ndarray) -> tuple[str, Heard | None]:
         """The transcript and, when listening closely, the readings weighed against the home's sentences."""
         p, m = self.parts, self.metrics
+        self.stage = "hear"
         p.events.emit(Kind.STATE, state="thinking")
         asr, heard = p.engines.asr, None
         if p.understanding.listens_closely(asr):
@@ -63,7 +70,7 @@ class Turn:
 
     async def understand(self, text: str, heard: Heard | None = None, spoken: bool = False) -> Decision:
         """`spoken`: the text is a transcript, with a transcript's mistakes."""
-        t = time.perf_counter()
+        self.stage, t = "understand", time.perf_counter()
         decision = await asyncio.to_thread(self.parts.understanding.read, text, heard)
         self.metrics.understand_s = time.perf_counter() - t
         if decision.verdict is Verdict.DEFER:
@@ -97,6 +104,7 @@ class Turn:
     async def act(self, decision: Decision) -> Outcome:
         """Delivers the outcome's commands, if any; an outcome that cannot be delivered says so."""
         p, outcome = self.parts, decision.outcome
+        self.stage = "act"
         if outcome.intent and decision.verdict is not Verdict.DECLINED:
             p.events.emit(Kind.INTENT, intent=outcome.intent)
         if outcome.commands:
@@ -124,6 +132,7 @@ class Turn:
         """Speaks a reply; a streamed one (LLM answer) sentence by sentence, each as soon as it is
         generated. Returns the text said."""
         p = self.parts
+        self.stage = "speak"
         if isinstance(text, str):
             said = [text]
             if p.player.speaks:
@@ -152,3 +161,17 @@ class Turn:
 
         await self.parts.player.say(text, on_audio)
         m.tts_total_s += time.perf_counter() - t
+
+    async def failed(self, error: Exception, apologise: bool = True) -> str:
+        """Ends the turn after a part failed: logged with the stage, an error event, and an apology
+        when the voice still works. Returns what was said."""
+        log.error("the %s stage failed: %s: %s", self.stage, type(error).__name__, error,
+                  exc_info=not isinstance(error, OSError))
+        self.parts.events.emit(Kind.ERROR, where=self.stage, message=f"{type(error).__name__}: {error}")
+        if not apologise or self.stage == "speak":  # the voice or the speaker is what failed
+            return ""
+        try:
+            return await self.speak(SORRY)
+        except Exception as e:  # noqa: BLE001 - the voice fails too: the log says so
+            log.error("could not apologise either: %s: %s", type(e).__name__, e)
+            return ""

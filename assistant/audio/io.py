@@ -203,18 +203,25 @@ class SpeakerSink:
     async def play(self, pcm: np.ndarray, rate: int) -> None:
         import sounddevice as sd
 
-        if self.stream is None or self.rate != rate:
-            self.close()
-            self.stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
-            self.stream.start()
-            self.rate = rate
-        await asyncio.to_thread(self.stream.write, pcm.reshape(-1, 1))
+        try:
+            if self.stream is None or self.rate != rate:
+                self.close()
+                self.stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
+                self.stream.start()
+                self.rate = rate
+            await asyncio.to_thread(self.stream.write, pcm.reshape(-1, 1))
+        except (sd.PortAudioError, ValueError):
+            self.close()  # the speaker went away (unplugged): the next reply opens it again
+            raise
 
     async def end_of_reply(self) -> None:
         pass
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.stop()
-            self.stream.close()
-            self.stream = None
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception as e:  # noqa: BLE001 - a device that is gone cannot be stopped cleanly
+                log.debug("closing the speaker: %s", e)
