@@ -2,7 +2,7 @@
 # Installs the assistant into the system it runs in: the Pi image while it is built (pi-gen's chroot,
 # an rpi-image-gen hook) or the CI's arm64 root filesystem. Works offline from a payload folder made by
 # image/payload.sh:
-#   install.sh PAYLOAD      PAYLOAD/{wheels,models,systemd,assistant.toml}
+#   install.sh PAYLOAD      PAYLOAD/{wheels,models,systemd,mosquitto,assistant.toml}
 set -euo pipefail
 payload=$(cd "$1" && pwd)
 prefix=/opt/assistant
@@ -45,5 +45,8 @@ if [ ! -e /etc/assistant/assistant.toml ]; then
   install -d -m 0755 /etc/assistant
   install -m 0640 -o root -g assistant "$payload/assistant.toml" /etc/assistant/assistant.toml
 fi
+# The box's broker: a size limit, and an ACL example to narrow who may publish what (docs/mqtt.md).
+install -D -m 0644 "$payload/mosquitto/assistant.conf" /etc/mosquitto/conf.d/assistant.conf
+install -D -m 0644 "$payload/mosquitto/acl.example" /etc/mosquitto/acl.example
 systemctl enable assistant.service assistant-firstboot.service mosquitto.service
 echo "assistant installed in $prefix"
