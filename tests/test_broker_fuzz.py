@@ -10,7 +10,6 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import Spy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_broker_trust import KITCHEN, image_mosquitto_conf, load, started
@@ -21,6 +20,7 @@ from assistant.home import dialects
 from assistant.home.actions import plan
 from assistant.home.live import Home
 from assistant.mqtt_link import MqttLink
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.mqtt_topics import topic_problem
 from assistant.types import Intent
 
@@ -88,7 +88,7 @@ def fuzzed(tmp_path_factory):
         other = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         other.connect("127.0.0.1", b.port)
         other.loop_start()
-        spy = Spy(b.url, [KITCHEN])
+        spy = MqttRecorder(b.url, [KITCHEN])
         yield home, link, other, spy, sent
         spy.close()
         other.loop_stop()

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import ROOT, Spy, run
+from conftest import ROOT, run
 from test_home_live import wait_for
 
 from assistant import config
 from assistant.broker import LocalBroker
 from assistant.home.live import Home
 from assistant.mqtt_link import MqttLink
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.pipeline import Assistant, Engines
 from assistant.types import Command
 
@@ -93,7 +94,7 @@ def assistant(trust_broker, tmp_path):
         started(link)
         return a, link
 
-    spy = Spy(trust_broker.url)
+    spy = MqttRecorder(trust_broker.url)
     yield make, spy
     for a, link in made:
         a.close()
@@ -102,7 +103,7 @@ def assistant(trust_broker, tmp_path):
 
 
 def announced(a, device_id: str, present: bool = True) -> bool:
-    return wait_for(lambda: (a.registry.get(device_id) is not None) == present)
+    return wait_for(lambda: (a.home.registry.get(device_id) is not None) == present)
 
 
 def marker(publish, link: MqttLink) -> None:
@@ -117,6 +118,7 @@ def marker(publish, link: MqttLink) -> None:
 # -- finding 1: a bad retained config must not end paho's thread -------------------------------------------
 
 @pytest.mark.parametrize("state_topic", [5, "x/a+b", ["a", "b"]])
+@pytest.mark.slow  # starts mosquitto itself
 def test_bad_retained_config_does_not_stop_the_link(state_topic, tmp_path):
     with LocalBroker() as b:  # restarted below, so its own
         cfg = load(tmp_path, url=b.url)
@@ -136,7 +138,7 @@ def test_bad_retained_config_does_not_stop_the_link(state_topic, tmp_path):
         assert wait_for(lambda: not link.connected)
         b.start()
         assert wait_for(lambda: link.connected, 35)
-        spy = Spy(b.url)
+        spy = MqttRecorder(b.url)
         try:
             link.send(Command("kitchen_light", KITCHEN, '{"state": "OFF"}'))
             assert wait_for(lambda: spy.on(KITCHEN) == [{"state": "OFF"}])
@@ -173,7 +175,7 @@ def test_a_lock_announced_later_removes_the_switch_on_its_topic(assistant, publi
     publisher("homeassistant/lock/shed/config", json.dumps(
         {"name": "shed door", "command_topic": "shed/lock/set"}), retain=True)
     assert announced(a, "shed_light", present=False)
-    assert a.registry.get("shed_door").domain == "lock"
+    assert a.home.registry.get("shed_door").domain == "lock"
     out = run(a.handle_text("unlock the shed door"))  # a discovered lock is asked about, like a configured one
     assert not out.ok and out.reply.startswith("Should I")
     publisher("homeassistant/lock/shed/config", "", retain=True)  # the lock goes: the switch may come back
@@ -251,6 +253,7 @@ def test_oversize_messages_never_reach_the_client(trust_broker, tmp_path, publis
         link.stop()
 
 
+@pytest.mark.slow  # starts mosquitto itself
 def test_the_image_broker_refuses_oversize_packets(tmp_path):
     limit = int(next(line.split()[1] for line in image_mosquitto_conf().splitlines()
                      if line.startswith("max_packet_size")))
@@ -339,7 +342,7 @@ def test_discovery_allow_limits_what_discovered_devices_may_command(assistant, p
     publisher("homeassistant/light/loft/config", json.dumps(
         {"name": "loft light", "schema": "json", "command_topic": "zigbee2mqtt/loft/set"}), retain=True)
     assert announced(a, "loft_light")
-    assert a.registry.get("attic_light") is None
+    assert a.home.registry.get("attic_light") is None
     assert link.rejected.counts["command topic not in discovery.allow"] == 1
 
 
@@ -349,7 +352,7 @@ def test_network_thread_that_ends_is_started_again(trust_broker, tmp_path):
     link = MqttLink(trust_broker.url, "assistant/test/availability", supervise_s=0.2)
     Home(cfg).attach(link)
     started(link)
-    spy = Spy(trust_broker.url)
+    spy = MqttRecorder(trust_broker.url)
     try:
         handle = link.client.on_message
         link.client.suppress_exceptions = False
