@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -71,17 +70,3 @@ def test_sysusers_puts_the_service_user_in_the_audio_group(tmp_path):
     audio = next(line for line in (etc / "group").read_text().splitlines() if line.startswith("audio:"))
     assert audio.split(":")[3] == "assistant"
 
-
-def test_boot_config_import_is_private_and_removes_the_fat_copy(tmp_path):
-    assert os.geteuid() == 0, "this test needs root (CI runs as root): it checks the ownership the import sets"
-    boot = tmp_path / "boot/firmware/assistant.toml"
-    boot.parent.mkdir(parents=True)
-    boot.write_text('site = "kitchen"\n[mqtt]\npassword = "secret"\n')
-    dest = tmp_path / "etc/assistant/assistant.toml"
-    done = subprocess.run([str(ROOT / "systemd/import-boot-config"), str(boot), str(dest), "root"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert not boot.exists()
-    assert dest.read_text().startswith('site = "kitchen"')
-    st = dest.stat()
-    assert st.st_mode & 0o777 == 0o640 and st.st_uid == 0
