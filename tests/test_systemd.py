@@ -43,6 +43,24 @@ def test_units_verify(layout):
     assert "assistant" not in done.stderr, done.stderr  # no warning about our units either
 
 
+def unit_settings(name: str, key: str) -> list[str]:
+    return [line.split("=", 1)[1] for line in (ROOT / "systemd" / name).read_text().splitlines()
+            if line.startswith(f"{key}=")]
+
+
+def test_the_service_may_use_the_hailo_npu(layout):
+    assert "char-hailo* rw" in unit_settings("assistant.service", "DeviceAllow")
+    assert "closed" in unit_settings("assistant.service", "DevicePolicy")  # and still nothing else
+
+
+def test_verify_checks_device_allow(layout):
+    """What makes the clean verify above mean something for DeviceAllow=: a bad entry is reported."""
+    dropin = layout / "usr/lib/systemd/system/assistant.service.d/bad.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Service]\nDeviceAllow=/not-dev/hailo0 rw\n")
+    assert "Invalid device node path '/not-dev/hailo0'" in verify(layout).stderr
+
+
 def test_verify_notices_a_missing_program(layout):
     (layout / "opt/assistant/venv/bin/assistant").unlink()
     done = verify(layout)
@@ -54,6 +72,7 @@ def test_security_exposure_of_the_service(layout):
                    str(layout / "usr/lib/systemd/system/assistant.service"))
     m = re.search(r"Overall exposure level for assistant.service: ([\d.]+)", done.stdout)
     assert m, done.stdout + done.stderr
+    print(f"systemd-analyze security: assistant.service exposure {m.group(1)}")
     assert float(m.group(1)) <= 2.5, done.stdout
 
 
