@@ -17,5 +17,5 @@ for name in $("${ASSISTANT:-assistant}" models list | awk '$3 == "default" {prin
   cp -r "$models/$name" "$dest/models/"
 done
 cp -r "$here/systemd" "$dest/systemd"
-cp "$here/image/assistant.toml" "$here/image/install.sh" "$dest/"
+cp "$here/image/assistant.toml" "$here/image/system-dist-packages.pth" "$here/image/install.sh" "$dest/"
 echo "payload ready in $dest: $(du -sh "$dest" | cut -f1)"
