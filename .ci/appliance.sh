@@ -72,7 +72,9 @@ t "verify the units against the installed layout"
 # trixie's own systemd-analyze: the host's may be older than the units it would read there.
 quiet systemd-nspawn -q -D "$root" --register=no --keep-unit --private-network --pipe \
   systemd-analyze verify /usr/lib/systemd/system/assistant.service /usr/lib/systemd/system/assistant-firstboot.service
+# No colours or links in the figure's line: nspawn hands systemd-analyze a terminal.
 exposure=$(quiet systemd-nspawn -q -D "$root" --register=no --keep-unit --private-network --pipe \
+  --setenv=SYSTEMD_COLORS=0 --setenv=SYSTEMD_URLIFY=0 \
   systemd-analyze security --offline=yes --no-pager /usr/lib/systemd/system/assistant.service \
   | sed -n 's/.*Overall exposure level for assistant.service: \([0-9.]*\).*/\1/p')
 echo "systemd-analyze security: assistant.service exposure ${exposure:-unknown}"
