@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -15,7 +16,17 @@ from .mqtt_topics import filter_problem, topic_problem
 
 
 class ConfigError(Exception):
-    """A config problem, already phrased as one line for the user."""
+    """A config problem, already phrased as one line for the user: "FILE: 'KEY' should ...".
+
+    `key` is the dotted key the message names first ("mqtt.url", "device[0].name"), or None when the file
+    as a whole is wrong. It is read from the message, so every check that follows the format has it."""
+
+    _KEY = re.compile(r": (?:unknown key |missing key )?'([^']+)'")
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        found = self._KEY.search(message)
+        self.key = found[1] if found else None
 
 
 @dataclass
@@ -192,7 +203,7 @@ class Config:
 def load(path: str | os.PathLike) -> Config:
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # Windows editors may start the file with a BOM
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such config file") from None
     except tomllib.TOMLDecodeError as e:

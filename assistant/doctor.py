@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,3 +255,10 @@ def main(args) -> int:
     text, code = report(run_checks(args.config, args.models_dir, args.mqtt))
     print(text)
     return code
+
+
+def check_config_main(args) -> int:
+    """The config file alone, loaded as the service loads it: exit 0 when it would start, 2 when not."""
+    _, (finding,) = check_config(args.file)
+    print(finding.text, file=sys.stdout if finding.level == "ok" else sys.stderr)
+    return 0 if finding.level == "ok" else 2

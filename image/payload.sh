@@ -18,5 +18,5 @@ for name in $("${ASSISTANT:-assistant}" models list | awk '$3 == "default" {prin
 done
 cp -r "$here/systemd" "$dest/systemd"
 cp -r "$here/image/mosquitto" "$dest/mosquitto"
-cp "$here/image/assistant.toml" "$here/image/install.sh" "$dest/"
+cp "$here/image/assistant.toml" "$here/image/system-dist-packages.pth" "$here/image/install.sh" "$dest/"
 echo "payload ready in $dest: $(du -sh "$dest" | cut -f1)"
