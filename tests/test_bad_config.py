@@ -7,13 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import Spy
 
 from assistant.audio.wav import load_pcm16k
 from assistant.bad_config import spoken
 from assistant.broker import free_port
 from assistant.config import ConfigError
 from assistant.engines.asr_faster_whisper import FasterWhisper
+from assistant.mqtt_recorder import MqttRecorder
 
 BAD = '[mqtt]\nurl = "http://broker"\n'
 
@@ -60,7 +60,7 @@ def test_run_publishes_the_error_where_the_last_good_config_pointed(tmp_path, br
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[0].startswith("error: ") and "'mqtt.url'" in done.stderr
     assert "could not say it" in done.stderr  # no voice model here: printed, not spoken
-    spy = Spy(broker.url, ["assistant/hall/#"])  # subscribed afterwards: only retained messages arrive
+    spy = MqttRecorder(broker.url, ["assistant/hall/#"])  # subscribed afterwards: only retained messages arrive
     spy.settle()
     spy.close()
     retained = dict(spy.messages)
