@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The appliance on arm64, without a Pi: Debian trixie arm64 root filesystem (cached), the app installed
 # by image/install.sh under qemu-user, booted with systemd-nspawn and no network. Checks the service is
-# active as its own user with the audio group, the watchdog is fed and never fired, no unit failed, and
-# the first-boot import made a boot-partition assistant.toml the live config. Needs root.
+# active as its own user with the audio group, the watchdog is fed and never fired, no unit failed, the
+# first-boot import made a boot-partition assistant.toml the live config and kept the image's as backup,
+# a bad one put on the card later is refused with its reason written there, and the venv reaches the
+# system's dist-packages (HailoRT's Python module). Prints the service's security exposure. Needs root.
 # llama-cpp-python (the [llm] extra) is not in this test: it needs an aarch64 build (docs/appliance.md).
 #
 # What emulation changes (qemu-user runs the arm64 programs on the host's kernel; see .ci/binfmt.sh):
@@ -70,6 +72,12 @@ t "verify the units against the installed layout"
 # trixie's own systemd-analyze: the host's may be older than the units it would read there.
 quiet systemd-nspawn -q -D "$root" --register=no --keep-unit --private-network --pipe \
   systemd-analyze verify /usr/lib/systemd/system/assistant.service /usr/lib/systemd/system/assistant-firstboot.service
+# No colours or links in the figure's line: nspawn hands systemd-analyze a terminal.
+exposure=$(quiet systemd-nspawn -q -D "$root" --register=no --keep-unit --private-network --pipe \
+  --setenv=SYSTEMD_COLORS=0 --setenv=SYSTEMD_URLIFY=0 \
+  systemd-analyze security --offline=yes --no-pager /usr/lib/systemd/system/assistant.service \
+  | sed -n 's/.*Overall exposure level for assistant.service: \([0-9.]*\).*/\1/p')
+echo "systemd-analyze security: assistant.service exposure ${exposure:-unknown}"
 
 # Credentials cannot be set up under qemu-user (see the top): clear them for the units that ask.
 if grep -qE '^(Import|Load|Set)Credential' "$root"/usr/lib/systemd/system/assistant*.service; then
@@ -150,6 +158,17 @@ check test "$(inside systemctl show -p Result --value assistant-firstboot.servic
 check test ! -e "$root/boot/firmware/assistant.toml"
 check grep -q 'site = "nspawn"' "$root/etc/assistant/assistant.toml"
 check test "$(stat -c '%a %u %g' "$root/etc/assistant/assistant.toml")" = "640 0 $(inside getent group assistant | cut -d: -f3)"
+check grep -q 'mqtt://127.0.0.1:1883' "$root/etc/assistant/assistant.toml.bak"  # the image's own config
+check awk "BEGIN { exit !(${exposure:-99} <= 2.5) }"
+check inside /opt/assistant/venv/bin/python -c "import sys; assert '/usr/lib/python3/dist-packages' in sys.path"
+# A bad config on the card later: the running box keeps its config and the card says why.
+live=$(sha256sum < "$root/etc/assistant/assistant.toml")
+printf '[mqtt]\nurl = "http://broker"\n' > "$root/boot/firmware/assistant.toml"
+inside systemctl start assistant-firstboot.service || true
+check test "$(sha256sum < "$root/etc/assistant/assistant.toml")" = "$live"
+check test -e "$root/boot/firmware/assistant.toml.rejected"
+check grep -q "'mqtt.url' should" "$root/boot/firmware/assistant-config-error.txt"
+check test "$(inside systemctl show -p Result --value assistant-firstboot.service)" = success
 inside systemctl status assistant.service --no-pager | head -12 || true
 if [ $failed -ne 0 ]; then
   boot_log

@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
 
     cmd("doctor", doctor.main, "Say what works on this box and what does not; exit 1 when something "
         "blocks normal operation.")
+    c = cmd("check-config", doctor.check_config_main, "Check a config file as the service would load it; "
+            "exit 2 and name the key when it would not start.", config=False)
+    c.add_argument("file")
     c = cmd("accuracy", commands.accuracy, "Measure how many spoken commands are understood in reverberation "
             "and noise (24/18/12/6 dB), and how often speech that is not a command is acted on; exact "
             "templates against the robust path.")

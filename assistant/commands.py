@@ -8,10 +8,11 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from . import bad_config
 from .audio.io import FileSource, WavSink, has_microphone, open_sink, open_source
 from .audio.wav import load_pcm16k, write_wav
 from .broker import LocalBroker, reachable
-from .config import Config
+from .config import Config, ConfigError
 from .console import printer
 from .engines.load import Engines
 from .events import EventBus
@@ -41,7 +42,10 @@ def build(cfg: Config, args, sink, audio: bool = True, wait_s: float = 2.0) -> t
 
 
 def run(args, cfg: Config | None = None) -> int:
-    cfg = cfg or config_from(args)
+    try:
+        cfg = cfg or config_from(args)
+    except ConfigError as e:  # the service has no screen: the error is said aloud and published
+        return bad_config.report(args, e)
     if args.input:
         source = FileSource(args.input)
         sink = WavSink(args.output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -11,9 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .mqtt_topics import filter_problem, topic_problem
+
 
 class ConfigError(Exception):
-    """A config problem, already phrased as one line for the user."""
+    """A config problem, already phrased as one line for the user: "FILE: 'KEY' should ...".
+
+    `key` is the dotted key the message names first ("mqtt.url", "device[0].name"), or None when the file
+    as a whole is wrong. It is read from the message, so every check that follows the format has it."""
+
+    _KEY = re.compile(r": (?:unknown key |missing key )?'([^']+)'")
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        found = self._KEY.search(message)
+        self.key = found[1] if found else None
 
 
 @dataclass
@@ -75,6 +88,7 @@ class DiscoveryConfig:
     enabled: bool = True
     homeassistant_prefix: str = "homeassistant"
     zigbee2mqtt_base_topics: list[str] = field(default_factory=lambda: ["zigbee2mqtt"])
+    allow: list[str] = field(default_factory=lambda: ["#"])  # topic filters discovered devices may be sent to
     wait_s: float = 1.0  # a one-shot run waits this long (at most) for retained announcements
 
 
@@ -189,7 +203,7 @@ class Config:
 def load(path: str | os.PathLike) -> Config:
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))  # Windows editors may start the file with a BOM
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such config file") from None
     except tomllib.TOMLDecodeError as e:
@@ -284,6 +298,34 @@ def _check_llm_models(cfg: Config) -> None:
                               f"models ({', '.join(known)}), got {value!r}")
 
 
+DEVICE_TOPICS = ("command_topic", "state_topic", "availability_topic", "brightness_command_topic",
+                 "brightness_state_topic")
+
+
+def _check_topics(cfg: Config) -> None:
+    """Every topic the assistant builds, subscribes to or publishes to, as MQTT syntax: a bad one would
+    fail only later, inside the MQTT client (a wildcard in `site` stopped the service at every start)."""
+    file = str(cfg.path)
+    pieces = [("site", cfg.site), ("mqtt.topic_prefix", cfg.mqtt.topic_prefix),
+              ("discovery.homeassistant_prefix", cfg.discovery.homeassistant_prefix)]
+    pieces += [(f"discovery.zigbee2mqtt_base_topics[{i}]", b) for i, b in enumerate(cfg.discovery.zigbee2mqtt_base_topics)]
+    for i, d in enumerate(cfg.device):
+        pieces += [(f"device[{i}].{k}", getattr(d, k)) for k in ("friendly_name", "base_topic", "topic") if getattr(d, k)]
+    for key, value in pieces:
+        problem = topic_problem(value, part=True)
+        if problem is None and key == "site" and "/" in value:
+            problem = "contains a / (the site is one topic level)"
+        if problem:
+            raise ConfigError(f"{file}: '{key}' is not usable in an MQTT topic: {problem}, got {value!r}")
+    for i, d in enumerate(cfg.device):
+        for k in DEVICE_TOPICS:
+            if getattr(d, k) and (problem := topic_problem(getattr(d, k))):
+                raise ConfigError(f"{file}: 'device[{i}].{k}' is not an MQTT topic: {problem}, got {getattr(d, k)!r}")
+    for i, pattern in enumerate(cfg.discovery.allow):
+        if (problem := filter_problem(pattern)) is not None:
+            raise ConfigError(f"{file}: 'discovery.allow[{i}]' is not an MQTT topic filter: {problem}, got {pattern!r}")
+
+
 def _check(cfg: Config) -> None:
     """Checks across keys that types alone do not express."""
     file = str(cfg.path)
@@ -332,3 +374,4 @@ def _check(cfg: Config) -> None:
             if norm in seen and seen[norm] != d.id:
                 raise ConfigError(f"{file}: '{key}': the name {spoken!r} is already used by device {seen[norm]!r}")
             seen[norm] = d.id
+    _check_topics(cfg)

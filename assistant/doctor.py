@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +160,29 @@ def check_broker(cfg: Config) -> list[Finding]:
                                       f"(is mosquitto running? systemctl status mosquitto)")]
 
 
+def check_discovery(cfg: Config) -> list[Finding]:
+    """What the broker's retained announcements make of this home, and what in them was refused (a
+    malformed or hostile announcement, a device that would reach a lock): anyone on the broker can publish."""
+    from .home.live import Home
+    from .mqtt_link import MqttLink
+
+    link = MqttLink.from_config(cfg.mqtt, availability_topic="")  # a look only: no availability of its own
+    home = Home(cfg)
+    home.attach(link)
+    link.start()
+    try:
+        if not link.wait_connected(3) or not link.wait_subscribed(3):
+            return [Finding("warn", "discovery", f"could not read the announcements: {link.status()}")]
+        home.settle()
+        found = sum(d.source != "config" for d in home.registry.devices.values())
+    finally:
+        link.stop()
+    if not link.rejected.total:
+        return [Finding("ok", "discovery", f"{found} devices discovered, no message refused")]
+    return [Finding("warn", "discovery", f"{found} devices discovered; refused: {link.rejected.summary()} "
+                                         f"(docs/mqtt.md: who may publish on your broker)")]
+
+
 def check_thermal(sys_root: str = "/sys", vcgencmd: str | None = None) -> list[Finding]:
     r = thermal.read(sys_root, vcgencmd or shutil.which("vcgencmd"))
     out = []
@@ -209,7 +233,10 @@ def run_checks(config_path: str, models_dir: str | None, mqtt_url: str | None = 
     if cfg is not None and cfg.llm.route != "templates":
         findings += check_llm_model(cfg)
     if cfg is not None:
-        findings += check_broker(cfg)
+        broker = check_broker(cfg)
+        findings += broker
+        if broker[0].level == "ok" and cfg.discovery.enabled:
+            findings += check_discovery(cfg)
     findings += check_thermal()
     findings += check_resources(Path(models_dir or (cfg.models_dir if cfg else "") or ModelStore(
         manifest={}).root))
@@ -228,3 +255,10 @@ def main(args) -> int:
     text, code = report(run_checks(args.config, args.models_dir, args.mqtt))
     print(text)
     return code
+
+
+def check_config_main(args) -> int:
+    """The config file alone, loaded as the service loads it: exit 0 when it would start, 2 when not."""
+    _, (finding,) = check_config(args.file)
+    print(finding.text, file=sys.stdout if finding.level == "ok" else sys.stderr)
+    return 0 if finding.level == "ok" else 2

@@ -3,6 +3,11 @@
 It reconnects by itself with backoff and announces availability with a retained last will. A command is
 sent only while connected: it is delivered within `command_timeout_s` or reported as failed, never
 queued to arrive minutes later.
+
+Anything on the broker may publish anything, so every message is checked (topic, size, UTF-8) before a
+handler sees it; what fails is dropped and counted in `rejected`. No callback can end the network thread;
+should it end anyway, a supervisor starts it again, and `healthy()` says when a restart of the whole
+service is due (for the systemd watchdog).
 """
 
 from __future__ import annotations
@@ -12,13 +17,20 @@ import logging
 import threading
 import time
 import uuid
+from collections import deque
 from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.matcher import MQTTMatcher
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
+from .mqtt_topics import MAX_TOPIC_BYTES, Rejections, filter_problem, topic_problem
 from .types import Command
 
 log = logging.getLogger(__name__)
+
+RESTARTS_LIMIT, RESTARTS_WINDOW_S = 3, 60.0  # more network thread restarts than this: unhealthy
 
 
 class MqttError(Exception):
@@ -36,32 +48,43 @@ def parse_url(url: str) -> tuple[str, int, bool]:
 class MqttLink:
     def __init__(self, url: str, availability_topic: str, username: str = "", password: str = "",
                  client_id: str = "", command_timeout_s: float = 3.0, ca_file: str = "", cert_file: str = "",
-                 key_file: str = "", max_payload_kb: int = 2048):
+                 key_file: str = "", max_payload_kb: int = 2048, supervise_s: float = 2.0):
         self.host, self.port, tls = parse_url(url)
         self.url = url
         self.availability_topic = availability_topic
         self.command_timeout_s = command_timeout_s
         self.max_payload = max_payload_kb * 1024
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+        # MQTT 5, to tell the broker the largest packet we take: it drops bigger ones instead of sending
+        # them, so paho never buffers them (MQTT 3.1.1 has no such limit: up to 256 MB per message).
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
                                   client_id=client_id or f"assistant-{uuid.uuid4().hex[:8]}")
         if username:
             self.client.username_pw_set(username, password or None)
         if tls:
             self.client.tls_set(ca_certs=ca_file or None, certfile=cert_file or None, keyfile=key_file or None)
-        self.client.on_message = self._on_message
-        self._handlers: list[tuple[str, object]] = []  # (topic filter, fn(topic, payload)), kept across reconnects
+        self.rejected = Rejections(log)  # messages from the broker that were dropped, by reason
+        self._routes = MQTTMatcher()  # topic filter -> [fn(topic, payload)]: dispatch costs the topic's depth
+        self._filters: dict[str, list] = {}  # the same, to renew subscriptions after a reconnect
+        self._routes_lock = threading.Lock()
         self._pending_subs: set[int] = set()  # subscriptions the broker has not acknowledged yet
         self._subs_done = threading.Condition()
         self._on_connected: list = []  # fn(), after every (re)connect: a restarted broker may have lost retained state
         self.last_message = time.monotonic()
-        self.client.will_set(availability_topic, "offline", qos=1, retain=True)
+        if availability_topic:  # none for a look at the broker that is not the assistant (doctor)
+            self.client.will_set(availability_topic, "offline", qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_subscribe = self._on_subscribe
+        # Anything raised in a callback would end paho's network thread: the link would still look
+        # connected while nothing is read or acknowledged. Every callback is guarded, paho's own catch too.
+        self.client.suppress_exceptions = True
+        self.client.on_connect = self._guarded(self._on_connect)
+        self.client.on_disconnect = self._guarded(self._on_disconnect)
+        self.client.on_subscribe = self._guarded(self._on_subscribe)
+        self.client.on_message = self._guarded(self._on_message)
         self._connected = threading.Event()
         self._last_error = ""
-        self._stopping = False
+        self._stopping = threading.Event()
+        self.supervise_s = supervise_s
+        self.restarts: deque[float] = deque(maxlen=RESTARTS_LIMIT + 1)  # when the network thread was started again
 
     @property
     def connected(self) -> bool:
@@ -69,18 +92,59 @@ class MqttLink:
 
     def start(self) -> None:
         """Begin connecting in the background; never raises for an unreachable broker."""
-        self.client.connect_async(self.host, self.port, keepalive=30)
+        props = Properties(PacketTypes.CONNECT)
+        props.MaximumPacketSize = self.max_payload + MAX_TOPIC_BYTES + 64  # + header, topic and properties
+        self.client.connect_async(self.host, self.port, keepalive=30, properties=props)
         self.client.loop_start()
+        threading.Thread(target=self._supervise, name="mqtt-supervisor", daemon=True).start()
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
     def stop(self) -> None:
-        self._stopping = True
-        if self.connected:
+        self._stopping.set()
+        if self.connected and self.availability_topic:
             self.client.publish(self.availability_topic, "offline", qos=1, retain=True).wait_for_publish(1)
         self.client.disconnect()
         self.client.loop_stop()
+
+    # -- staying alive ----------------------------------------------------------------------------------
+
+    def _guarded(self, callback):
+        def guarded(*args):
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("an MQTT callback (%s) failed", callback.__name__)
+        return guarded
+
+    def _network_thread_alive(self) -> bool:
+        thread = self.client._thread  # paho offers no other handle on its network thread
+        return thread is not None and thread.is_alive()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(self.supervise_s):
+            if not self._network_thread_alive() and not self._stopping.is_set():
+                self._restart()
+
+    def _restart(self) -> None:
+        self.restarts.append(time.monotonic())
+        log.error("the MQTT network thread had ended; starting it again")
+        self._connected.clear()
+        try:
+            self.client.reconnect()  # a fresh socket: the old one may hold half a handled packet
+        except OSError as e:
+            log.warning("reconnecting to %s failed (%s); the network thread keeps trying", self.url, e)
+        self.client.loop_start()
+
+    def healthy(self) -> bool:
+        """False when the network thread is not running, or had to be started again more than
+        RESTARTS_LIMIT times in RESTARTS_WINDOW_S: a restart of the whole service is due (gate the
+        watchdog on this). A broker that cannot be reached is not unhealthy: a restart would not help."""
+        recent = [t for t in self.restarts if time.monotonic() - t < RESTARTS_WINDOW_S]
+        return self._network_thread_alive() and len(recent) <= RESTARTS_LIMIT
+
+    # -- callbacks --------------------------------------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -88,10 +152,13 @@ class MqttLink:
             log.warning("broker %s refused the connection: %s", self.url, reason_code)
             return
         log.info("connected to broker %s", self.url)
-        client.publish(self.availability_topic, "online", qos=1, retain=True)
+        if self.availability_topic:
+            client.publish(self.availability_topic, "online", qos=1, retain=True)
         with self._subs_done:
             self._pending_subs.clear()  # acknowledgements for the last session will never come
-        for topic in dict.fromkeys(t for t, _ in self._handlers):
+        with self._routes_lock:
+            topics = list(self._filters)
+        for topic in topics:
             self._subscribe(topic)
         self._connected.set()
         for fn in self._on_connected:
@@ -101,7 +168,7 @@ class MqttLink:
                 log.exception("an on-connect action failed")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
-        if self._connected.is_set() and not self._stopping:
+        if self._connected.is_set() and not self._stopping.is_set():
             log.warning("lost the broker %s (%s); reconnecting", self.url, reason_code)
         self._connected.clear()
 
@@ -120,9 +187,31 @@ class MqttLink:
     def subscribe(self, topic: str, fn) -> None:
         """Call fn(topic, payload text) for every message matching topic, on the MQTT thread (keep it short).
         Subscriptions are renewed after every reconnect."""
-        self._handlers.append((topic, fn))
+        if (problem := filter_problem(topic)) is not None:
+            raise MqttError(f"cannot subscribe to {topic!r}: {problem}")
+        with self._routes_lock:
+            handlers = self._filters.setdefault(topic, [])
+            handlers.append(fn)
+            self._routes[topic] = handlers
         if self.connected:
             self._subscribe(topic)
+
+    def unsubscribe(self, topic: str, fn) -> None:
+        """Stop calling fn for topic; the broker subscription ends with its last handler."""
+        with self._routes_lock:
+            handlers = self._filters.get(topic, [])
+            if fn in handlers:
+                handlers.remove(fn)
+            if handlers or topic not in self._filters:
+                return
+            del self._filters[topic], self._routes[topic]
+        if self.connected:
+            self.client.unsubscribe(topic)
+
+    def topics(self) -> list[str]:
+        """The topic filters followed now."""
+        with self._routes_lock:
+            return list(self._filters)
 
     def _subscribe(self, topic: str) -> None:
         with self._subs_done:
@@ -142,20 +231,37 @@ class MqttLink:
 
     def _on_message(self, client, userdata, msg):
         self.last_message = time.monotonic()
-        if len(msg.payload) > self.max_payload:
-            log.warning("ignored a %d-byte message on %s (limit mqtt.max_payload_kb)", len(msg.payload), msg.topic)
+        checked = self._checked(msg)
+        if checked is None:
             return
+        topic, payload = checked
+        with self._routes_lock:
+            handlers = [fn for fns in self._routes.iter_match(topic) for fn in fns]
+        for fn in handlers:
+            try:
+                fn(topic, payload)
+            except Exception:  # one bad message must not stop the others
+                log.exception("handling a message on %s failed", topic)
+                self.rejected.add(topic, "could not be handled")
+
+    def _checked(self, msg) -> tuple[str, str] | None:
+        """(topic, payload text) of a message fit to handle; None, counted and logged once, if not."""
         try:
-            payload = msg.payload.decode("utf-8")
+            topic = msg.topic
         except UnicodeDecodeError:
-            log.warning("ignored a message on %s that is not UTF-8 text", msg.topic)
-            return
-        for topic, fn in list(self._handlers):
-            if mqtt.topic_matches_sub(topic, msg.topic):
-                try:
-                    fn(msg.topic, payload)
-                except Exception:  # one bad message must not stop the others
-                    log.exception("handling a message on %s failed", msg.topic)
+            self.rejected.add("(not UTF-8)", "topic not UTF-8")
+            return None
+        if (problem := topic_problem(topic)) is not None:
+            self.rejected.add(topic, f"topic {problem}")
+            return None
+        if len(msg.payload) > self.max_payload:  # a broker that ignores our maximum packet size
+            self.rejected.add(topic, "payload over mqtt.max_payload_kb", f"{len(msg.payload)} bytes")
+            return None
+        try:
+            return topic, msg.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            self.rejected.add(topic, "payload not UTF-8")
+            return None
 
     def status(self) -> str:
         if self.connected:
@@ -164,12 +270,16 @@ class MqttLink:
 
     def publish_nowait(self, topic: str, payload: str, retain: bool = False) -> None:
         """Status and events: best effort, dropped while disconnected."""
-        if self.connected:
+        if (problem := topic_problem(topic)) is not None:
+            log.warning("did not publish to %r: %s", topic, problem)
+        elif self.connected:
             self.client.publish(topic, payload, qos=0, retain=retain)
 
     def send(self, cmd: Command) -> float:
         """Deliver one command (QoS 1, PUBACK awaited); returns seconds taken. Blocking: run off the loop."""
         t0 = time.monotonic()
+        if (problem := topic_problem(cmd.topic)) is not None:
+            raise MqttError(f"will not send to {cmd.topic!r}: the topic {problem}")
         if not self._connected.wait(self.command_timeout_s):
             raise MqttError(f"the message broker at {self.host}:{self.port} is not reachable")
         info = self.client.publish(cmd.topic, cmd.payload, qos=cmd.qos, retain=cmd.retain)

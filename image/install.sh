@@ -2,7 +2,7 @@
 # Installs the assistant into the system it runs in: the Pi image while it is built (pi-gen's chroot,
 # an rpi-image-gen hook) or the CI's arm64 root filesystem. Works offline from a payload folder made by
 # image/payload.sh:
-#   install.sh PAYLOAD      PAYLOAD/{wheels,models,systemd,assistant.toml}
+#   install.sh PAYLOAD      PAYLOAD/{wheels,models,systemd,mosquitto,assistant.toml,system-dist-packages.pth}
 set -euo pipefail
 payload=$(cd "$1" && pwd)
 prefix=/opt/assistant
@@ -24,11 +24,15 @@ systemd-sysusers /usr/lib/sysusers.d/assistant.conf
 
 # The app: a venv from the wheelhouse alone. openwakeword without its dependencies (see pyproject.toml).
 [ -x "$prefix/venv/bin/python" ] || python3 -m venv "$prefix/venv"
+site=$("$prefix/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+rm -f "$site/system-dist-packages.pth"  # pip must see the venv's packages alone (see the file)
 pip=("$prefix/venv/bin/python" -m pip install -q --disable-pip-version-check --no-index
      --find-links "$payload/wheels" --find-links "$payload/wheels/deps")
 "${pip[@]}" --no-deps openwakeword
 "${pip[@]}" --force-reinstall --no-deps "$payload"/wheels/assistant-*.whl
 "${pip[@]}" assistant
+# HailoRT's Python module from the system, after the venv's own packages: the NPU, when there is one.
+install -m 0644 "$payload/system-dist-packages.pth" "$site/"
 
 # The default models, read-only, and refused unless every hash matches the manifest.
 rm -rf "$prefix/models.new"
@@ -45,5 +49,8 @@ if [ ! -e /etc/assistant/assistant.toml ]; then
   install -d -m 0755 /etc/assistant
   install -m 0640 -o root -g assistant "$payload/assistant.toml" /etc/assistant/assistant.toml
 fi
+# The box's broker: a size limit, and an ACL example to narrow who may publish what (docs/mqtt.md).
+install -D -m 0644 "$payload/mosquitto/assistant.conf" /etc/mosquitto/conf.d/assistant.conf
+install -D -m 0644 "$payload/mosquitto/acl.example" /etc/mosquitto/acl.example
 systemctl enable assistant.service assistant-firstboot.service mosquitto.service
 echo "assistant installed in $prefix"

@@ -9,7 +9,7 @@ wheels=${2:-$dest/wheels}
 mkdir -p "$dest"
 "$here/image/wheelhouse.sh" "$wheels"
 [ "$wheels" -ef "$dest/wheels" ] || { rm -rf "$dest/wheels"; cp -r "$wheels" "$dest/wheels"; }
-rm -rf "$dest/models" "$dest/systemd"
+rm -rf "$dest/models" "$dest/systemd" "$dest/mosquitto"
 "${ASSISTANT:-assistant}" models fetch >/dev/null
 models=$("${ASSISTANT:-assistant}" models list | sed -n '1s/^models in //p')
 mkdir -p "$dest/models"
@@ -17,5 +17,6 @@ for name in $("${ASSISTANT:-assistant}" models list | awk '$3 == "default" {prin
   cp -r "$models/$name" "$dest/models/"
 done
 cp -r "$here/systemd" "$dest/systemd"
-cp "$here/image/assistant.toml" "$here/image/install.sh" "$dest/"
+cp -r "$here/image/mosquitto" "$dest/mosquitto"
+cp "$here/image/assistant.toml" "$here/image/system-dist-packages.pth" "$here/image/install.sh" "$dest/"
 echo "payload ready in $dest: $(du -sh "$dest" | cut -f1)"

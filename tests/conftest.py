@@ -28,7 +28,7 @@ needs_devset = pytest.mark.skipif(
 # Fixtures that start mosquitto or load models (a test's fixture names include its fixtures' own):
 # every test using one is `slow`, left out of `make test-fast`.
 SLOW_FIXTURES = {"broker", "store", "engines", "make_assistant", "spy", "home_broker", "tls_broker",
-                 "openai_server"}
+                 "openai_server", "trust_broker", "fuzzed"}
 
 
 def pytest_collection_modifyitems(items):

@@ -187,7 +187,6 @@ def test_announcements_are_followed_live(home):
     ("homeassistant/switch/bad/config", json.dumps({"name": "no topic"})),
     ("zigbee2mqtt/bridge/groups", '{"not": "a list"}'),
     ("esphome/porch/light/state", "not json at all"),
-    ("esphome/porch/light/state", "x" * (3 * 1024 * 1024)),
     ("stat/lounge_plug/RESULT", "\xff\xfe"),
 ])
 def test_bad_messages_are_ignored(home, topic, payload, caplog):

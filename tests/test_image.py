@@ -117,3 +117,26 @@ def test_imager_repository_json_supports_os_customisation():
     for key in ("name", "description", "url", "extract_size", "extract_sha256", "image_download_size",
                 "image_download_sha256", "release_date"):
         assert key in entry
+
+
+SYSTEM_PACKAGES = "/usr/lib/python3/dist-packages"  # Debian's, where python3-h10-hailort puts hailo_platform
+
+
+def test_the_venv_reaches_the_system_packages_only_after_its_own(tmp_path):
+    venv = tmp_path / "venv"
+    sh("/usr/bin/python3", "-m", "venv", "--without-pip", str(venv))
+    py = str(venv / "bin/python")
+    site = sh(py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip()
+    search_path = [py, "-c", "import sys; print('\\n'.join(sys.path))"]
+    assert SYSTEM_PACKAGES not in sh(*search_path).split()
+    shutil.copy(ROOT / "image/system-dist-packages.pth", site)
+    found = sh(*search_path).split()
+    assert found.index(site) < found.index(SYSTEM_PACKAGES)  # the venv's own packages win
+
+
+def test_install_adds_the_system_packages_only_after_pip():
+    steps = (ROOT / "image/install.sh").read_text().splitlines()
+    removed, pip, added = (next(i for i, line in enumerate(steps) if what in line) for what in
+                           ('rm -f "$site/system-dist-packages.pth"', '"${pip[@]}" assistant', 'pth" "$site/"'))
+    assert removed < pip < added
+    assert "system-dist-packages.pth" in (ROOT / "image/payload.sh").read_text()

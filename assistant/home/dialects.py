@@ -7,10 +7,13 @@ separate topics, plain payloads), tasmota (cmnd/<topic>/POWER and Dimmer)."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from ..types import Command
 from .colors import rgb
-from .registry import Device
+
+if TYPE_CHECKING:  # the registry builds on the dialects (its guard reads their topics)
+    from .registry import Device
 
 
 def command(device: Device, state: str | None = None, brightness: int | None = None,
@@ -49,6 +52,27 @@ def command(device: Device, state: str | None = None, brightness: int | None = N
     return Command(device_id=device.id, topic=topic, payload=json.dumps(payload))
 
 
+def command_topics(device: Device) -> list[str]:
+    """Every topic a command to the device can go to."""
+    a = device.address
+    if device.dialect == "zigbee2mqtt":
+        return [f"{a['base_topic']}/{a['friendly_name']}/set"]
+    if device.dialect == "tasmota":
+        return [f"cmnd/{a['topic']}/POWER", f"cmnd/{a['topic']}/Dimmer"]
+    return [t for t in (a.get("command_topic"), a.get("brightness_command_topic")) if t]
+
+
+def reach(device: Device) -> list[tuple[str, bool]]:
+    """The topics that act on the device: (topic, whether every topic under it does too). Zigbee2MQTT
+    also takes <device>/set/<attribute>, and Tasmota any cmnd/<topic>/<command>."""
+    a = device.address
+    if device.dialect == "zigbee2mqtt":
+        return [(f"{a['base_topic']}/{a['friendly_name']}", True)]
+    if device.dialect == "tasmota":
+        return [(f"cmnd/{a['topic']}", True)]
+    return [(t, False) for t in command_topics(device)]
+
+
 def state_topics(device: Device) -> dict[str, str]:
     """The topics a device reports on, each with what it carries: state, brightness or availability."""
     a = device.address
@@ -83,7 +107,8 @@ def parse(device: Device, kind: str, payload: str) -> dict:
     if device.dialect == "ha_default" or kind in ("power", "brightness"):
         if kind == "brightness":
             return {"brightness": _percent(float(text), a.get("brightness_scale", 255))}
-        on, off = a.get("payload_on", "ON"), a.get("payload_off", "OFF")
+        on = a.get("state_on") or a.get("payload_on", "ON")  # a lock is told LOCK and reports LOCKED
+        off = a.get("state_off") or a.get("payload_off", "OFF")
         if text not in (on, off):
             raise ValueError(f"unknown state {text[:40]!r}")
         return {"on": text == on}

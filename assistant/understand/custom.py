@@ -75,7 +75,7 @@ def load_file(path: str | Path) -> Grammar:
 
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(p.read_text(encoding="utf-8-sig")) or {}
     except FileNotFoundError:
         raise GrammarError(f"{p}: no such sentences file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:

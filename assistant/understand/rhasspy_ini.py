@@ -275,7 +275,7 @@ def load(path: str | Path, lists: dict[str, SlotList] | None = None) -> Grammar:
                                     interpolation=None, strict=False)
     ini.optionxform = str  # keep the case of rule names and sentences
     try:
-        ini.read_string(p.read_text(encoding="utf-8"), source=str(p))
+        ini.read_string(p.read_text(encoding="utf-8-sig"), source=str(p))
     except FileNotFoundError:
         raise GrammarError(f"{p}: no such sentences file") from None
     except (configparser.Error, UnicodeDecodeError) as e:
