@@ -15,10 +15,12 @@ from conftest import EXAMPLE, run, with_front_door_lock
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.engines.llm import hailo, select
+from assistant.engines.llm.llama_cpp import LlamaCppBackend
 from assistant.engines.llm.base import LlmError
 from assistant.home.registry import Registry
 from assistant.samples import piper, utterance
 from assistant.understand.llm import (
+    APOLOGY,
     Brain,
     ground,
     language,
@@ -395,6 +397,56 @@ def test_everything_off_except_a_room_touches_no_lock_and_no_pump(make_assistant
     print(f"\nconstrain={constrain}: {outcome.intent} {outcome.reply or ''}")
     assert not (outcome.intent and {"front_door", "garden_pump", "bedroom_light"} & set(outcome.intent.device_ids))
     assert {t for t, _ in _seen(spy)} <= {Z.format("kitchen_light"), LAMP}
+
+
+# -- the prompt within the context ------------------------------------------------------------------------
+
+def _big_home() -> Registry:
+    """200 devices: 40 rooms, each with three lights, a plug and a blind."""
+    rooms = [f"{f} {r}" for f in ("ground floor", "first floor", "second floor", "basement")
+             for r in ("kitchen", "bedroom", "bathroom", "office", "hall", "living room", "study", "guest room",
+                       "nursery", "garage")]
+    kinds = [("ceiling light", "light"), ("lamp", "light"), ("led strip", "light"), ("plug", "switch"),
+             ("blind", "cover")]
+    return Registry.from_config([config.DeviceConfig(name=f"{r} {k}", id=f"{r} {k}".replace(" ", "_"), area=r,
+                                                     domain=d) for r in rooms for k, d in kinds])
+
+
+def test_the_prompt_of_a_200_device_home_fits_the_context(gguf_backend):
+    home = _big_home()
+    brain = Brain(home, [lambda: gguf_backend])
+    every_room = "turn off the lights in the " + ", the ".join(home.areas)  # names more than fit
+    for text in ("it is too dark in the first floor kitchen", "how long do I boil an egg", every_room):
+        system, user = brain.prompt(gguf_backend, text)
+        needed = gguf_backend.tokens(system + user) + 1 + brain.max_answer_tokens
+        print(f"\n{text[:50]!r}: {needed} tokens with the answer's, of {gguf_backend.context}")
+        assert needed <= gguf_backend.context
+    r = brain.respond("it is too dark in the first floor kitchen")
+    assert r.error is None, r.error
+    assert r.intent is None or set(r.intent.device_ids) <= {i for i in home.devices if "first_floor_kitchen" in i}
+
+
+def test_a_prompt_longer_than_the_context_is_answered_politely(store):
+    from assistant.engines.llm.base import ContextError
+    small = LlamaCppBackend(str(store.path("gemma-3-270m-q4_k_m")), context=256)
+    try:
+        brain = Brain(REG, [lambda: small])
+        r = brain.respond("it is too dark in the kitchen")
+        assert r.intent is None and "context" in r.error and "".join(r.speech) == APOLOGY
+        assert brain.backend is small  # the request's fault, not the backend's: it is kept
+        with pytest.raises(ContextError):  # the backend says so too, before evaluating anything
+            "".join(small.stream(system_prompt(REG), user_prompt("it is too dark in the kitchen"), 10, ("\n",)))
+    finally:
+        small.close()
+
+
+def test_a_backend_exception_is_answered_politely():
+    class Broken(Flaky):
+        def stream(self, system, user, max_tokens, stop):
+            raise RuntimeError("llama_decode returned -1")
+
+    r = Brain(REG, [Broken]).respond("it is too dark in the kitchen")
+    assert r.intent is None and "llama_decode" in r.error and "".join(r.speech) == APOLOGY
 
 
 def test_user_text_cannot_fake_a_prompt_turn():

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import permutations
 
-from ..engines.llm.base import Backend, Language, LlmError, Stream
+from ..engines.llm.base import Backend, ContextError, Language, LlmError, Stream
 from ..home.colors import COLORS
 from ..home.registry import Device, Registry, normalize
 from ..types import Intent, Source
@@ -22,6 +22,7 @@ from ..types import Intent, Source
 log = logging.getLogger(__name__)
 
 DECLINE = "Sorry, I can't help with that."
+APOLOGY = "Sorry, something went wrong while I was thinking about that."
 
 
 # -- the prompt ---------------------------------------------------------------------------------------
@@ -87,14 +88,20 @@ def nearest_examples(text: str, registry: Registry, k: int = 2) -> list[tuple[st
     return out
 
 
-def device_line(registry: Registry) -> str:
-    return ", ".join(f"{d.id} ({d.area or d.name})" for d in registry.devices.values())
+def device_line(devices: list[Device]) -> str:
+    return ", ".join(f"{d.id} ({d.area or d.name})" for d in devices)
+
+
+def listed(registry: Registry) -> list[Device]:
+    """The devices the fixed prompt lists: those its examples are written for, at most one more than
+    there are examples, so that its size does not grow with the home (the rest go with the request)."""
+    return list(registry.devices.values())[:len(EXAMPLES) + 1]
 
 
 def system_prompt(registry: Registry) -> str:
-    devs = list(registry.devices.values()) or []
+    devs = listed(registry)
     lines = ["A home assistant turns each request into one line: on, off, brightness, color with device ids, "
-             "or say with a short spoken answer.", f"Devices: {device_line(registry)}", ""]
+             "or say with a short spoken answer.", f"Devices: {device_line(devs)}", ""]
     for i, (req, ans) in enumerate(EXAMPLES):
         if "{" in req and not devs:
             continue
@@ -104,9 +111,13 @@ def system_prompt(registry: Registry) -> str:
     return "\n".join(lines) + "\n"
 
 
-def user_prompt(text: str, history: list[tuple[str, str]] = (), examples: list[tuple[str, str]] = ()) -> str:
+def user_prompt(text: str, history: list[tuple[str, str]] = (), examples: list[tuple[str, str]] = (),
+                devices: list[Device] = ()) -> str:
+    """The request's part: the devices it could mean that the fixed part does not list, the nearest
+    examples, the recent turns, and the request."""
     turns = [f"Request: {q}\nAnswer: {a}\n" for q, a in (*examples, *history)]
-    return "".join(turns) + f"Request: {_one_line(text)}\nAnswer:"
+    head = f"Devices: {device_line(devices)}\n" if devices else ""
+    return head + "".join(turns) + f"Request: {_one_line(text)}\nAnswer:"
 
 
 def _one_line(text: str) -> str:
@@ -359,6 +370,16 @@ class Reply:
     model: str = ""  # the model file that answered, when the backend has one
 
 
+# Room left for what `count` misses where the device entries, counted one by one, are joined
+SLACK = 8
+
+
+def _estimated_tokens(text: str) -> int:
+    """For a backend that cannot count: Gemma 3 measured 3.8 to 4.1 characters a token on the prompts of
+    a 200-device home, so three leaves room."""
+    return len(text) // 3 + 1
+
+
 def _spoken(text: str) -> Stream:
     """A fixed answer, streamed like a generated one."""
     yield text
@@ -374,8 +395,9 @@ class Brain:
     that fails at run time is dropped for the next (a dead NPU must not leave the user without an answer)."""
 
     def __init__(self, registry: Registry, backends: list[Callable[[], Backend]], max_answer_tokens: int = 60,
-                 history: int = 3, constrain: bool = True, nearest: int = 2, picker=None):
+                 history: int = 3, constrain: bool = True, nearest: int = 2, picker=None, context: int = 2048):
         self.registry = registry
+        self.context = context  # tokens, for a backend that does not say its own
         self.picker = picker  # engines.llm.select.ModelPicker: which model answers, by need and board temperature
         self.nearest = nearest  # examples repeated before the request (0: none)
         self.constrain = constrain  # keep a backend that can (llama.cpp) on the answer language's lines
@@ -417,13 +439,35 @@ class Brain:
         self._backend = None
         self._factories.pop(0)
 
+    def prompt(self, backend: Backend, text: str, history: list[tuple[str, str]] = ()) -> tuple[str, str]:
+        """The fixed part and the request's, within the backend's context (llama.cpp: `n_ctx`) with the
+        answer's tokens kept free. The devices the request could mean (`ground`) that the fixed part does
+        not list go with the request, while they fit; the fixed part lists a bounded few (`listed`). In a
+        200-device home (40 rooms of 5), "it is too dark in the first floor kitchen" measured 664 tokens
+        of Gemma 3, the answer's 60 to come, of a 2048 context; listing every device took 3029."""
+        system, examples = self.system, self.examples(text)
+        count = getattr(backend, "tokens", _estimated_tokens)
+        room = (getattr(backend, "context", self.context) - self.max_answer_tokens - SLACK
+                - count(system) - count(user_prompt(text, history, examples)))
+        if room < 0:
+            raise ContextError(f"the prompt leaves {room} tokens of the context for devices")
+        shown, devices = {d.id for d in listed(self.registry)}, []
+        g = ground(text, self.registry)
+        for d in (self.registry.get(i) for i in dict.fromkeys((*g.ids, *g.rest)) if i not in shown):
+            room -= count(device_line([d]) + ", ")
+            if room < 0:
+                log.info("LLM prompt for %r: %d devices did not fit the context", text, len(g.ids) - len(devices))
+                break
+            devices.append(d)
+        return system, user_prompt(text, history, examples, devices)
+
     def _head(self, backend: Backend, text: str) -> tuple[str, Stream]:
         """Generates up to the verb and first word; returns them and the live rest of the stream."""
         # History only helps when the last turn asked something; otherwise the small model copies it.
         history = self.history if self.history and self.history[-1][1].endswith("?") else []
         extra = {"language": self.language(text)} if self.constrain and backend.constrains else {}
-        it = backend.stream(self.system, user_prompt(text, history, self.examples(text)),
-                            self.max_answer_tokens, ("\n", "Request:"), **extra)
+        it = backend.stream(*self.prompt(backend, text, history), self.max_answer_tokens, ("\n", "Request:"),
+                            **extra)
         head = ""
         for tok in it:
             head += tok
@@ -447,12 +491,23 @@ class Brain:
             backend = self.backend
             try:
                 return (*self._head(backend, text), backend)
+            except ContextError:
+                raise  # this request's fault, not the backend's: keep it for the next
             except LlmError as e:
                 self._drop_backend(e)
 
     def respond(self, text: str) -> Reply:
         """Validated intent, or a streamed spoken answer; retries once on an invalid line. An answer the
-        command model chose to speak goes to the question model instead, when one is configured."""
+        command model chose to speak goes to the question model instead, when one is configured. Nothing
+        raised gets out: a prompt too long for the context, a backend that broke, or none at all, ends the
+        turn with a spoken apology and the error."""
+        try:
+            return self._respond(text)
+        except Exception as e:  # the turn ends politely whatever failed below
+            log.warning("LLM failed on %r: %s", text, e)
+            return Reply(speech=_spoken(APOLOGY), error=str(e))
+
+    def _respond(self, text: str) -> Reply:
         error = None
         for attempt in range(2):
             head, rest, backend = self._first_line(text if attempt == 0 else text + " (answer with a listed device)")
