@@ -354,13 +354,19 @@ def test_everything_except_a_room_stays_within_the_lights(tmp_path):
     assert ground(text, reg).rest == ("kitchen_light", "living_room_lamp", "garden_pump")
 
 
+def _on_the_more_home(make_assistant, tmp_path, monkeypatch, constrain: bool, text: str):
+    """The request through the model, free or constrained, in the home with a pump and a lock."""
+    a, _, _ = make_assistant(_more_home(tmp_path))
+    monkeypatch.setattr(a.engines.brain, "constrain", constrain)
+    outcome = run(a.handle_text(text))
+    print(f"\nconstrain={constrain}: {outcome.intent} {outcome.reply or ''}")
+    return outcome
+
+
 @pytest.mark.parametrize("constrain", [True, False])
 def test_rain_in_the_garden_switches_no_pump_through_the_model(make_assistant, spy, tmp_path, constrain,
                                                                 monkeypatch):
-    a, _, _ = make_assistant(_more_home(tmp_path))
-    monkeypatch.setattr(a.engines.brain, "constrain", constrain)
-    outcome = run(a.handle_text("is it going to rain in the garden tomorrow"))
-    print(f"\nconstrain={constrain}: {outcome.intent} {outcome.reply or ''}")
+    _on_the_more_home(make_assistant, tmp_path, monkeypatch, constrain, "is it going to rain in the garden tomorrow")
     assert _seen(spy) == []
 
 
@@ -391,10 +397,7 @@ def test_a_light_mixed_with_unlocking_is_not_switched_off(llm_assistant, spy, co
 @pytest.mark.parametrize("constrain", [True, False])
 def test_everything_off_except_a_room_touches_no_lock_and_no_pump(make_assistant, spy, tmp_path, constrain,
                                                                  monkeypatch):
-    a, _, _ = make_assistant(_more_home(tmp_path))
-    monkeypatch.setattr(a.engines.brain, "constrain", constrain)
-    outcome = run(a.handle_text("everything off except the bedroom"))
-    print(f"\nconstrain={constrain}: {outcome.intent} {outcome.reply or ''}")
+    outcome = _on_the_more_home(make_assistant, tmp_path, monkeypatch, constrain, "everything off except the bedroom")
     assert not (outcome.intent and {"front_door", "garden_pump", "bedroom_light"} & set(outcome.intent.device_ids))
     assert {t for t, _ in _seen(spy)} <= {Z.format("kitchen_light"), LAMP}
 
