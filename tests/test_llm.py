@@ -15,11 +15,14 @@ from conftest import EXAMPLE, home_file, run, with_front_door_lock
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.engines.llm import hailo, select
+from assistant.engines.llm.llama_cpp import LlamaCppBackend
 from assistant.engines.llm.base import LlmError
 from assistant.home.registry import Registry
 from assistant.samples import piper, utterance
 from assistant.understand.llm import (
+    APOLOGY,
     Brain,
+    ground,
     language,
     parse,
     sentences,
@@ -260,6 +263,197 @@ def test_actions_the_request_does_not_mention_are_refused(text, line):
 def test_parse_rejects_anything_outside_the_registry(line):
     p = parse(line, "x", REG)
     assert p.intent is None and p.answer is None and p.error
+
+
+# -- grounding: what a request names, and what it asks for ------------------------------------------------
+
+# The example home with a pump in the garden and a lock in the hall: devices of other kinds than lights.
+MORE_DEVICES = """
+[[device]]
+name = "garden pump"
+area = "garden"
+domain = "switch"
+friendly_name = "garden_pump"
+
+[[device]]
+name = "front door"
+area = "hall"
+domain = "lock"
+friendly_name = "front_door"
+"""
+
+
+def _more_home(tmp_path) -> config.Config:
+    home = tmp_path / "home.toml"
+    home.write_text(EXAMPLE.read_text() + MORE_DEVICES)
+    return config.load(home)
+
+
+def _more_registry(tmp_path) -> Registry:
+    return Registry.from_config(_more_home(tmp_path).device)
+
+
+@pytest.mark.parametrize("text,ids", [
+    ("is it going to rain in the garden tomorrow", ()),  # an area alone names nothing
+    ("the garden light is broken", ()),  # the garden has no light; the pump is no light
+    ("switch on the pump in the garden", ("garden_pump",)),
+    ("turn on the garden pump", ("garden_pump",)),
+    ("the kitchen is lovely", ()),
+    ("turn off the kitchen lights", ("kitchen_light",)),
+    ("switch on the lamp in the living room", ("living_room_lamp",)),
+    ("it is too dark in the kitchen", ("kitchen_light",)),  # an area and a need only light meets
+    ("I would like the bedroom in blue", ("bedroom_light",)),
+    ("lock the door in the hall", ("front_door",)),
+])
+def test_a_device_is_named_by_its_name_or_its_area_with_a_noun_of_its_kind(tmp_path, text, ids):
+    assert ground(text, _more_registry(tmp_path)).ids == ids
+
+
+def test_rain_in_the_garden_is_no_action_on_the_garden_pump(tmp_path):
+    reg, text = _more_registry(tmp_path), "is it going to rain in the garden tomorrow"
+    assert language(reg, text).lines == ()
+    for line in ("on garden_pump", "off garden_pump", "on all"):
+        assert parse(line, text, reg).intent is None, line
+
+
+@pytest.mark.parametrize("text,line,ok", [
+    ("turn everything on", "off all", False),
+    ("turn everything on", "on all", True),
+    ("switch everything on", "off all", False),
+    ("lights on", "off all", False),
+    ("switch off the kitchen light", "on kitchen_light", False),
+    ("switch off the kitchen light", "brightness kitchen_light 50", False),  # a brightness switches it on
+    ("switch off the kitchen light", "off kitchen_light", True),
+    ("don't turn off the kitchen light", "off kitchen_light", False),
+    ("I can't see, turn the kitchen light on", "on kitchen_light", True),  # a negation ends with its clause
+    ("set the kitchen light to 30 percent", "brightness kitchen_light 60", False),
+    ("set the kitchen light to 30 percent", "brightness kitchen_light 30", True),
+    ("set the kitchen light to thirty five", "brightness kitchen_light 35", True),
+    ("make the kitchen light blue", "color kitchen_light red", False),
+    ("make the kitchen light blue", "color kitchen_light blue", True),
+    # a request that also asks something of another kind of device is declined whole
+    ("the kitchen light, and also unlock the front door", "off kitchen_light", False),
+    ("the kitchen light, and also unlock the front door", "on kitchen_light", False),
+])
+def test_an_action_does_what_the_words_say(text, line, ok):
+    p = parse(line, text, REG)
+    assert (p.intent is not None) == ok, p.error
+    assert ok or "says otherwise" in p.error
+
+
+def test_the_constrained_lines_keep_to_what_the_words_say():
+    assert "on all" in language(REG, "turn everything on").lines
+    assert not any(x.startswith("off") for x in language(REG, "turn everything on").lines)
+    assert language(REG, "the kitchen light, and also unlock the front door").lines == ()
+    assert {x.split()[-1] for x in language(REG, "set the kitchen light to 30").lines if "brightness" in x} == {"30"}
+
+
+def test_everything_except_a_room_stays_within_the_lights(tmp_path):
+    reg, text = _more_registry(tmp_path), "everything off except the bedroom"
+    assert ground(text, reg).rest == ("kitchen_light", "living_room_lamp")
+    assert not any(w in x for x in language(reg, text).lines for w in ("front_door", "garden_pump", "bedroom"))
+    assert parse("off kitchen_light living_room_lamp front_door garden_pump", text, reg).intent is None
+    # another kind counts when the request names it
+    text = "switch off the lights and the pump, except the bedroom"
+    assert ground(text, reg).rest == ("kitchen_light", "living_room_lamp", "garden_pump")
+
+
+def _on_the_more_home(make_assistant, tmp_path, monkeypatch, constrain: bool, text: str):
+    """The request through the model, free or constrained, in the home with a pump and a lock."""
+    a, _, _ = make_assistant(_more_home(tmp_path))
+    monkeypatch.setattr(a.engines.brain, "constrain", constrain)
+    outcome = run(a.handle_text(text))
+    print(f"\nconstrain={constrain}: {outcome.intent} {outcome.reply or ''}")
+    return outcome
+
+
+@pytest.mark.parametrize("constrain", [True, False])
+def test_rain_in_the_garden_switches_no_pump_through_the_model(make_assistant, spy, tmp_path, constrain,
+                                                                monkeypatch):
+    _on_the_more_home(make_assistant, tmp_path, monkeypatch, constrain, "is it going to rain in the garden tomorrow")
+    assert _seen(spy) == []
+
+
+@pytest.mark.parametrize("constrain", [True, False])
+@pytest.mark.parametrize("text", ["turn everything on", "switch everything on"])
+def test_everything_on_never_switches_a_light_off(llm_assistant, spy, text, constrain, monkeypatch):
+    a, _, _ = llm_assistant
+    monkeypatch.setattr(a.engines.brain, "constrain", constrain)
+    outcome = run(a.handle_text(text))
+    seen = _seen(spy)
+    print(f"\nconstrain={constrain}: {outcome.intent} {seen}")
+    assert not (outcome.intent and outcome.intent.name == "HassTurnOff")
+    assert all(json.loads(p).get("state") != "OFF" for _, p in seen)
+
+
+@pytest.mark.parametrize("constrain", [True, False])
+def test_a_light_mixed_with_unlocking_is_not_switched_off(llm_assistant, spy, constrain, monkeypatch):
+    """Declined whole: the model cannot be trusted to have split the request, and half of it done,
+    said as done, would leave the door as it was without the user knowing."""
+    a, _, _ = llm_assistant
+    monkeypatch.setattr(a.engines.brain, "constrain", constrain)
+    outcome = run(a.handle_text("the kitchen light, and also unlock the front door"))
+    seen = _seen(spy)
+    print(f"\nconstrain={constrain}: {outcome.intent} {seen} {outcome.reply or ''}")
+    assert (Z.format("kitchen_light"), json.dumps({"state": "OFF"})) not in seen
+
+
+@pytest.mark.parametrize("constrain", [True, False])
+def test_everything_off_except_a_room_touches_no_lock_and_no_pump(make_assistant, spy, tmp_path, constrain,
+                                                                 monkeypatch):
+    outcome = _on_the_more_home(make_assistant, tmp_path, monkeypatch, constrain, "everything off except the bedroom")
+    assert not (outcome.intent and {"front_door", "garden_pump", "bedroom_light"} & set(outcome.intent.device_ids))
+    assert {t for t, _ in _seen(spy)} <= {Z.format("kitchen_light"), LAMP}
+
+
+# -- the prompt within the context ------------------------------------------------------------------------
+
+def _big_home() -> Registry:
+    """200 devices: 40 rooms, each with three lights, a plug and a blind."""
+    rooms = [f"{f} {r}" for f in ("ground floor", "first floor", "second floor", "basement")
+             for r in ("kitchen", "bedroom", "bathroom", "office", "hall", "living room", "study", "guest room",
+                       "nursery", "garage")]
+    kinds = [("ceiling light", "light"), ("lamp", "light"), ("led strip", "light"), ("plug", "switch"),
+             ("blind", "cover")]
+    return Registry.from_config([config.DeviceConfig(name=f"{r} {k}", id=f"{r} {k}".replace(" ", "_"), area=r,
+                                                     domain=d) for r in rooms for k, d in kinds])
+
+
+def test_the_prompt_of_a_200_device_home_fits_the_context(gguf_backend):
+    home = _big_home()
+    brain = Brain(home, [lambda: gguf_backend])
+    every_room = "turn off the lights in the " + ", the ".join(home.areas)  # names more than fit
+    for text in ("it is too dark in the first floor kitchen", "how long do I boil an egg", every_room):
+        system, user = brain.prompt(gguf_backend, text)
+        needed = gguf_backend.tokens(system + user) + 1 + brain.max_answer_tokens
+        print(f"\n{text[:50]!r}: {needed} tokens with the answer's, of {gguf_backend.context}")
+        assert needed <= gguf_backend.context
+    r = brain.respond("it is too dark in the first floor kitchen")
+    assert r.error is None, r.error
+    assert r.intent is None or set(r.intent.device_ids) <= {i for i in home.devices if "first_floor_kitchen" in i}
+
+
+def test_a_prompt_longer_than_the_context_is_answered_politely(store):
+    from assistant.engines.llm.base import ContextError
+    small = LlamaCppBackend(str(store.path("gemma-3-270m-q4_k_m")), context=256)
+    try:
+        brain = Brain(REG, [lambda: small])
+        r = brain.respond("it is too dark in the kitchen")
+        assert r.intent is None and "context" in r.error and "".join(r.speech) == APOLOGY
+        assert brain.backend is small  # the request's fault, not the backend's: it is kept
+        with pytest.raises(ContextError):  # the backend says so too, before evaluating anything
+            "".join(small.stream(system_prompt(REG), user_prompt("it is too dark in the kitchen"), 10, ("\n",)))
+    finally:
+        small.close()
+
+
+def test_a_backend_exception_is_answered_politely():
+    class Broken(Flaky):
+        def stream(self, system, user, max_tokens, stop):
+            raise RuntimeError("llama_decode returned -1")
+
+    r = Brain(REG, [Broken]).respond("it is too dark in the kitchen")
+    assert r.intent is None and "llama_decode" in r.error and "".join(r.speech) == APOLOGY
 
 
 def test_user_text_cannot_fake_a_prompt_turn():

@@ -14,14 +14,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import permutations
 
-from ..engines.llm.base import Backend, Language, LlmError, Stream
+from ..engines.llm.base import Backend, ContextError, Language, LlmError, Stream
 from ..home.colors import COLORS
-from ..home.registry import Registry, normalize
+from ..home.registry import Device, Registry, normalize
 from ..types import Intent, Source
 
 log = logging.getLogger(__name__)
 
 DECLINE = "Sorry, I can't help with that."
+APOLOGY = "Sorry, something went wrong while I was thinking about that."
 
 
 # -- the prompt ---------------------------------------------------------------------------------------
@@ -71,7 +72,7 @@ def nearest_examples(text: str, registry: Registry, k: int = 2) -> list[tuple[st
         return []
     home = {w for d in devs for n in (*d.spoken_names, d.area) for w in n.lower().split()}
     said = _shape(text) - home  # the shape of the request, not where it is
-    named = mentions(text, registry)
+    named = ground(text, registry)
     others = [d for d in devs if d.id not in named.ids] or devs
     scored = []
     for n, (req, ans) in enumerate(EXAMPLES + MORE_EXAMPLES):
@@ -87,14 +88,20 @@ def nearest_examples(text: str, registry: Registry, k: int = 2) -> list[tuple[st
     return out
 
 
-def device_line(registry: Registry) -> str:
-    return ", ".join(f"{d.id} ({d.area or d.name})" for d in registry.devices.values())
+def device_line(devices: list[Device]) -> str:
+    return ", ".join(f"{d.id} ({d.area or d.name})" for d in devices)
+
+
+def listed(registry: Registry) -> list[Device]:
+    """The devices the fixed prompt lists: those its examples are written for, at most one more than
+    there are examples, so that its size does not grow with the home (the rest go with the request)."""
+    return list(registry.devices.values())[:len(EXAMPLES) + 1]
 
 
 def system_prompt(registry: Registry) -> str:
-    devs = list(registry.devices.values()) or []
+    devs = listed(registry)
     lines = ["A home assistant turns each request into one line: on, off, brightness, color with device ids, "
-             "or say with a short spoken answer.", f"Devices: {device_line(registry)}", ""]
+             "or say with a short spoken answer.", f"Devices: {device_line(devs)}", ""]
     for i, (req, ans) in enumerate(EXAMPLES):
         if "{" in req and not devs:
             continue
@@ -104,9 +111,13 @@ def system_prompt(registry: Registry) -> str:
     return "\n".join(lines) + "\n"
 
 
-def user_prompt(text: str, history: list[tuple[str, str]] = (), examples: list[tuple[str, str]] = ()) -> str:
+def user_prompt(text: str, history: list[tuple[str, str]] = (), examples: list[tuple[str, str]] = (),
+                devices: list[Device] = ()) -> str:
+    """The request's part: the devices it could mean that the fixed part does not list, the nearest
+    examples, the recent turns, and the request."""
     turns = [f"Request: {q}\nAnswer: {a}\n" for q, a in (*examples, *history)]
-    return "".join(turns) + f"Request: {_one_line(text)}\nAnswer:"
+    head = f"Devices: {device_line(devices)}\n" if devices else ""
+    return head + "".join(turns) + f"Request: {_one_line(text)}\nAnswer:"
 
 
 def _one_line(text: str) -> str:
@@ -116,23 +127,20 @@ def _one_line(text: str) -> str:
 
 # -- the answer language, as a closed list -----------------------------------------------------------
 
-def language(registry: Registry, text: str | None = None, max_pairs: int = 12) -> Language:
-    """The lines for a request: only over the devices it mentions (the grounding `parse` demands anyway),
-    `all` only when it says everything, and never a device it excludes. Without `text`: every device."""
-    if text is None:
-        ids, every, rest = list(registry.devices), True, ()
-    else:
-        m = mentions(text, registry)
-        ids, every, rest = list(m.ids), m.every and not m.excluded, m.rest
-    groups = [[i] for i in ids] + ([["all"]] if every else []) + ([list(rest)] if rest else [])
+def language(registry: Registry, text: str, max_pairs: int = 12) -> Language:
+    """The lines `parse` would accept for this request, written out: its own devices (two in one line
+    too, "kill the kitchen and the bedroom"), `all` only when it says everything, never a device it
+    excludes, and only the verb, number and colour it says, when it says one."""
+    g = ground(text, registry)
+    groups = [[i] for i in g.ids] + [["all"]] + ([list(g.rest)] if g.rest else [])
     one = list(groups)
-    if len(ids) <= max_pairs:  # "kill the kitchen and the bedroom": two devices in one line
-        groups += [list(p) for p in permutations(ids, 2)]
+    if len(g.ids) <= max_pairs:
+        groups += [list(p) for p in permutations(g.ids, 2)]
     colours = [c for c in COLORS if " " not in c]  # one word each: the line's last word is the value
-    lines = [f"{verb} {' '.join(g)}" for verb in ("on", "off") for g in groups]
-    lines += [f"brightness {' '.join(g)} {n}" for g in one for n in range(101)]
-    lines += [f"color {' '.join(g)} {c}" for g in one for c in colours]
-    return Language(tuple(lines))
+    lines = [f"{verb} {' '.join(x)}" for verb in ("on", "off") for x in groups]
+    lines += [f"brightness {' '.join(x)} {n}" for x in one for n in range(101)]
+    lines += [f"color {' '.join(x)} {c}" for x in one for c in colours]
+    return Language(tuple(x for x in lines if parse(x, text, registry, g).intent))
 
 
 # -- validation ---------------------------------------------------------------------------------------
@@ -144,8 +152,9 @@ class Parsed:
     error: str | None = None  # why the line was rejected
 
 
-def parse(line: str, text: str, registry: Registry) -> Parsed:
-    """One model line -> an Intent on registry devices, a spoken answer, or a rejection."""
+def parse(line: str, text: str, registry: Registry, grounding: Grounding | None = None) -> Parsed:
+    """One model line -> an Intent on registry devices, a spoken answer, or a rejection. `grounding`:
+    `ground(text, registry)`, when the caller has it already."""
     line = line.strip().splitlines()[0].strip() if line.strip() else ""
     verb, _, rest = line.partition(" ")
     verb = verb.lower()
@@ -154,12 +163,17 @@ def parse(line: str, text: str, registry: Registry) -> Parsed:
         return Parsed(answer=answer) if answer else Parsed(error="empty answer")
     if verb not in ("on", "off", "brightness", "color", "colour"):
         return Parsed(error=f"unknown verb {verb!r}")
+    verb = "color" if verb == "colour" else verb
     words = rest.lower().replace(",", " ").split()
     value = None
-    if verb in ("brightness", "color", "colour"):
+    if verb in ("brightness", "color"):
         if len(words) < 2:
             return Parsed(error=f"{verb} needs a value")
         value = words.pop()
+        if verb == "brightness" and not (value.isdigit() and 0 <= int(value) <= 100):
+            return Parsed(error=f"brightness {value!r} is not 0..100")
+        if verb == "color" and value not in COLORS:
+            return Parsed(error=f"unknown colour {value!r}")
     ids: list[str] = []
     for w in words:
         if w == "all":
@@ -169,71 +183,177 @@ def parse(line: str, text: str, registry: Registry) -> Parsed:
         ids.append(w)
     if not ids and "all" not in words:
         return Parsed(error="no device named")
-    if (missing := _ungrounded(ids, "all" in words, text, registry)):
+    g = grounding or ground(text, registry)
+    if (missing := _ungrounded(ids, "all" in words, g, registry)):
         return Parsed(error=f"the request does not mention {missing}")
+    if (why := _disagreement(verb, value, ids, g, registry)):
+        return Parsed(error=f"the request says otherwise: {why}")
     common = dict(text=text, device_ids=tuple(dict.fromkeys(ids)), all_devices=not ids, source=Source.LLM)
     if verb == "on":
         return Parsed(Intent("HassTurnOn", **common))
     if verb == "off":
         return Parsed(Intent("HassTurnOff", **common))
     if verb == "brightness":
-        if not value.isdigit() or not 0 <= int(value) <= 100:
-            return Parsed(error=f"brightness {value!r} is not 0..100")
         return Parsed(Intent("HassLightSet", brightness=int(value), **common))
-    if value not in COLORS:
-        return Parsed(error=f"unknown colour {value!r}")
     return Parsed(Intent("HassLightSet", color=value, **common))
 
 
-GENERIC = {"light", "lights", "lamp", "lamps", "the", "of", "in"}
-ALL_WORDS = {"all", "every", "everything", "everywhere", "whole", "house", "lights"}
+def _ungrounded(ids: list[str], all_devices: bool, g: Grounding, registry: Registry) -> str | None:
+    """A small model fills silence with actions ("and now the weather" became "turn on all the lights"):
+    an action must be on devices the request names (see `ground`) or on everything when it says so; and
+    never touch a device the request excludes ("everything off except the bedroom")."""
+    for i in ids:
+        if i in g.excluded:
+            return f"{registry.get(i).name} (it says to leave it)"
+        if i not in g.ids and i not in g.rest:
+            return registry.get(i).name
+    if all_devices and not ids and (not g.every or g.excluded):
+        return "all the lights" if not g.excluded else "all the lights (it excludes some)"
+    return None
+
+
+def _disagreement(verb: str, value: str | None, ids: list[str], g: Grounding, registry: Registry) -> str | None:
+    """An action must do what the words say, where they say it: "turn everything on" once became
+    "off all". Brightness and colour switch a light on, brightness 0 off."""
+    sense = "off" if verb == "off" or (verb == "brightness" and value == "0") else "on"
+    if sense not in g.switch:
+        return f"it does not say {sense}"
+    if verb == "brightness" and g.numbers and int(value) not in g.numbers:
+        return f"it says {', '.join(map(str, sorted(g.numbers)))}, not {value}"
+    if verb == "color" and g.colours and value not in g.colours:
+        return f"it says {', '.join(sorted(g.colours))}, not {value}"
+    kinds = {registry.get(i).domain for i in ids} or {"light"}
+    if g.other and kinds - g.other:
+        # "the kitchen light, and also unlock the front door" became "off kitchen_light": a request that
+        # also asks something of another kind of device is declined whole, not half done on a guess
+        return f"it also asks something of a {' or '.join(sorted(g.other))}"
+    return None
+
+
+# -- grounding: what the request names, and what it asks for ------------------------------------------
+
+# Nouns that say which kind of device is meant: with an area they name its devices of that kind ("the
+# garden light", "lamp in the living room"); a device's own last name word ("pump") counts too. Not
+# "switch": it is the verb as often as the noun.
+NOUNS = {"light": {"light", "lamp", "bulb", "lighting"}, "switch": {"plug", "socket", "outlet"},
+         "lock": {"lock", "door"}, "cover": {"blind", "shutter", "curtain", "cover"}, "fan": {"fan"}}
+WHOLE = {"all", "every", "everything", "everywhere", "whole"}
+# With an area, words only a light answers name its lights ("too dark in the kitchen", "the bedroom in
+# blue", "everything in the kitchen").
+LIGHT_WORDS = {"dark", "darker", "bright", "brighter", "dim", "dimmer", "see", "glow", "gloomy", "brightness",
+               *WHOLE, *(c for c in COLORS if " " not in c)}
+# Verbs for other kinds of device than lights, by the kind
+OTHER_VERBS = {"lock": "lock", "unlock": "lock", "secure": "lock", "open": "cover", "close": "cover"}
 # "everything off except the bedroom": what follows one of these is left alone
-EXCEPT = re.compile(r"\b(except|but not|but the|apart from|other than|besides|save for|leave)\b(.*)")
+EXCEPT = re.compile(r"\b(except|but not|but the|apart from|other than|besides|save for|leave)\b")
+# Devices one answer line can name: about five tokens each, in the answer's 60
+LONGEST_LINE = 12
+CLAUSE = re.compile(r"[,.;:!?]|\b(?:and|but|then)\b")
+TENS = {w: 10 * n for n, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+# From ten up: "one" is a pronoun as often as a number ("the one in the kitchen")
+NUMBER_WORDS = TENS | {w: n for n, w in enumerate(
+    "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split(), 10)} | {"hundred": 100}
+UNITS = {w: n for n, w in enumerate("one two three four five six seven eight nine".split(), 1)}
 
 
 @dataclass(frozen=True)
-class Mentions:
-    ids: tuple[str, ...]  # devices the request names (by name, alias or area), none it excludes
-    every: bool  # it says everything / all the lights
+class Grounding:
+    """What a request names and asks for, in its own words; every action line is checked against it."""
+
+    ids: tuple[str, ...]  # devices it names, none it excludes
+    every: bool  # it means all the lights: "everything off", "lights out", no room named
     excluded: tuple[str, ...] = ()  # devices it names after "except", "but not", "leave", ...
-    rest: tuple[str, ...] = ()  # "everything except X": every device but the excluded ones
+    rest: tuple[str, ...] = ()  # "everything off except X": the lights (and kinds it names) but X, when
+    # they fit in one line (LONGEST_LINE)
+    switch: frozenset[str] = frozenset({"on", "off"})  # what it lets an action do: "on" when it says on
+    numbers: frozenset[int] = frozenset()  # numbers it says: a brightness must be one of them
+    colours: frozenset[str] = frozenset()  # colours it says: a colour must be one of them
+    other: frozenset[str] = frozenset()  # kinds of device its other verbs are for ("unlock": lock)
+
+
+def ground(text: str, registry: Registry) -> Grounding:
+    """Which devices a request names, by this rule: a device is named by its name or an alias; or by its
+    area together with a noun of its kind ("the garden light", "the kitchen lights", "lamp in the living
+    room", "the pump in the garden") or, for a light, a word only light answers ("it is too dark in the
+    kitchen", "the bedroom in blue", "everything in the kitchen"). One shared word never names a device,
+    an area alone neither: "is it going to rain in the garden tomorrow" names no garden pump. Leaving a
+    device alone is safe, so one distinctive word after "except" is enough to exclude it. "Everything"
+    means the lights, and other kinds of device only those the request names by a noun."""
+    said = _words(text)
+    cut = EXCEPT.search(" ".join(said))
+    before = " ".join(said)[:cut.start()].split() if cut else said
+    after = [_stem(w) for w in " ".join(said)[cut.end():].split()] if cut else []
+    stems = tuple(_stem(w) for w in before)
+    devices = list(registry.devices.values())
+    named = [d.id for d in devices if _named(d, stems)]
+    excluded = [d.id for d in devices if _named(d, tuple(after)) or (d.id not in named and _hinted(d, after))]
+    named = [i for i in named if i not in excluded]
+    lights = {d.id for d in registry.of_domain("light")}
+    every = bool(WHOLE & set(before) or "lights" in before) and (not named or lights <= set(named))
+    kinds = {"light"} | {d.domain for d in devices if _nouns(d) & set(stems)}
+    rest = tuple(d.id for d in devices if d.domain in kinds and not d.members and d.id not in excluded)
+    rest = rest if every and excluded and len(rest) <= LONGEST_LINE else ()
+    return Grounding(tuple(named), every, tuple(excluded), rest, _switch(text),
+                     _numbers(said), frozenset(said) & set(COLORS),
+                     frozenset(OTHER_VERBS[w] for w in said if w in OTHER_VERBS))
 
 
 def _words(text: str) -> list[str]:
     return normalize(re.sub(r"[^\w' ]+", " ", text)).split()
 
 
-def mentions(text: str, registry: Registry) -> Mentions:
-    said = _words(text)
-    m = EXCEPT.search(" ".join(said))
-    after = set(m.group(2).split()) if m else set()
-    named, excluded = [], []
-    for d in registry.devices.values():
-        words = {w for n in (*d.spoken_names, d.area) for w in n.split()}
-        words = words - GENERIC or words
-        if words & after:
-            excluded.append(d.id)
-        elif words & set(said):
-            named.append(d.id)
-    # "lights" alone means all of them only when no device is named ("the bedroom lights" is one room)
-    every = bool(set(said) & (ALL_WORDS - {"lights"})) or ("lights" in said and not named and not excluded)
-    rest = tuple(i for i in registry.devices if i not in excluded) if every and excluded else ()
-    return Mentions(tuple(named), every, tuple(excluded), rest)
+def _stem(word: str) -> str:
+    """Plural to singular, roughly: enough that "the kitchen lights" says "kitchen light"."""
+    if word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def _ungrounded(ids: list[str], all_devices: bool, text: str, registry: Registry) -> str | None:
-    """A small model fills silence with actions ("and now the weather" became "turn on all the lights"):
-    an action must name, in the user's own words, the device, its area, or everything; and never touch
-    a device the request excludes ("everything off except the bedroom")."""
-    m = mentions(text, registry)
-    for i in ids:
-        if i in m.excluded:
-            return f"{registry.get(i).name} (it says to leave it)"
-        if i not in m.ids and i not in m.rest:
-            return registry.get(i).name
-    if all_devices and not ids and (not m.every or m.excluded):
-        return "all the lights" if not m.excluded else "all the lights (it excludes some)"
-    return None
+def _phrase(name: str, stems: tuple[str, ...]) -> bool:
+    return f" {' '.join(map(_stem, name.split()))} " in f" {' '.join(stems)} "
+
+
+def _nouns(d: Device) -> set[str]:
+    return NOUNS.get(d.domain, {d.domain}) | {_stem(n.split()[-1]) for n in d.spoken_names}
+
+
+def _named(d: Device, stems: tuple[str, ...]) -> bool:
+    if any(_phrase(n, stems) for n in d.spoken_names):
+        return True
+    if not d.area or not _phrase(d.area, stems):
+        return False
+    return bool(_nouns(d) & set(stems)) or (d.domain == "light" and bool(LIGHT_WORDS & set(stems)))
+
+
+def _hinted(d: Device, stems: list[str]) -> bool:
+    words = {_stem(w) for n in (*d.spoken_names, d.area) for w in n.split()}
+    return bool((words - NOUNS["light"] - {"the", "of", "in"} or words) & set(stems))
+
+
+def _switch(text: str) -> frozenset[str]:
+    """"on" or "off", when the request says one of them and not the other ("turn everything on");
+    never what it says not to do ("don't switch the kitchen light off"). Clause by clause, so that
+    "I can't see, switch it on" is no negation of "on"."""
+    wanted, forbidden = set(), set()
+    for clause in CLAUSE.split(text.lower()):
+        negated = False
+        for w in _words(clause):
+            negated |= w in ("not", "never", "dont") or w.endswith("n't")
+            if w in ("on", "off"):
+                (forbidden if negated else wanted).add(w)
+    return frozenset((wanted if len(wanted) == 1 else {"on", "off"}) - forbidden)
+
+
+def _numbers(said: list[str]) -> frozenset[int]:
+    """Numbers in digits ("30", "30%") or words from ten up ("thirty", "thirty five")."""
+    out: list[int] = []
+    for i, w in enumerate(said):
+        if w.isdigit():
+            out.append(int(w))
+        elif w in NUMBER_WORDS:
+            later = said[i + 1] if i + 1 < len(said) else ""
+            out.append(NUMBER_WORDS[w] + (UNITS.get(later, 0) if w in TENS else 0))
+    return frozenset(out)
 
 
 # -- answering ----------------------------------------------------------------------------------------
@@ -248,6 +368,16 @@ class Reply:
     backend: str = ""
     error: str | None = None
     model: str = ""  # the model file that answered, when the backend has one
+
+
+# Room left for what `count` misses where the device entries, counted one by one, are joined
+SLACK = 8
+
+
+def _estimated_tokens(text: str) -> int:
+    """For a backend that cannot count: Gemma 3 measured 3.8 to 4.1 characters a token on the prompts of
+    a 200-device home, so three leaves room."""
+    return len(text) // 3 + 1
 
 
 def _spoken(text: str) -> Stream:
@@ -265,8 +395,9 @@ class Brain:
     that fails at run time is dropped for the next (a dead NPU must not leave the user without an answer)."""
 
     def __init__(self, registry: Registry, backends: list[Callable[[], Backend]], max_answer_tokens: int = 60,
-                 history: int = 3, constrain: bool = True, nearest: int = 2, picker=None):
+                 history: int = 3, constrain: bool = True, nearest: int = 2, picker=None, context: int = 2048):
         self.registry = registry
+        self.context = context  # tokens, for a backend that does not say its own
         self.picker = picker  # engines.llm.select.ModelPicker: which model answers, by need and board temperature
         self.nearest = nearest  # examples repeated before the request (0: none)
         self.constrain = constrain  # keep a backend that can (llama.cpp) on the answer language's lines
@@ -308,13 +439,35 @@ class Brain:
         self._backend = None
         self._factories.pop(0)
 
+    def prompt(self, backend: Backend, text: str, history: list[tuple[str, str]] = ()) -> tuple[str, str]:
+        """The fixed part and the request's, within the backend's context (llama.cpp: `n_ctx`) with the
+        answer's tokens kept free. The devices the request could mean (`ground`) that the fixed part does
+        not list go with the request, while they fit; the fixed part lists a bounded few (`listed`). In a
+        200-device home (40 rooms of 5), "it is too dark in the first floor kitchen" measured 664 tokens
+        of Gemma 3, the answer's 60 to come, of a 2048 context; listing every device took 3029."""
+        system, examples = self.system, self.examples(text)
+        count = getattr(backend, "tokens", _estimated_tokens)
+        room = (getattr(backend, "context", self.context) - self.max_answer_tokens - SLACK
+                - count(system) - count(user_prompt(text, history, examples)))
+        if room < 0:
+            raise ContextError(f"the prompt leaves {room} tokens of the context for devices")
+        shown, devices = {d.id for d in listed(self.registry)}, []
+        g = ground(text, self.registry)
+        for d in (self.registry.get(i) for i in dict.fromkeys((*g.ids, *g.rest)) if i not in shown):
+            room -= count(device_line([d]) + ", ")
+            if room < 0:
+                log.info("LLM prompt for %r: %d devices did not fit the context", text, len(g.ids) - len(devices))
+                break
+            devices.append(d)
+        return system, user_prompt(text, history, examples, devices)
+
     def _head(self, backend: Backend, text: str) -> tuple[str, Stream]:
         """Generates up to the verb and first word; returns them and the live rest of the stream."""
         # History only helps when the last turn asked something; otherwise the small model copies it.
         history = self.history if self.history and self.history[-1][1].endswith("?") else []
         extra = {"language": self.language(text)} if self.constrain and backend.constrains else {}
-        it = backend.stream(self.system, user_prompt(text, history, self.examples(text)),
-                            self.max_answer_tokens, ("\n", "Request:"), **extra)
+        it = backend.stream(*self.prompt(backend, text, history), self.max_answer_tokens, ("\n", "Request:"),
+                            **extra)
         head = ""
         for tok in it:
             head += tok
@@ -338,12 +491,23 @@ class Brain:
             backend = self.backend
             try:
                 return (*self._head(backend, text), backend)
+            except ContextError:
+                raise  # this request's fault, not the backend's: keep it for the next
             except LlmError as e:
                 self._drop_backend(e)
 
     def respond(self, text: str) -> Reply:
         """Validated intent, or a streamed spoken answer; retries once on an invalid line. An answer the
-        command model chose to speak goes to the question model instead, when one is configured."""
+        command model chose to speak goes to the question model instead, when one is configured. Nothing
+        raised gets out: a prompt too long for the context, a backend that broke, or none at all, ends the
+        turn with a spoken apology and the error."""
+        try:
+            return self._respond(text)
+        except Exception as e:  # the turn ends politely whatever failed below
+            log.warning("LLM failed on %r: %s", text, e)
+            return Reply(speech=_spoken(APOLOGY), error=str(e))
+
+    def _respond(self, text: str) -> Reply:
         error = None
         for attempt in range(2):
             head, rest, backend = self._first_line(text if attempt == 0 else text + " (answer with a listed device)")

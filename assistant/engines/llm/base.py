@@ -11,6 +11,10 @@ class LlmError(Exception):
     """A backend could not produce text (not loaded, unreachable, crashed)."""
 
 
+class ContextError(LlmError):
+    """The prompt does not fit the model's context: this request fails, the backend is fine."""
+
+
 class Stream(Protocol):
     """Text as the model generates it; `close` ends the generation early, freeing the model."""
 

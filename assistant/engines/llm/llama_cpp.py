@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .base import Language, LlmError
+from .base import ContextError, Language, LlmError
 
 
 class _Node:
@@ -93,6 +93,11 @@ class LlamaCppBackend:
         self._system = None
         self._tries: dict[Language, LineTrie] = {}
         self._active = None  # weakref to the newest stream
+        self.context = self.llm.n_ctx()
+
+    def tokens(self, text: str) -> int:
+        """How many tokens `text` takes in this model (without the BOS)."""
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=False))
 
     def warm(self, system: str) -> None:
         """Evaluates the fixed prompt once and keeps its KV state. Every request starts from that state
@@ -135,6 +140,9 @@ class LlamaCppBackend:
 
     def _generate(self, system: str, user: str, max_tokens: int, stop: tuple[str, ...],
                   language: Language | None) -> Iterator[str]:
+        needed = self.tokens(system + user) + 1  # and the BOS
+        if needed >= self.context:  # said before anything is evaluated: the caller keeps this backend
+            raise ContextError(f"the prompt needs {needed} tokens, the context holds {self.context}")
         if self._system != system:
             self.warm(system)
         extra = {}
