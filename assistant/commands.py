@@ -19,7 +19,7 @@ from .events import EventBus
 from .mqtt_link import MqttLink, parse_url
 from .mqtt_recorder import MqttRecorder
 from .pipeline import Assistant
-from .sdnotify import Watched, notify
+from .sdnotify import Heartbeat, Watched, notify
 from .startup import config_from, store_from
 
 
@@ -50,15 +50,23 @@ def run(args, cfg: Config | None = None) -> int:
         source = FileSource(args.input)
         sink = WavSink(args.output)
     else:
-        # Live, e.g. as the systemd service: READY=1 and the watchdog come with the audio frames.
+        # Live, e.g. as the systemd service: READY=1 comes with the first audio frame.
         source = Watched(open_source(cfg.audio.input_device), f"listening on {cfg.audio.input_device or 'default'}")
         sink = WavSink(args.output) if args.output else open_sink(cfg.audio.output_device)
     notify("STATUS=loading models")
     assistant, link = build(cfg, args, sink)
     assistant.events.subscribe(lambda e: e.kind == "state" and notify(f"STATUS={e.data['state']}"))
+    heartbeat = Heartbeat([assistant.alive,
+                           lambda: None if link.healthy() else "the MQTT link's network thread is not running"])
+
+    async def live():
+        heartbeat.start(asyncio.get_running_loop())
+        await assistant.run(source)
+
     try:
-        asyncio.run(assistant.run(source))
+        asyncio.run(live())
     finally:
+        heartbeat.stop()
         sink.close()
         assistant.close()
         link.stop()

@@ -66,6 +66,7 @@ class MqttLink:
         self._routes = MQTTMatcher()  # topic filter -> [fn(topic, payload)]: dispatch costs the topic's depth
         self._filters: dict[str, list] = {}  # the same, to renew subscriptions after a reconnect
         self._routes_lock = threading.Lock()
+        self._fresh_only: set = set()  # handlers of requests, never given a retained message
         self._pending_subs: set[int] = set()  # subscriptions the broker has not acknowledged yet
         self._subs_done = threading.Condition()
         self._on_connected: list = []  # fn(), after every (re)connect: a restarted broker may have lost retained state
@@ -184,11 +185,14 @@ class MqttLink:
         if self.connected:
             fn()
 
-    def subscribe(self, topic: str, fn) -> None:
+    def subscribe(self, topic: str, fn, fresh_only: bool = False) -> None:
         """Call fn(topic, payload text) for every message matching topic, on the MQTT thread (keep it short).
-        Subscriptions are renewed after every reconnect."""
+        Subscriptions are renewed after every reconnect. `fresh_only`: not for retained messages (a request
+        to act, kept by the broker, would be carried out again after every restart)."""
         if (problem := filter_problem(topic)) is not None:
             raise MqttError(f"cannot subscribe to {topic!r}: {problem}")
+        if fresh_only:
+            self._fresh_only.add(fn)
         with self._routes_lock:
             handlers = self._filters.setdefault(topic, [])
             handlers.append(fn)
@@ -237,6 +241,9 @@ class MqttLink:
         topic, payload = checked
         with self._routes_lock:
             handlers = [fn for fns in self._routes.iter_match(topic) for fn in fns]
+        if msg.retain and any(fn in self._fresh_only for fn in handlers):
+            self.rejected.add(topic, "retained request ignored")
+            handlers = [fn for fn in handlers if fn not in self._fresh_only]
         for fn in handlers:
             try:
                 fn(topic, payload)

@@ -31,6 +31,8 @@ from .understand.rescore import Heard
 from .understand.understanding import Understanding
 from .workers import Workers
 
+FRAMES_STALL_S = 10.0  # between turns, a microphone this long without a frame is gone or hung
+
 
 class Ears:
     """The wake word and the endpointer over the incoming frames, with the wake word's CPU counted for
@@ -41,9 +43,11 @@ class Ears:
         self.cpu_s = 0.0
         self.frames = 0  # scored for the wake word
         self.heard_s = 0.0  # audio taken in all, the clock of wake events and the refractory time
+        self.frame_at: float | None = None  # when the last frame came in (monotonic)
 
     def count(self, frame: np.ndarray) -> float:
         """Every frame taken in, listened to or not; returns the input's clock."""
+        self.frame_at = time.monotonic()
         self.heard_s += len(frame) / SAMPLE_RATE
         return self.heard_s
 
@@ -85,6 +89,7 @@ class Assistant:
             engines.brain.registry = self.home.registry  # the live one, with discovered devices
         self.parts = Parts(cfg, engines, self.understanding, self.player, link, self.events, self.workers)
         self.muted = False  # the wake word is ignored; announcements are still spoken
+        self.busy = False  # in a turn or speaking: the audio loop takes no frames meanwhile
         if link:
             self.home.attach(link)
 
@@ -137,6 +142,17 @@ class Assistant:
             await self._turn(end.audio, metrics)
             self._state("idle")
 
+    def alive(self) -> str | None:
+        """For the watchdog: why the conductor is not alive, or None. Between turns frames must come in;
+        during one, its worker calls must move on."""
+        if self.busy:
+            return self.workers.stalled()
+        if self.ears.frame_at is None:
+            return "waiting for the first audio frame"
+        if (quiet := time.monotonic() - self.ears.frame_at) > FRAMES_STALL_S:
+            return f"no audio frames for {quiet:.0f} s"
+        return None
+
     def _asked(self, spoken: str) -> bool:
         """The assistant asked back, or the LLM's answer ended in a question."""
         return self.understanding.pending is not None or (
@@ -152,11 +168,13 @@ class Assistant:
                 self._state("idle")
             elif kind == "say":
                 self.events.emit(Kind.ANNOUNCEMENT, text=value)
-                turn = Turn(self.parts)
+                turn, self.busy = Turn(self.parts), True
                 try:
                     await turn.speak(str(value))
                 except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
                     await turn.failed(e, apologise=False)
+                finally:
+                    self.busy = False
                 spoke = True
         if spoke:
             self.ears.wake.reset()
@@ -166,7 +184,7 @@ class Assistant:
     async def _turn(self, audio: np.ndarray, metrics: TurnMetrics) -> str:
         """One command, heard to answered; returns what was said back. A part that fails (the recogniser,
         the voice, the speaker) ends this turn with an apology, never the box."""
-        turn = Turn(self.parts, metrics)
+        turn, self.busy = Turn(self.parts, metrics), True
         try:
             text, heard = await turn.hear(audio)
             if not text.strip():
@@ -175,6 +193,8 @@ class Assistant:
             spoken = await turn.speak(outcome.speech or outcome.reply)
         except Exception as e:  # noqa: BLE001 - whatever a model or a device raises
             return await turn.failed(e)
+        finally:
+            self.busy = False
         self.events.emit(Kind.TURN, metrics=metrics)
         return spoken
 

@@ -10,10 +10,12 @@ stage.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import queue
 import re
+import time
 import uuid
 from dataclasses import asdict
 
@@ -25,6 +27,8 @@ from .types import Command, Intent
 log = logging.getLogger(__name__)
 
 MAX_SAY_CHARS = 1000  # a longer announcement is refused: it would hold the speaker for minutes
+MAX_QUEUED = 8  # requests waiting for the end of a turn; a burst beyond is dropped
+SAYS_PER_MINUTE = 6  # announcements taken in any minute; a flood would keep the box talking
 NODE_PREFIX = "voice_assistant_"  # discovery ignores these configs: our entities are not lights
 
 
@@ -96,6 +100,7 @@ class Presence:
         self.base = base_topic(cfg)
         self.state = "idle"
         self.muted = False
+        self._health: dict | None = None  # as last published
         self.inbox = Inbox(cfg)
         events.subscribe(self._on_event)
         if link:
@@ -115,12 +120,27 @@ class Presence:
             self._publish(topic, payload)
         self._publish(f"{self.base}/mute", "ON" if self.muted else "OFF")
         self._publish(f"{self.base}/state", self._shown_state())
+        self._publish(f"{self.base}/error", "")  # a config error said at an earlier start is over
+        self._publish_health()
+
+    def _publish_health(self) -> None:
+        """What was refused from the broker, by reason, and how often the link's thread was restarted:
+        retained, updated between turns when it changed."""
+        if self.link is None:
+            return
+        health = {"rejected": self.link.rejected.total, "by_reason": dict(self.link.rejected.counts),
+                  "link_restarts": len(self.link.restarts)}
+        if health != self._health:
+            self._health = health
+            self._publish(f"{self.base}/health", json.dumps(health))
 
     def _on_event(self, ev: Event) -> None:
         d = ev.data
         if ev.kind is Kind.STATE:
             self.state = d["state"]
             self._publish(f"{self.base}/state", self._shown_state())
+            if self.state == "idle":
+                self._publish_health()
         elif ev.kind is Kind.MUTE:
             self.muted = d["muted"]
             self._publish(f"{self.base}/mute", "ON" if self.muted else "OFF")
@@ -136,36 +156,61 @@ class Presence:
 
 
 class Inbox:
-    """Requests from the broker for the conductor: ("mute", bool) and ("say", text)."""
+    """Requests from the broker for the conductor: ("mute", bool) and ("say", text).
+
+    Any client on the broker can send them, so they are bounded: retained ones are ignored (the box
+    starts unmuted and says nothing old after a restart), at most `MAX_QUEUED` wait, announcements are
+    at most `MAX_SAY_CHARS` long and at most `SAYS_PER_MINUTE` are taken; the rest is dropped, counted
+    and logged once (`link.rejected`)."""
 
     def __init__(self, cfg: Config):
         base = base_topic(cfg)
         self.mute_topic = f"{base}/mute/set"
         self.say_topic = f"{base}/say"
-        self.queue: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self.queue: queue.Queue[tuple[str, object]] = queue.Queue(MAX_QUEUED)
+        self.rejected = None  # the link's tally, once attached
+        self._said_at: collections.deque[float] = collections.deque(maxlen=SAYS_PER_MINUTE)
 
     def attach(self, link) -> None:
-        link.subscribe(self.mute_topic, self._on_mute)
-        link.subscribe(self.say_topic, self._on_say)
+        self.rejected = link.rejected
+        link.subscribe(self.mute_topic, self._on_mute, fresh_only=True)
+        link.subscribe(self.say_topic, self._on_say, fresh_only=True)
+
+    def _drop(self, topic: str, reason: str) -> None:
+        if self.rejected is not None:
+            self.rejected.add(topic, reason)
+        else:
+            log.warning("ignored the message on %s: %s", topic, reason)
+
+    def _put(self, topic: str, request: tuple[str, object]) -> None:
+        try:
+            self.queue.put_nowait(request)
+        except queue.Full:
+            self._drop(topic, f"more than {MAX_QUEUED} requests waiting")
 
     def _on_mute(self, topic: str, payload: str) -> None:
         p = payload.strip().upper()
         if p not in ("ON", "OFF"):
-            log.warning("ignored %r on %s (expected ON or OFF)", payload[:40], topic)
+            self._drop(topic, "not ON or OFF")
             return
-        self.queue.put(("mute", p == "ON"))
+        self._put(topic, ("mute", p == "ON"))
 
     def _on_say(self, topic: str, payload: str) -> None:
         text = payload.strip()
         if text.startswith("{"):  # also {"text": "..."}, the shape Home Assistant's mqtt.publish makes easy
             try:
                 text = str(json.loads(text).get("text", "")).strip()
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 text = ""
         if not text or len(text) > MAX_SAY_CHARS:
-            log.warning("ignored an announcement on %s: empty or longer than %d characters", topic, MAX_SAY_CHARS)
+            self._drop(topic, f"announcement empty or longer than {MAX_SAY_CHARS} characters")
             return
-        self.queue.put(("say", text))
+        now = time.monotonic()
+        if len(self._said_at) == SAYS_PER_MINUTE and now - self._said_at[0] < 60:
+            self._drop(topic, f"more than {SAYS_PER_MINUTE} announcements a minute")
+            return
+        self._said_at.append(now)
+        self._put(topic, ("say", text))
 
     def take(self) -> list[tuple[str, object]]:
         out = []

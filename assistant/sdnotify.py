@@ -1,15 +1,18 @@
 """systemd's service notification protocol: one datagram to $NOTIFY_SOCKET per message.
 
-READY=1 once audio flows, STATUS= in words, WATCHDOG=1 from the frame loop only, so a stuck pipeline
-or a silent audio device stops the pings and systemd restarts the service.
+READY=1 once audio flows, STATUS= in words, WATCHDOG=1 from a heartbeat thread that pings only while
+the box shows it is alive (the event loop answers, audio frames are taken or a turn moves on, no model
+call hangs, the MQTT link's thread runs), so a stuck pipeline, a silent audio device or a dead link
+stops the pings and systemd restarts the service, while a long reply does not.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-import time
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 
 
 def notify(*fields: str, env: dict[str, str] | None = None) -> bool:
@@ -35,21 +38,12 @@ def watchdog_interval(env: dict[str, str] | None = None) -> float | None:
 
 
 class Watched:
-    """Wraps an audio source: the first frame says READY=1, then every frame may feed the watchdog.
+    """Wraps an audio source: the first frame says READY=1 (the models are loaded and audio flows)."""
 
-    The pings happen when the pipeline takes a frame, so they stop both when the device goes quiet and
-    when the pipeline hangs.
-    """
-
-    def __init__(self, source, status: str = "listening", env: dict[str, str] | None = None,
-                 clock=time.monotonic):
+    def __init__(self, source, status: str = "listening", env: dict[str, str] | None = None):
         self.source = source
         self.status = status
         self.env = env if env is not None else dict(os.environ)
-        self.interval = watchdog_interval(self.env)
-        self.clock = clock
-        self.pings = 0
-        self._next = 0.0
 
     def __getattr__(self, name):
         return getattr(self.source, name)
@@ -60,9 +54,51 @@ class Watched:
             if first:
                 notify("READY=1", f"STATUS={self.status}", env=self.env)
                 first = False
-            now = self.clock()
-            if self.interval is not None and now >= self._next:
-                notify("WATCHDOG=1", env=self.env)
-                self.pings += 1
-                self._next = now + self.interval
             yield frame
+
+
+class Heartbeat:
+    """Feeds systemd's watchdog from a thread of its own, and only while the box is alive: the event loop
+    answers between two pings and every check returns None. A check returns why the box is not alive
+    ("no audio frames for 12 s"); the first such reason goes to STATUS=, where `systemctl status` shows
+    it, and the pings stop until it clears."""
+
+    def __init__(self, checks: list[Callable[[], str | None]], env: dict[str, str] | None = None):
+        self.checks = checks
+        self.env = env if env is not None else dict(os.environ)
+        self.interval = watchdog_interval(self.env)
+        self.pings = 0
+        self.why: str | None = None  # why it last did not ping
+        self._answered = threading.Event()
+        self._answered.set()
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Pings at half the watchdog timeout; nothing when systemd asked for no watchdog."""
+        self._loop = loop
+        if self.interval is not None:
+            threading.Thread(target=self._run, name="watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def beat(self) -> None:
+        """One check, and a ping if it passes."""
+        why = "the event loop does not answer" if not self._answered.is_set() else None
+        why = why or next((w for c in self.checks if (w := c()) is not None), None)
+        if why is None:
+            notify("WATCHDOG=1", *(["STATUS=listening"] if self.why else []), env=self.env)
+            self.pings += 1
+        elif why != self.why:
+            notify(f"STATUS={why}", env=self.env)
+        self.why = why
+        self._answered.clear()  # the loop must answer before the next beat
+        self._loop.call_soon_threadsafe(self._answered.set)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.beat()
+            except RuntimeError:  # the loop has closed: the process is ending
+                return

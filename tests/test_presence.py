@@ -111,3 +111,32 @@ def test_announcement_waits_for_the_turn_in_progress(store, engines, make_assist
     kinds = [e.kind for e in events if e.kind in ("transcript", "reply", "announcement")]
     assert kinds == ["transcript", "reply", "announcement", "reply"]
     assert [e.data["text"] for e in events if e.kind == "reply"][1] == "Dinner is ready."
+
+
+def test_retained_requests_are_not_carried_out_again(make_assistant, spy):
+    """A retained "say" or "mute" would be replayed after every reconnect and restart: both are ignored
+    and counted, and the box starts unmuted and silent."""
+    for topic, payload in ((f"{BASE}/say", "Old news."), (f"{BASE}/mute/set", "ON")):
+        spy.client.publish(topic, payload, qos=1, retain=True).wait_for_publish(5)
+    try:
+        a, _, events = make_assistant()
+        assert wait_for(lambda: a.link.rejected.counts["retained request ignored"] == 2)
+        run(a.run(FileSource(pcm=silence(0.3))))
+        assert not a.muted and not [e for e in events if e.kind == "announcement"]
+    finally:
+        for topic in (f"{BASE}/say", f"{BASE}/mute/set"):
+            spy.client.publish(topic, "", qos=1, retain=True).wait_for_publish(5)
+
+
+def test_a_flood_of_announcements_is_bounded(make_assistant, spy):
+    """10,837 queued announcements once held the box; now a few wait and a few a minute are spoken."""
+    from assistant.presence import MAX_QUEUED, SAYS_PER_MINUTE
+
+    a, _, events = make_assistant()
+    a.player.sink = None  # what is said is not graded here, only how much
+    for i in range(200):
+        spy.client.publish(f"{BASE}/say", f"Message number {i}.", qos=0)
+    assert wait_for(lambda: a.link.rejected.total >= 200 - MAX_QUEUED)
+    assert a.presence.inbox.queue.qsize() <= min(MAX_QUEUED, SAYS_PER_MINUTE)
+    run(a.run(FileSource(pcm=silence(0.3))))
+    assert len([e for e in events if e.kind == "announcement"]) <= min(MAX_QUEUED, SAYS_PER_MINUTE)

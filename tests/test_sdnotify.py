@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import types
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from assistant.audio import io
 from assistant.audio.wav import load_pcm16k, write_wav
-from assistant.sdnotify import Watched, notify, watchdog_interval
+from assistant.sdnotify import Heartbeat, Watched, notify, watchdog_interval
 from assistant.types import FRAME_SAMPLES, SAMPLE_RATE
 
 
@@ -71,20 +72,11 @@ class Frames:
             yield np.zeros(FRAME_SAMPLES, np.int16)
 
 
-def test_ready_on_the_first_frame_then_pings_paced_by_the_clock(manager):
+def test_ready_on_the_first_frame(manager):
     env, received = manager
-    now = [0.0]
-    w = Watched(Frames(10), status="listening on test", env=env, clock=lambda: now[0])
-
-    async def consume():
-        async for _ in w.frames():
-            now[0] += 0.25  # each frame takes a quarter second; the interval is 1 s
-
-    asyncio.run(consume())
-    msgs = received()
-    assert msgs[0] == "READY=1\nSTATUS=listening on test"
-    assert msgs[1:] == ["WATCHDOG=1"] * 3  # at 0, 1.0 and 2.0 s of the 2.5 s
-    assert w.pings == 3
+    w = Watched(Frames(10), status="listening on test", env=env)
+    asyncio.run(_drain(w))
+    assert received() == ["READY=1\nSTATUS=listening on test"]  # the watchdog is the heartbeat's
 
 
 def test_no_frames_no_ready_and_no_pings(manager):
@@ -156,3 +148,91 @@ def test_microphone_that_appears_late_is_waited_for(monkeypatch):
     frames = asyncio.run(_drain(mic, limit=1))
     assert calls == {"open": 3, "rescan": 2}
     assert frames[0].tolist() == [1] * FRAME_SAMPLES
+
+
+def heartbeat(env, checks):
+    """A heartbeat checked by hand, on a loop of its own (the thread only calls beat() on a timer)."""
+    loop = asyncio.new_event_loop()
+    hb = Heartbeat(checks, env=env)
+    hb._loop = loop
+    return hb, loop
+
+
+def test_the_heartbeat_pings_while_every_check_passes(manager):
+    env, received = manager
+    hb, loop = heartbeat(env, [lambda: None])
+    for _ in range(3):
+        hb.beat()
+        loop.run_until_complete(asyncio.sleep(0))  # the loop answers
+    assert received() == ["WATCHDOG=1"] * 3 and hb.pings == 3
+    loop.close()
+
+
+def test_a_failing_check_stops_the_pings_and_says_why_until_it_clears(manager):
+    env, received = manager
+    why = ["no audio frames for 12 s"]
+    hb, loop = heartbeat(env, [lambda: why[0]])
+    hb.beat()
+    loop.run_until_complete(asyncio.sleep(0))
+    hb.beat()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert received() == ["STATUS=no audio frames for 12 s"]  # said once, no ping
+    why[0] = None
+    hb.beat()
+    assert received() == ["WATCHDOG=1\nSTATUS=listening"]
+    loop.close()
+
+
+def test_a_loop_that_does_not_answer_stops_the_pings(manager):
+    env, received = manager
+    hb, loop = heartbeat(env, [lambda: None])
+    hb.beat()  # the loop never runs: the ping it was asked for stays unanswered
+    hb.beat()
+    assert received() == ["WATCHDOG=1", "STATUS=the event loop does not answer"]
+    loop.close()
+
+
+LONG = " ".join(["The washing machine has finished its long programme and the laundry is ready."] * 6)
+
+
+async def announce_with_heartbeat(a, hb) -> None:
+    hb.start(asyncio.get_running_loop())
+    try:
+        await a.run(io.FileSource(pcm=np.zeros(SAMPLE_RATE // 2, np.int16)))
+    finally:
+        hb.stop()
+
+
+def test_a_long_announcement_keeps_the_watchdog_fed(manager, make_assistant):
+    """The pings used to come with audio frames only, and none are taken while the box speaks."""
+    env, received = manager
+    env = {**env, "WATCHDOG_USEC": "200000"}  # a ping every 0.1 s
+    a, sink, events = make_assistant()
+    a.presence.inbox.queue.put(("say", LONG))
+    hb = Heartbeat([a.alive], env=env)
+    asyncio.run(announce_with_heartbeat(a, hb))
+    spoke_s = sum(len(c) for c in sink.chunks) / sink.rate
+    assert spoke_s > 10 and [e.kind for e in events].count("announcement") == 1
+    pings = received().count("WATCHDOG=1")
+    assert pings >= 5 and hb.why is None, (pings, hb.why)
+
+
+def test_a_hung_voice_stops_the_pings(manager, make_assistant, engines, monkeypatch):
+    from assistant import workers
+
+    class Hangs:
+        sample_rate = engines.tts.sample_rate
+
+        def sentences(self, text):
+            time.sleep(1.0)  # far past the limit below: as if the voice had hung
+            yield from engines.tts.sentences(text)
+
+    env, received = manager
+    env = {**env, "WATCHDOG_USEC": "200000"}
+    monkeypatch.setitem(workers.LIMITS_S, "tts", 0.3)
+    a, _, _ = make_assistant()
+    a.player.tts = Hangs()
+    a.presence.inbox.queue.put(("say", "Dinner is ready."))
+    hb = Heartbeat([a.alive], env=env)
+    asyncio.run(announce_with_heartbeat(a, hb))
+    assert any(m.startswith("STATUS=the tts worker has been busy") for m in received())
