@@ -13,6 +13,14 @@ from collections import Counter
 MAX_TOPIC_BYTES = 512  # far above any device's topic; MQTT allows 65535, a flood of long ones costs memory
 
 
+def refused_by_brokers(ch: str) -> bool:
+    """Characters MQTT says a topic should not hold (5.0, 1.5.4): mosquitto takes them for a malformed
+    packet and drops the connection, and a filter with one, renewed at every reconnect, would keep the
+    link from ever staying up."""
+    cp = ord(ch)
+    return cp < 0x20 or 0x7F <= cp <= 0x9F or 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE
+
+
 def topic_problem(topic: object, *, part: bool = False) -> str | None:
     """Why `topic` cannot be published to or subscribed to as one exact topic, or None if it can.
     part: a piece that goes inside a topic (site, prefix, friendly name), where no level may be empty."""
@@ -28,6 +36,8 @@ def topic_problem(topic: object, *, part: bool = False) -> str | None:
         return f"longer than {MAX_TOPIC_BYTES} bytes"
     if "\0" in topic:
         return "contains NUL"
+    if any(refused_by_brokers(c) for c in topic):
+        return "contains a control character or a Unicode noncharacter"
     if "+" in topic or "#" in topic:
         return "contains a wildcard (+ or #)"
     if part and "" in topic.split("/"):

@@ -1,6 +1,8 @@
-"""Random and adversarial traffic from another client on the broker, in batches, to one running home:
-after every batch a known light can still be switched, nothing was sent where no legitimate device
-is, nothing reached the lock, and paho's network thread is alive."""
+"""Random and adversarial traffic from another client on the broker, in batches, to one running
+assistant: announcements, bridge lists, states, and requests to speak or mute. After every batch the
+assistant has taken its requests, a known light can still be switched by a spoken-style request,
+nothing was sent where no legitimate device is, nothing reached the lock, and paho's network thread
+is alive."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_broker_trust import KITCHEN, image_mosquitto_conf, load, started
 from test_home_live import wait_for
 
+from assistant.audio.io import FileSource
 from assistant.broker import LocalBroker
 from assistant.home import dialects
 from assistant.home.actions import plan
@@ -22,6 +26,8 @@ from assistant.home.live import Home
 from assistant.mqtt_link import MqttLink
 from assistant.mqtt_recorder import MqttRecorder
 from assistant.mqtt_topics import topic_problem
+from assistant.pipeline import Assistant
+from assistant.samples import silence
 from assistant.types import Intent
 
 MAX_PAYLOAD_KB = 16
@@ -68,30 +74,34 @@ messages = st.one_of(
     st.tuples(st.just("zigbee2mqtt/bridge/groups"), z2m_groups.map(json.dumps) | raw),
     st.tuples(st.sampled_from(["zigbee2mqtt/kitchen_light", "zigbee2mqtt/kitchen_light/availability", "a", "x",
                                "zigbee2mqtt/front_door"]), raw | st.sampled_from(["ON", "online", '{"state": "ON"}'])),
+    st.tuples(st.just("assistant/test/say"), raw | st.sampled_from(['{"text": 5}', '{"text": "Hi."}', "Hello."])),
+    st.tuples(st.just("assistant/test/mute/set"), raw | st.sampled_from(["ON", "off", "maybe"])),
 )
 batches = st.lists(st.tuples(messages, st.booleans()), min_size=15, max_size=30)  # many per round trip
 
 
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory):
-    """A home on the image's broker set-up, a client to be anyone else, and every topic the link sends to."""
+def fuzzed(tmp_path_factory, engines):
+    """An assistant on the image's broker set-up (silent, templates only), a client to be anyone else,
+    and every topic the link sends to."""
     with LocalBroker(extra=image_mosquitto_conf()) as b:
         cfg = load(tmp_path_factory.mktemp("fuzz"), url=b.url)
         cfg.mqtt.max_payload_kb = MAX_PAYLOAD_KB
+        cfg.llm.route = "templates"
         link = MqttLink.from_config(cfg.mqtt, "assistant/test/availability")
         sent = []
         publish = link.client.publish
         link.client.publish = lambda topic, *a, **k: (sent.append(topic), publish(topic, *a, **k))[1]
-        home = Home(cfg)
-        home.attach(link)
+        a = Assistant(cfg, engines, link)
         started(link)
         other = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         other.connect("127.0.0.1", b.port)
         other.loop_start()
         spy = MqttRecorder(b.url, [KITCHEN])
-        yield home, link, other, spy, sent
+        yield a, link, other, spy, sent
         spy.close()
         other.loop_stop()
+        a.close()
         link.stop()
 
 
@@ -116,9 +126,9 @@ def lock_topics(home: Home) -> tuple[set[str], set[str]]:
 
 
 def test_hostile_traffic_never_stops_misleads_or_hijacks(fuzzed):
-    home, link, other, spy, sent = fuzzed
+    a, link, other, spy, sent = fuzzed
+    home = a.home
     count = {"messages": 0, "batches": 0}
-    kitchen = home.registry.get("kitchen_light")
 
     @settings(max_examples=150, derandomize=True, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -132,6 +142,7 @@ def test_hostile_traffic_never_stops_misleads_or_hijacks(fuzzed):
         handled(link, other)
         count["messages"] += len(batch)
         count["batches"] += 1
+        run(a.run(FileSource(pcm=silence(0.1))))  # takes mute and announcements, between turns
 
         sent.clear()
         for domain in ("light", "switch"):  # every light and switch the home now has, as "turn off all the ..."
@@ -139,7 +150,7 @@ def test_hostile_traffic_never_stops_misleads_or_hijacks(fuzzed):
                        home.states)
             for c in out.commands:
                 link.send(c)
-        link.send(dialects.command(kitchen, state="ON"))  # the known light still answers
+        assert run(a.handle_text("Turn on the kitchen light.")).ok  # the known light still answers
         exact, roots = lock_topics(home)
         for t in sent:
             assert topic_problem(t) is None, t

@@ -117,7 +117,7 @@ def marker(publish, link: MqttLink) -> None:
 
 # -- finding 1: a bad retained config must not end paho's thread -------------------------------------------
 
-@pytest.mark.parametrize("state_topic", [5, "x/a+b", ["a", "b"]])
+@pytest.mark.parametrize("state_topic", [5, "x/a+b", ["a", "b"], "x/a\u0007b"])
 @pytest.mark.slow  # starts mosquitto itself
 def test_bad_retained_config_does_not_stop_the_link(state_topic, tmp_path):
     with LocalBroker() as b:  # restarted below, so its own
