@@ -41,6 +41,7 @@ from .mqtt_link import MqttLink
 from .mqtt_recorder import MqttRecorder
 from .pipeline import Assistant
 from .samples import espeak, piper, utterance
+from .turn import Turn
 
 NOISE_DIR = devset.root() / "noise-rir"
 SNRS = (24, 18, 12, 6)
@@ -180,7 +181,7 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
                     r.outcome["before"] = _grade(want, devices.take(0), False)
                     continue
                 m = TurnMetrics(hangover_s=turn.hangover_s, asr_s=turn.asr_s)
-                out = asyncio.run(before.handle_text(r.heard, m, time.perf_counter() - turn.asr_s))
+                out = asyncio.run(typed(before, r.heard, m, time.perf_counter() - turn.asr_s))
                 r.outcome["before"] = _grade(want, devices.take(len(out.commands)), False)
                 if m.eos_to_publish_s is not None:
                     r.latency["before"] = m.eos_to_publish_s
@@ -189,6 +190,12 @@ def run_accuracy(cfg: Config, store: ModelStore, per_snr: int = 50, non_commands
         before.close()
         link.stop()
     return report(results, snrs)
+
+
+async def typed(assistant: Assistant, text: str, m: TurnMetrics, t0: float):
+    """A transcript understood and carried out as a typed request, timed from `t0`."""
+    turn = Turn(assistant.parts, m, t0)
+    return await turn.act(await turn.understand(text))
 
 
 def report(results: list[Result], snrs) -> dict:
