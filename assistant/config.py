@@ -198,6 +198,7 @@ class Config:
     intent: list[IntentConfig] = field(default_factory=list)
     slot: list[SlotConfig] = field(default_factory=list)
     sentences_file: str = ""  # custom intents in hassil's YAML shape, relative to this file
+    state_dir: str = ""  # timers; empty: $STATE_DIRECTORY (systemd) or ~/.local/state/assistant
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -296,6 +297,11 @@ def _check_llm_models(cfg: Config) -> None:
         if value not in known:
             raise ConfigError(f"{file}: 'llm.{key}' should be a GGUF file or one of the manifest's language "
                               f"models ({', '.join(known)}), got {value!r}")
+
+
+def state_dir(cfg: Config) -> Path:
+    """Where what the box must remember across restarts lives (systemd's StateDirectory in the service)."""
+    return Path(cfg.state_dir or os.environ.get("STATE_DIRECTORY") or "~/.local/state/assistant").expanduser()
 
 
 DEVICE_TOPICS = ("command_topic", "state_topic", "availability_topic", "brightness_command_topic",

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import handlers
 from .audio.player import Player
-from .config import Config
+from .config import Config, state_dir
 from .endpoint import Endpointer
 from .engines.load import Engines, make_brain
 from .events import EventBus, Kind, TurnMetrics
@@ -23,6 +23,7 @@ from .home.live import Home
 from .models import ModelStore
 from .mqtt_link import MqttLink
 from .presence import Presence
+from .timers import Timers
 from .turn import Parts, Turn
 from .types import SAMPLE_RATE, Outcome
 from .understand.custom import CustomIntents
@@ -78,10 +79,11 @@ class Assistant:
         self.home = Home(cfg)
         self.presence = Presence(cfg, link, self.events)
         custom = CustomIntents(custom_grammar(cfg), cfg.language)
-        self.understanding = Understanding(cfg, self.home.registry, custom,
-                                           handlers.for_home(cfg, self.home, custom).plan)
         self.workers = Workers()
         self.player = Player(sink, engines.tts, self.workers)
+        self.timers = Timers(state_dir(cfg), self.events)
+        self.understanding = Understanding(cfg, self.home.registry, custom,
+                                           handlers.for_home(cfg, self.home, custom, self.timers, self.player).plan)
         self.ears = Ears(cfg, engines)
         if cfg.llm.route != "templates" and engines.brain is None:
             engines.brain = make_brain(cfg, ModelStore(cfg.models_dir or None))
@@ -159,27 +161,36 @@ class Assistant:
             spoken.rstrip().endswith("?") and self.cfg.llm.follow_up_s > 0)
 
     async def _between_turns(self) -> bool:
-        """Mute and announcements from the broker, only ever between turns. True if it spoke."""
+        """Mute and announcements from the broker, and finished timers ringing, only ever between turns.
+        True if it spoke."""
         spoke = False
-        for kind, value in self.presence.inbox.take():
+        for kind, value in self.presence.inbox.take() + self.timers.take():
             if kind == "mute":
                 self.muted = bool(value)
                 self.events.emit(Kind.MUTE, muted=self.muted)
                 self._state("idle")
             elif kind == "say":
                 self.events.emit(Kind.ANNOUNCEMENT, text=value)
-                turn, self.busy = Turn(self.parts), True
-                try:
-                    await turn.speak(str(value))
-                except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
-                    await turn.failed(e, apologise=False)
-                finally:
-                    self.busy = False
+                await self._announce(str(value))
+                spoke = True
+            elif kind == "ring":
+                await self._announce(f"Your {value.label} is done.", chime=True)
                 spoke = True
         if spoke:
             self.ears.wake.reset()
             self._state("idle")
         return spoke
+
+    async def _announce(self, text: str, chime: bool = False) -> None:
+        turn, self.busy = Turn(self.parts), True
+        try:
+            if chime and self.player.speaks:
+                await self.player.chime()
+            await turn.speak(text)
+        except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
+            await turn.failed(e, apologise=False)
+        finally:
+            self.busy = False
 
     async def _turn(self, audio: np.ndarray, metrics: TurnMetrics) -> str:
         """One command, heard to answered; returns what was said back. A part that fails (the recogniser,

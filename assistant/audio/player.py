@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .chime import chime
+
 
 class Player:
     def __init__(self, sink, tts, workers, volume: float = 1.0):
@@ -27,6 +29,10 @@ class Player:
         while (pcm := await self.workers.run("tts", next, chunks, None)) is not None:
             on_audio(len(pcm) / self.tts.sample_rate)
             await self.play(pcm, self.tts.sample_rate)
+
+    async def chime(self) -> None:
+        """The timer's ring, at the voice's sample rate (a sink takes one rate)."""
+        await self.play(chime(self.tts.sample_rate), self.tts.sample_rate)
 
     async def play(self, pcm: np.ndarray, rate: int) -> None:
         if self.volume < 1:

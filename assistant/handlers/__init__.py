@@ -12,6 +12,7 @@ from typing import Protocol
 from ..types import Intent, Outcome
 from .custom import CustomHandler
 from .devices import DeviceHandler
+from .timers import TimerHandler
 
 
 class Handler(Protocol):
@@ -33,6 +34,7 @@ class Handlers:
         return Outcome("Sorry, I can't do that yet.", ok=False, intent=intent)
 
 
-def for_home(cfg, home, custom) -> Handlers:
-    """The handlers of a home: the user's own intents, then the devices (which take every other intent)."""
-    return Handlers([CustomHandler(custom, cfg), DeviceHandler(home)])
+def for_home(cfg, home, custom, timers, player) -> Handlers:
+    """The handlers of a home: the user's own intents, the box's own things (timers), then the devices
+    (which take every other intent)."""
+    return Handlers([CustomHandler(custom, cfg), TimerHandler(timers), DeviceHandler(home)])
