@@ -1,13 +1,17 @@
-"""Timers as pure logic: a clock the test turns, a state directory in
+"""Timers and the spoken time as pure logic: a clock the test turns, a state directory in
 tmp_path, no models and no broker."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import EXAMPLE
 
 from assistant import config
 from assistant.events import EventBus
+from assistant.handlers.clock import ClockHandler, spoken_date, spoken_time
 from assistant.handlers.timers import TimerHandler
 from assistant.home.live import Home
 from assistant.timers import RING_EVERY_S, RING_TIMEOUT_S, Timers, spoken_duration
@@ -144,6 +148,22 @@ def test_never_mind_with_nothing_ringing_is_a_quiet_end(templates, timers):
     for text in ("never mind", "cancel", "stop"):
         outcome = TimerHandler(timers).plan(templates.understand(text))
         assert outcome.reply == "" and outcome.effect is None and not outcome.commands
+
+
+@pytest.mark.parametrize("hour,minute,said", [(15, 20, "It's 3:20 PM."), (9, 5, "It's 9:05 AM."),
+                                              (12, 0, "It's noon."), (0, 0, "It's midnight."), (0, 30, "It's 12:30 AM."),
+                                              (18, 0, "It's 6 PM.")])
+def test_time_is_said_naturally(hour, minute, said):
+    assert spoken_time(datetime(2026, 11, 30, hour, minute)) == said
+
+
+def test_time_and_date_in_the_configured_zone(templates):
+    utc = datetime(2026, 11, 30, 23, 30, tzinfo=ZoneInfo("UTC"))
+    tokyo = ClockHandler("Asia/Tokyo", now=lambda: utc.astimezone(ZoneInfo("Asia/Tokyo")))
+    assert tokyo.plan(templates.understand("what time is it")).reply == "It's 8:30 AM."
+    assert tokyo.plan(templates.understand("what day is it")).reply == spoken_date(datetime(2026, 12, 1)) == \
+        "It's Tuesday, December 1."
+    assert ClockHandler("Asia/Tokyo").now().utcoffset().total_seconds() == 9 * 3600
 
 
 def test_the_box_own_sentences_leave_the_lights_alone(templates):

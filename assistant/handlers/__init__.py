@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..types import Intent, Outcome
+from .clock import ClockHandler
 from .custom import CustomHandler
 from .devices import DeviceHandler
 from .timers import TimerHandler
@@ -35,6 +36,7 @@ class Handlers:
 
 
 def for_home(cfg, home, custom, timers, player) -> Handlers:
-    """The handlers of a home: the user's own intents, the box's own things (timers), then the devices
-    (which take every other intent)."""
-    return Handlers([CustomHandler(custom, cfg), TimerHandler(timers), DeviceHandler(home)])
+    """The handlers of a home: the user's own intents, the box's own things (timers, the clock), then
+    the devices (which take every other intent)."""
+    return Handlers([CustomHandler(custom, cfg), TimerHandler(timers), ClockHandler(cfg.time_zone),
+                     DeviceHandler(home)])

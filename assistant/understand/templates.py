@@ -16,9 +16,10 @@ from .fuzzy import VocabularySnap
 
 log = logging.getLogger(__name__)
 
-# The box's own intents: about itself (timers), not about a device of the home.
+# The box's own intents: about itself (timers, the time), not about a device of the home.
 BOX = ("HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "HassPauseTimer", "HassUnpauseTimer",
-       "HassIncreaseTimer", "HassDecreaseTimer", "HassTimerStatus", "HassNevermind")
+       "HassIncreaseTimer", "HassDecreaseTimer", "HassTimerStatus", "HassGetCurrentTime", "HassGetCurrentDate",
+       "HassNevermind")
 SUPPORTED = ("HassTurnOn", "HassTurnOff", "HassLightSet", *BOX)
 # "turn on the kitchen like" parses as a command for an unknown device "kitchen like"; a snap this close
 # to a real device is the likelier reading, a weaker one leaves the "I don't know ..." answer.
@@ -48,6 +49,8 @@ OWN = {
     # Named timers the way people say them ("set a 5 minute pizza timer"), using the package's slot lists.
     "HassStartTimer": ["<timer_set> [a|an|the|my] <timer_length> {timer_name:name} timer",
                        "<timer_set> (a|an|the|my) {timer_name:name} timer for <timer_length>"],
+    "HassGetCurrentDate": ["(what|which) day is it [today]", "what's the day [today]", "what is the day [today]",
+                           "what's today"],
     # "stop" ends a ringing timer; "never mind" and "cancel" otherwise end the turn quietly.
     "HassNevermind": ["stop", "cancel", "stop it", "cancel that", "forget it", "stop (the|that) (alarm|ringing|noise)",
                       "stop ringing"],
