@@ -199,7 +199,7 @@ class Config:
     intent: list[IntentConfig] = field(default_factory=list)
     slot: list[SlotConfig] = field(default_factory=list)
     sentences_file: str = ""  # custom intents in hassil's YAML shape, relative to this file
-    state_dir: str = ""  # timers; empty: $STATE_DIRECTORY (systemd) or ~/.local/state/assistant
+    state_dir: str = ""  # timers and volume; empty: $STATE_DIRECTORY (systemd) or ~/.local/state/assistant
     time_zone: str = ""  # IANA name for the spoken time, e.g. Europe/Berlin; empty: the system's
 
 

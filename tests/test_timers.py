@@ -1,4 +1,4 @@
-"""Timers and the spoken time as pure logic: a clock the test turns, a state directory in
+"""Timers, the spoken time and the volume as pure logic: a clock the test turns, a state directory in
 tmp_path, no models and no broker."""
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import pytest
 from conftest import EXAMPLE
 
 from assistant import config
+from assistant.audio.player import Player
 from assistant.events import EventBus
 from assistant.handlers.clock import ClockHandler, spoken_date, spoken_time
 from assistant.handlers.timers import TimerHandler
+from assistant.handlers.volume import VolumeHandler
 from assistant.home.live import Home
 from assistant.timers import RING_EVERY_S, RING_TIMEOUT_S, Timers, spoken_duration
 from assistant.understand.templates import TemplateUnderstander
@@ -164,6 +166,21 @@ def test_time_and_date_in_the_configured_zone(templates):
     assert tokyo.plan(templates.understand("what day is it")).reply == spoken_date(datetime(2026, 12, 1)) == \
         "It's Tuesday, December 1."
     assert ClockHandler("Asia/Tokyo").now().utcoffset().total_seconds() == 9 * 3600
+
+
+def test_volume_is_set_stepped_muted_and_remembered(templates, tmp_path):
+    player = Player(None, None, None)
+    h = VolumeHandler(player, tmp_path)
+    assert say(templates, h, "set the volume to 40 percent") == "Volume 40 percent."
+    assert player.volume == 0.4
+    say(templates, h, "volume up")
+    assert player.volume == 0.5
+    assert say(templates, h, "mute the speaker") == "Speaker muted." and player.volume == 0
+    again = Player(None, None, None)
+    VolumeHandler(again, tmp_path)  # a restart
+    assert again.volume == 0
+    say(templates, VolumeHandler(again, tmp_path), "unmute the speaker")
+    assert again.volume == 0.5
 
 
 def test_the_box_own_sentences_leave_the_lights_alone(templates):

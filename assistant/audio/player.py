@@ -35,8 +35,8 @@ class Player:
         await self.play(chime(self.tts.sample_rate), self.tts.sample_rate)
 
     async def play(self, pcm: np.ndarray, rate: int) -> None:
-        if self.volume < 1:
-            pcm = (pcm.astype(np.float32) * max(0.0, self.volume)).astype(pcm.dtype)
+        if self.volume < 1:  # rounded, not truncated: int16 audio keeps its shape at low volume
+            pcm = np.rint(pcm.astype(np.float32) * max(0.0, self.volume)).astype(pcm.dtype)
         await self.sink.play(pcm, rate)
 
     async def end_of_reply(self) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..config import state_dir
 from ..types import Intent, Outcome
 from .clock import ClockHandler
 from .custom import CustomHandler
 from .devices import DeviceHandler
 from .timers import TimerHandler
+from .volume import VolumeHandler
 
 
 class Handler(Protocol):
@@ -36,7 +38,7 @@ class Handlers:
 
 
 def for_home(cfg, home, custom, timers, player) -> Handlers:
-    """The handlers of a home: the user's own intents, the box's own things (timers, the clock), then
-    the devices (which take every other intent)."""
+    """The handlers of a home: the user's own intents, the box's own things (timers, the clock, its
+    volume), then the devices (which take every other intent)."""
     return Handlers([CustomHandler(custom, cfg), TimerHandler(timers), ClockHandler(cfg.time_zone),
-                     DeviceHandler(home)])
+                     VolumeHandler(player, state_dir(cfg)), DeviceHandler(home)])

@@ -16,10 +16,10 @@ from .fuzzy import VocabularySnap
 
 log = logging.getLogger(__name__)
 
-# The box's own intents: about itself (timers, the time), not about a device of the home.
+# The box's own intents: about itself (timers, the time, its volume), not about a device of the home.
 BOX = ("HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "HassPauseTimer", "HassUnpauseTimer",
        "HassIncreaseTimer", "HassDecreaseTimer", "HassTimerStatus", "HassGetCurrentTime", "HassGetCurrentDate",
-       "HassNevermind")
+       "HassNevermind", "HassSetVolume", "HassSetVolumeRelative", "AssistantMute", "AssistantUnmute")
 SUPPORTED = ("HassTurnOn", "HassTurnOff", "HassLightSet", *BOX)
 # "turn on the kitchen like" parses as a command for an unknown device "kitchen like"; a snap this close
 # to a real device is the likelier reading, a weaker one leaves the "I don't know ..." answer.
@@ -54,6 +54,13 @@ OWN = {
     # "stop" ends a ringing timer; "never mind" and "cancel" otherwise end the turn quietly.
     "HassNevermind": ["stop", "cancel", "stop it", "cancel that", "forget it", "stop (the|that) (alarm|ringing|noise)",
                       "stop ringing"],
+    # The box's own speaker (Home Assistant's volume sentences are for media players in an area).
+    "HassSetVolume": ["(set|change|turn) [the] volume to {volume:volume_level}[([ ]%)| percent]",
+                      "volume {volume:volume_level}[([ ]%)| percent]"],
+    "HassSetVolumeRelative": ["[turn [the]] volume {volume_step}", "turn {volume_step} the volume",
+                              "{volume_step} the volume", "turn it {volume_step}"],
+    "AssistantMute": ["mute [the] (speaker|sound|volume)"],
+    "AssistantUnmute": ["unmute [the] (speaker|sound|volume)"],
 }
 TIMER_LENGTH = ("({timer_hours:hours}( |-)hour[s] [[and] {timer_minutes:minutes}( |-)minute[s]] "
                 "[[and] {timer_seconds:seconds}( |-)second[s]] | {timer_minutes:minutes}( |-)minute[s] "
