@@ -33,6 +33,7 @@ from .understand.understanding import Understanding
 from .workers import Workers
 
 FRAMES_STALL_S = 10.0  # between turns, a microphone this long without a frame is gone or hung
+RING_LISTEN_S = 4.0  # after each ring of a timer, how long "stop" is heard without the wake word
 
 
 class Ears:
@@ -108,6 +109,10 @@ class Assistant:
             heard_s = self.ears.count(frame)
             if ep is None and await self._between_turns():
                 source.flush()  # it heard itself
+                if self.timers.ringing():  # "stop" needs no wake word while a timer rings
+                    metrics, ep = TurnMetrics(), self.ears.command(start_timeout_s=RING_LISTEN_S)
+                    self._state("listening")
+                    continue
             if ep is None and self.muted:
                 continue
             if ep is None:
