@@ -70,8 +70,8 @@ class Ears:
 
 class Assistant:
     """Makes the parts once, then runs the conversation: waits for the wake word, hands each command to
-    a `Turn`, listens for an answer without the wake word after a question, and takes mute and
-    announcements from the broker only between turns."""
+    a `Turn`, listens for an answer without the wake word after a question (and for "stop" after a
+    timer's ring), and takes mute, announcements and rings only between turns."""
 
     def __init__(self, cfg: Config, engines: Engines, link: MqttLink | None, sink=None,
                  events: EventBus | None = None):
