@@ -11,6 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .mqtt_topics import filter_problem, topic_problem
 
@@ -198,6 +199,8 @@ class Config:
     intent: list[IntentConfig] = field(default_factory=list)
     slot: list[SlotConfig] = field(default_factory=list)
     sentences_file: str = ""  # custom intents in hassil's YAML shape, relative to this file
+    state_dir: str = ""  # timers and volume; empty: $STATE_DIRECTORY (systemd) or ~/.local/state/assistant
+    time_zone: str = ""  # IANA name for the spoken time, e.g. Europe/Berlin; empty: the system's
 
 
 def load(path: str | os.PathLike) -> Config:
@@ -298,6 +301,21 @@ def _check_llm_models(cfg: Config) -> None:
                               f"models ({', '.join(known)}), got {value!r}")
 
 
+def _check_time_zone(cfg: Config) -> None:
+    if not cfg.time_zone:
+        return
+    try:
+        ZoneInfo(cfg.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{cfg.path}: 'time_zone' should be a time zone name like Europe/Berlin, "
+                          f"got {cfg.time_zone!r}") from None
+
+
+def state_dir(cfg: Config) -> Path:
+    """Where what the box must remember across restarts lives (systemd's StateDirectory in the service)."""
+    return Path(cfg.state_dir or os.environ.get("STATE_DIRECTORY") or "~/.local/state/assistant").expanduser()
+
+
 DEVICE_TOPICS = ("command_topic", "state_topic", "availability_topic", "brightness_command_topic",
                  "brightness_state_topic")
 
@@ -348,6 +366,7 @@ def _check(cfg: Config) -> None:
         if value not in allowed:
             raise ConfigError(f"{file}: '{key}' should be one of {', '.join(allowed)}, got {value!r}")
     _check_llm_models(cfg)
+    _check_time_zone(cfg)
     u = cfg.understand
     if not 0 <= u.ask_threshold <= u.act_threshold <= 1:
         raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "

@@ -63,6 +63,7 @@ class Kind(StrEnum):
     ERROR = "error"  # where (mqtt | llm), message
     MUTE = "mute"  # muted
     ANNOUNCEMENT = "announcement"  # text: said on request from the broker
+    TIMER = "timer"  # event (started | updated | finished | cancelled), timer, timers (all of them)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import handlers
 from .audio.player import Player
-from .config import Config
+from .config import Config, state_dir
 from .endpoint import Endpointer
 from .engines.load import Engines, make_brain
 from .events import EventBus, Kind, TurnMetrics
@@ -23,6 +23,7 @@ from .home.live import Home
 from .models import ModelStore
 from .mqtt_link import MqttLink
 from .presence import Presence
+from .timers import Timers
 from .turn import Parts, Turn
 from .types import SAMPLE_RATE, Outcome
 from .understand.custom import CustomIntents
@@ -32,6 +33,7 @@ from .understand.understanding import Understanding
 from .workers import Workers
 
 FRAMES_STALL_S = 10.0  # between turns, a microphone this long without a frame is gone or hung
+RING_LISTEN_S = 4.0  # after each ring of a timer, how long "stop" is heard without the wake word
 
 
 class Ears:
@@ -68,8 +70,8 @@ class Ears:
 
 class Assistant:
     """Makes the parts once, then runs the conversation: waits for the wake word, hands each command to
-    a `Turn`, listens for an answer without the wake word after a question, and takes mute and
-    announcements from the broker only between turns."""
+    a `Turn`, listens for an answer without the wake word after a question (and for "stop" after a
+    timer's ring), and takes mute, announcements and rings only between turns."""
 
     def __init__(self, cfg: Config, engines: Engines, link: MqttLink | None, sink=None,
                  events: EventBus | None = None):
@@ -78,10 +80,11 @@ class Assistant:
         self.home = Home(cfg)
         self.presence = Presence(cfg, link, self.events)
         custom = CustomIntents(custom_grammar(cfg), cfg.language)
-        self.understanding = Understanding(cfg, self.home.registry, custom,
-                                           handlers.for_home(cfg, self.home, custom).plan)
         self.workers = Workers()
         self.player = Player(sink, engines.tts, self.workers)
+        self.timers = Timers(state_dir(cfg), self.events)
+        self.understanding = Understanding(cfg, self.home.registry, custom,
+                                           handlers.for_home(cfg, self.home, custom, self.timers, self.player).plan)
         self.ears = Ears(cfg, engines)
         if cfg.llm.route != "templates" and engines.brain is None:
             engines.brain = make_brain(cfg, ModelStore(cfg.models_dir or None))
@@ -106,6 +109,10 @@ class Assistant:
             heard_s = self.ears.count(frame)
             if ep is None and await self._between_turns():
                 source.flush()  # it heard itself
+                if self.timers.ringing():  # "stop" needs no wake word while a timer rings
+                    metrics, ep = TurnMetrics(), self.ears.command(start_timeout_s=RING_LISTEN_S)
+                    self._state("listening")
+                    continue
             if ep is None and self.muted:
                 continue
             if ep is None:
@@ -159,27 +166,36 @@ class Assistant:
             spoken.rstrip().endswith("?") and self.cfg.llm.follow_up_s > 0)
 
     async def _between_turns(self) -> bool:
-        """Mute and announcements from the broker, only ever between turns. True if it spoke."""
+        """Mute and announcements from the broker, and finished timers ringing, only ever between turns.
+        True if it spoke."""
         spoke = False
-        for kind, value in self.presence.inbox.take():
+        for kind, value in self.presence.inbox.take() + self.timers.take():
             if kind == "mute":
                 self.muted = bool(value)
                 self.events.emit(Kind.MUTE, muted=self.muted)
                 self._state("idle")
             elif kind == "say":
                 self.events.emit(Kind.ANNOUNCEMENT, text=value)
-                turn, self.busy = Turn(self.parts), True
-                try:
-                    await turn.speak(str(value))
-                except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
-                    await turn.failed(e, apologise=False)
-                finally:
-                    self.busy = False
+                await self._announce(str(value))
+                spoke = True
+            elif kind == "ring":
+                await self._announce(f"Your {value.label} is done.", chime=True)
                 spoke = True
         if spoke:
             self.ears.wake.reset()
             self._state("idle")
         return spoke
+
+    async def _announce(self, text: str, chime: bool = False) -> None:
+        turn, self.busy = Turn(self.parts), True
+        try:
+            if chime and self.player.speaks:
+                await self.player.chime()
+            await turn.speak(text)
+        except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
+            await turn.failed(e, apologise=False)
+        finally:
+            self.busy = False
 
     async def _turn(self, audio: np.ndarray, metrics: TurnMetrics) -> str:
         """One command, heard to answered; returns what was said back. A part that fails (the recogniser,

@@ -1,6 +1,6 @@
 """The assistant as a thing on the broker: its own Home Assistant discovery (state, last transcript, last
-intent, a mute switch), its status topics, the intents it recognised, and the messages it takes from
-outside (mute, announcements).
+intent, the next timer, a mute switch), its status topics, its timers, the intents it recognised, and the
+messages it takes from outside (mute, announcements).
 
 `Presence` only listens to the conductor's events and publishes what they say; the conductor never
 publishes status itself. Incoming messages arrive on the MQTT thread and only go into `Inbox`; the
@@ -57,6 +57,11 @@ def discovery_configs(cfg: Config) -> list[tuple[str, str]]:
         ("sensor", "last_intent", {"name": "Last intent", "state_topic": f"{base}/last_intent",
                                    "value_template": "{{ value_json.name }}",
                                    "json_attributes_topic": f"{base}/last_intent", "icon": "mdi:lightning-bolt"}),
+        ("sensor", "next_timer", {"name": "Next timer", "state_topic": f"{base}/timers",
+                                  "value_template": "{{ value_json.next.label if value_json.next else 'none' }}",
+                                  "json_attributes_topic": f"{base}/timers",
+                                  "json_attributes_template": "{{ (value_json.next or {}) | tojson }}",
+                                  "icon": "mdi:timer-outline"}),
         ("switch", "mute", {"name": "Mute", "command_topic": f"{base}/mute/set", "state_topic": f"{base}/mute",
                             "payload_on": "ON", "payload_off": "OFF", "icon": "mdi:microphone-off"}),
     ]
@@ -150,6 +155,9 @@ class Presence:
             i = d["intent"]
             body = {"name": i.name, "text": i.text, "slots": i.slots, "source": i.source}
             self._publish(f"{self.base}/last_intent", json.dumps(body, default=str))
+        elif ev.kind is Kind.TIMER:  # the change for automations, and all timers for the sensor
+            self._publish(f"{self.base}/timer/{d['event']}", json.dumps(d["timer"]), retain=False)
+            self._publish(f"{self.base}/timers", json.dumps(d["timers"]))
         elif ev.kind is Kind.ACTED and (i := d["outcome"].intent) and not d["outcome"].carries_intent:
             for c in intent_messages(i, self.cfg):  # for automations (docs/mqtt.md)
                 self._publish(c.topic, c.payload, retain=False)

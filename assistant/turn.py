@@ -107,6 +107,8 @@ class Turn:
         self.stage = "act"
         if outcome.intent and decision.verdict is not Verdict.DECLINED:
             p.events.emit(Kind.INTENT, intent=outcome.intent)
+        if outcome.effect and decision.verdict is Verdict.ACT:
+            outcome.effect()
         if outcome.commands:
             outcome = await self._deliver(outcome)
             self.metrics.to_publish_s = time.perf_counter() - self.t0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -64,4 +64,5 @@ class Outcome:
     intent: Intent | None = None
     speech: Iterator[str] | None = None  # a reply still being generated (LLM answers), instead of `reply`
     carries_intent: bool = False  # the commands are the intent's own messages (the user's intents)
+    effect: Callable[[], None] | None = None  # done on the box itself when carried out (a timer started)
 

@@ -37,6 +37,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    """Timers and the volume a test sets are its own, never the user's (config.state_dir's fallback)."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
 @pytest.fixture(scope="session")
 def broker():
     with LocalBroker() as b:

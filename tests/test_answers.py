@@ -4,31 +4,36 @@ and an answer that is neither is asked about once more, then dropped. Pure logic
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE, with_front_door_lock
 
 from assistant import config, handlers
+from assistant.audio.player import Player
+from assistant.events import EventBus
 from assistant.home.live import Home
+from assistant.timers import Timers
 from assistant.understand.custom import CustomIntents
 from assistant.understand.custom import from_config as custom_grammar
 from assistant.understand.understanding import NOT_SURE, Understanding, Verdict
 
 
-def understanding(cfg: config.Config) -> Understanding:
-    cfg.llm.route = "templates"
+def understanding(cfg: config.Config, state: Path) -> Understanding:
+    cfg.llm.route, cfg.state_dir = "templates", str(state)
     home, custom = Home(cfg), CustomIntents(custom_grammar(cfg), cfg.language)
-    return Understanding(cfg, home.registry, custom, handlers.for_home(cfg, home, custom).plan)
+    plan = handlers.for_home(cfg, home, custom, Timers(state, EventBus()), Player(None, None, None)).plan
+    return Understanding(cfg, home.registry, custom, plan)
 
 
 @pytest.fixture(scope="module")
 def with_lock(tmp_path_factory) -> Understanding:
-    return understanding(with_front_door_lock(tmp_path_factory.mktemp("home")))
+    return understanding(with_front_door_lock(tmp_path_factory.mktemp("home")), tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="module")
-def example() -> Understanding:
-    return understanding(config.load(EXAMPLE))
+def example(tmp_path_factory) -> Understanding:
+    return understanding(config.load(EXAMPLE), tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture

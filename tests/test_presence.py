@@ -1,5 +1,6 @@
-"""The assistant as a Home Assistant device on a real broker: its discovery configs, a mute switch that
-works and survives a broker restart, and announcements spoken from `assistant/<site>/say`."""
+"""The assistant as a Home Assistant device on a real broker: its discovery configs (the next timer among
+them), a mute switch that works and survives a broker restart, and announcements spoken from
+`assistant/<site>/say`."""
 
 from __future__ import annotations
 
@@ -30,12 +31,13 @@ def test_discovery_configs_are_retained_valid_and_unique(make_assistant):
     with LocalBroker() as b:  # a broker of its own: no configs retained by earlier tests
         a, _, _ = make_assistant(url=b.url)
         with MqttRecorder(b.url, topics=("homeassistant/+/voice_assistant_demo/#",)) as late:  # after: retained
-            assert wait_for(lambda: len(late.messages) == 4)
+            assert wait_for(lambda: len(late.messages) == 5)
             configs = {t: json.loads(p) for t, p in late.messages}
     assert set(configs) == {f"homeassistant/{c}/voice_assistant_demo/{o}/config" for c, o in
-                            [("sensor", "state"), ("sensor", "transcript"), ("sensor", "last_intent"), ("switch", "mute")]}
+                            [("sensor", "state"), ("sensor", "transcript"), ("sensor", "last_intent"), ("sensor", "next_timer"),
+                             ("switch", "mute")]}
     ids = [c["unique_id"] for c in configs.values()]
-    assert len(set(ids)) == 4
+    assert len(set(ids)) == 5
     for c in configs.values():
         assert c["availability_topic"] == f"{BASE}/availability" and c["state_topic"].startswith(BASE + "/")
         assert c["device"]["identifiers"] == ["voice_assistant_demo"]

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .chime import chime
+
 
 class Player:
     def __init__(self, sink, tts, workers, volume: float = 1.0):
@@ -28,9 +30,13 @@ class Player:
             on_audio(len(pcm) / self.tts.sample_rate)
             await self.play(pcm, self.tts.sample_rate)
 
+    async def chime(self) -> None:
+        """The timer's ring, at the voice's sample rate (a sink takes one rate)."""
+        await self.play(chime(self.tts.sample_rate), self.tts.sample_rate)
+
     async def play(self, pcm: np.ndarray, rate: int) -> None:
-        if self.volume < 1:
-            pcm = (pcm.astype(np.float32) * max(0.0, self.volume)).astype(pcm.dtype)
+        if self.volume < 1:  # rounded, not truncated: int16 audio keeps its shape at low volume
+            pcm = np.rint(pcm.astype(np.float32) * max(0.0, self.volume)).astype(pcm.dtype)
         await self.sink.play(pcm, rate)
 
     async def end_of_reply(self) -> None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..config import state_dir
 from ..types import Intent, Outcome
+from .clock import ClockHandler
 from .custom import CustomHandler
 from .devices import DeviceHandler
+from .timers import TimerHandler
+from .volume import VolumeHandler
 
 
 class Handler(Protocol):
@@ -33,6 +37,8 @@ class Handlers:
         return Outcome("Sorry, I can't do that yet.", ok=False, intent=intent)
 
 
-def for_home(cfg, home, custom) -> Handlers:
-    """The handlers of a home: the user's own intents, then the devices (which take every other intent)."""
-    return Handlers([CustomHandler(custom, cfg), DeviceHandler(home)])
+def for_home(cfg, home, custom, timers, player) -> Handlers:
+    """The handlers of a home: the user's own intents, the box's own things (timers, the clock, its
+    volume), then the devices (which take every other intent)."""
+    return Handlers([CustomHandler(custom, cfg), TimerHandler(timers), ClockHandler(cfg.time_zone),
+                     VolumeHandler(player, state_dir(cfg)), DeviceHandler(home)])

@@ -16,7 +16,11 @@ from .fuzzy import VocabularySnap
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = ("HassTurnOn", "HassTurnOff", "HassLightSet")
+# The box's own intents: about itself (timers, the time, its volume), not about a device of the home.
+BOX = ("HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "HassPauseTimer", "HassUnpauseTimer",
+       "HassIncreaseTimer", "HassDecreaseTimer", "HassTimerStatus", "HassGetCurrentTime", "HassGetCurrentDate",
+       "HassNevermind", "HassSetVolume", "HassSetVolumeRelative", "AssistantMute", "AssistantUnmute")
+SUPPORTED = ("HassTurnOn", "HassTurnOff", "HassLightSet", *BOX)
 # "turn on the kitchen like" parses as a command for an unknown device "kitchen like"; a snap this close
 # to a real device is the likelier reading, a weaker one leaves the "I don't know ..." answer.
 FUZZY_OVER_UNKNOWN = 0.8
@@ -42,7 +46,25 @@ OWN = {
         "(make | turn) [the] {area} lights (dimmer | darker)", "(make | turn) [the] lights in [the] {area} (dimmer | darker)",
         "dim [the] lights in [the] {area}", "dim [the] {area} lights",
     ],
+    # Named timers the way people say them ("set a 5 minute pizza timer"), using the package's slot lists.
+    "HassStartTimer": ["<timer_set> [a|an|the|my] <timer_length> {timer_name:name} timer",
+                       "<timer_set> (a|an|the|my) {timer_name:name} timer for <timer_length>"],
+    "HassGetCurrentDate": ["(what|which) day is it [today]", "what's the day [today]", "what is the day [today]",
+                           "what's today"],
+    # "stop" ends a ringing timer; "never mind" and "cancel" otherwise end the turn quietly.
+    "HassNevermind": ["stop", "cancel", "stop it", "cancel that", "forget it", "stop (the|that) (alarm|ringing|noise)",
+                      "stop ringing"],
+    # The box's own speaker (Home Assistant's volume sentences are for media players in an area).
+    "HassSetVolume": ["(set|change|turn) [the] volume to {volume:volume_level}[([ ]%)| percent]",
+                      "volume {volume:volume_level}[([ ]%)| percent]"],
+    "HassSetVolumeRelative": ["[turn [the]] volume {volume_step}", "turn {volume_step} the volume",
+                              "{volume_step} the volume", "turn it {volume_step}"],
+    "AssistantMute": ["mute [the] (speaker|sound|volume)"],
+    "AssistantUnmute": ["unmute [the] (speaker|sound|volume)"],
 }
+TIMER_LENGTH = ("({timer_hours:hours}( |-)hour[s] [[and] {timer_minutes:minutes}( |-)minute[s]] "
+                "[[and] {timer_seconds:seconds}( |-)second[s]] | {timer_minutes:minutes}( |-)minute[s] "
+                "[[and] {timer_seconds:seconds}( |-)second[s]] | {timer_seconds:seconds}( |-)second[s])")
 
 
 class TemplateUnderstander:
@@ -55,8 +77,10 @@ class TemplateUnderstander:
             raise ValueError(f"no sentence templates for language {language!r}")
         data = {**data, "intents": {k: v for k, v in data["intents"].items() if k in SUPPORTED}}
         self.intents = Intents.from_dict(data)
-        self.own = Intents.from_dict({"language": language, "intents": {
-            k: {"data": [{"sentences": v}]} for k, v in OWN.items()}})
+        self.own = Intents.from_dict({
+            "language": language, "lists": data.get("lists", {}),
+            "expansion_rules": {**data.get("expansion_rules", {}), "timer_length": TIMER_LENGTH},
+            "intents": {k: {"data": [{"sentences": v}]} for k, v in OWN.items()}})
         self.language = language
         self.registry = registry
         # Longest first, so "hey jarvis" is stripped before "jarvis".
@@ -121,12 +145,16 @@ class TemplateUnderstander:
     def _exact(self, t: str) -> Intent | None:
         r = recognize_best(t, self.intents, slot_lists=self.slot_lists, language=self.language,
                            best_slot_name="name")
+        if r is not None and "conversation_command" in r.entities:
+            return None  # "in 5 minutes turn off the light": a delayed command, which the box does not do
         if r is not None:
             return self._intent(r, t)
         return self._unknown_target(t)
 
     def _intent(self, r, text: str) -> Intent:
         e = {k: v.value for k, v in r.entities.items()}
+        if r.intent.name in BOX:  # its "name" is a timer's, not a device's
+            return Intent(name=r.intent.name, text=text, domain="assistant", slots=e)
         name = e.get("name")
         bright = e.get("brightness")
         color = e.get("color")
