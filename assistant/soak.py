@@ -337,7 +337,8 @@ def report(records: list[TurnRecord], final: TurnRecord, arrivals: list[Arrival]
         "hung": sum(r.hung for r in records), "other_errors": sum(len(r.errors) for r in records),
         "strays": strays, "faults": {k: faults.injected[k] for k in FAULTS},
         "rss_mb": {"start": rss[0][1], "end": rss[-1][1],
-                   "slope_per_1000_turns": slope_per_1000([p for p in rss if p[0] >= half])},
+                   "slope_per_1000_turns": slope_per_1000([p for p in rss if p[0] >= half]),
+                   "between_turns": rss},  # a turn's own working memory comes and goes within it
         "still_answering": last.outcome == "delivered" and not last.duplicate and not last.late,
         "wall_s": wall_s, "command_timeout_s": command_timeout_s,
         "misheard_as": Counter(f"{r.sample.text} -> {r.heard}" for r in records if r.misheard),
