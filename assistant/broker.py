@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -62,6 +63,26 @@ class LocalBroker:
             self.proc.terminate()
             self.proc.wait(5)
         self.proc = None
+
+    # Faults, for the soak run: the broker dies, hangs, or goes away and comes back on the same port.
+
+    def kill(self) -> None:
+        """SIGKILL: gone at once, with no goodbye to its clients."""
+        self.proc.kill()
+        self.proc.wait(5)
+        self.proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open but nothing is read or answered until thaw()."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def restart(self) -> None:
+        """SIGTERM, then a fresh start: retained messages and sessions are lost (no persistence)."""
+        self.stop()
+        self.start()
 
     def __enter__(self) -> "LocalBroker":
         return self.start()

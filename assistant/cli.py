@@ -83,6 +83,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--llm", action="store_true", help="keep the config's LLM route (default: templates only)")
     c.add_argument("--seed", type=int, default=0, help="which commands, voices and noise (default 0); thresholds "
                    "were tuned on seed 0, so another seed is the fair test")
+    c = cmd("soak", commands.soak, "Run many spoken commands while the broker is killed, frozen and restarted; "
+            "exit 1 on a duplicate or late command, a hang, or a box that stops answering.")
+    c.add_argument("--turns", type=int, default=1000, help="commands in all (default 1000)")
+    c.add_argument("--faults", type=int, default=10, help="times each fault is injected (default 10)")
+    c.add_argument("--json", help="also write the counts to this JSON file")
+    c.add_argument("--seed", type=int, default=0, help="which commands, voices and fault turns (default 0)")
     m = sub.add_parser("models", help="Fetch, list and verify model files.")
     msub = m.add_subparsers(required=True, metavar="ACTION")
     for name, fn, help in [("fetch", commands.models_fetch, "download the default models (or NAMEs)"),

@@ -175,6 +175,16 @@ def accuracy(args) -> int:
     return 0
 
 
+def soak(args) -> int:
+    from .soak import run_soak
+
+    report = run_soak(config_from(args), store_from(args), turns=args.turns, faults=args.faults, seed=args.seed)
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=1))
+    print(report["text"])
+    return 0 if report["passed"] else 1
+
+
 def _names(store, names: list[str]) -> list[str]:
     return names or [n for n, m in store.manifest.items() if m.default and m.files]
 

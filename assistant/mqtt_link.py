@@ -1,8 +1,8 @@
 """The assistant's one connection to the broker (paho-mqtt in its own network thread).
 
 It reconnects by itself with backoff and announces availability with a retained last will. A command is
-sent only while connected: it is delivered within `command_timeout_s` or reported as failed, never
-queued to arrive minutes later.
+sent only while connected, and only to a broker that is answering: it is delivered within
+`command_timeout_s` or reported as failed, never queued to arrive minutes later.
 
 Anything on the broker may publish anything, so every message is checked (topic, size, UTF-8) before a
 handler sees it; what fails is dropped and counted in `rejected`. No callback can end the network thread;
@@ -283,23 +283,37 @@ class MqttLink:
             self.client.publish(topic, payload, qos=0, retain=retain)
 
     def send(self, cmd: Command) -> float:
-        """Deliver one command (QoS 1, PUBACK awaited); returns seconds taken. Blocking: run off the loop."""
+        """Deliver one command (QoS 1, PUBACK awaited); returns seconds taken. Blocking: run off the loop.
+
+        A hung broker (stopped, swapping) keeps its connections open and, when it wakes, carries out what
+        was written to it meanwhile, long after we answered it as failed; nothing can take it back. So the
+        command is written only after the broker has acknowledged a probe (our availability, QoS 1): only
+        a broker that hangs within that round trip can still deliver it late."""
         t0 = time.monotonic()
         if (problem := topic_problem(cmd.topic)) is not None:
             raise MqttError(f"will not send to {cmd.topic!r}: the topic {problem}")
         if not self._connected.wait(self.command_timeout_s):
             raise MqttError(f"the message broker at {self.host}:{self.port} is not reachable")
-        info = self.client.publish(cmd.topic, cmd.payload, qos=cmd.qos, retain=cmd.retain)
+        if self.availability_topic:
+            self._confirmed(self.availability_topic, "online", 1, True, t0,
+                            f"the message broker at {self.host}:{self.port} does not answer")
+        self._confirmed(cmd.topic, cmd.payload, cmd.qos, cmd.retain, t0,
+                        f"the broker did not confirm the message to {cmd.topic} in time")
+        return time.monotonic() - t0
+
+    def _confirmed(self, topic: str, payload: str, qos: int, retain: bool, t0: float, late: str) -> None:
+        """Publish and wait for the acknowledgement within what is left of the command timeout since t0;
+        raises MqttError(late) when it does not come."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         left = max(0.1, self.command_timeout_s - (time.monotonic() - t0))
         try:
             info.wait_for_publish(left)
         except (RuntimeError, ValueError) as e:
             self._forget(info.mid)
-            raise MqttError(f"could not send to {cmd.topic}: {e}") from None
+            raise MqttError(f"could not send to {topic}: {e}") from None
         if not info.is_published():
             self._forget(info.mid)
-            raise MqttError(f"the broker did not confirm the message to {cmd.topic} in time")
-        return time.monotonic() - t0
+            raise MqttError(late)
 
     def _forget(self, mid: int) -> None:
         """Drop a command we have answered as failed: paho would otherwise resend it after a reconnect,

@@ -97,6 +97,26 @@ def test_broker_stops_and_comes_back():
         b.stop()
 
 
+@pytest.mark.slow
+def test_a_hung_broker_is_given_no_command_to_carry_out_when_it_wakes():
+    with LocalBroker() as b, MqttRecorder(b.url) as spy:
+        a, link = make(b.url, timeout_s=1.0)
+        try:
+            b.freeze()  # connections stay open: whatever is written waits in the broker's socket
+            out = run(a.handle_text("turn on the kitchen light"))
+            assert not out.ok and "nothing was switched" in out.reply
+            b.thaw()
+            assert wait_for(lambda: link.connected)
+            assert run(a.handle_text("turn off the kitchen light")).ok
+            assert wait_for(lambda: spy.on(KITCHEN) == [{"state": "OFF"}])
+            time.sleep(0.3)
+            assert spy.on(KITCHEN) == [{"state": "OFF"}]  # the failed ON never arrives
+        finally:
+            b.thaw()
+            a.close()
+            link.stop()
+
+
 @pytest.fixture(scope="module")
 def tls_broker():
     # mosquitto started as root drops to its own user before reading these: they must be readable to it
