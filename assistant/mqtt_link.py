@@ -34,7 +34,12 @@ RESTARTS_LIMIT, RESTARTS_WINDOW_S = 3, 60.0  # more network thread restarts than
 
 
 class MqttError(Exception):
-    pass
+    """A message could not be delivered. `written`: it went out unconfirmed, so the broker may still
+    carry it out; otherwise it was never written."""
+
+    def __init__(self, message: str, written: bool = False):
+        super().__init__(message)
+        self.written = written
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:
@@ -298,10 +303,11 @@ class MqttLink:
             self._confirmed(self.availability_topic, "online", 1, True, t0,
                             f"the message broker at {self.host}:{self.port} does not answer")
         self._confirmed(cmd.topic, cmd.payload, cmd.qos, cmd.retain, t0,
-                        f"the broker did not confirm the message to {cmd.topic} in time")
+                        f"the broker did not confirm the message to {cmd.topic} in time", written=True)
         return time.monotonic() - t0
 
-    def _confirmed(self, topic: str, payload: str, qos: int, retain: bool, t0: float, late: str) -> None:
+    def _confirmed(self, topic: str, payload: str, qos: int, retain: bool, t0: float, late: str,
+                   written: bool = False) -> None:
         """Publish and wait for the acknowledgement within what is left of the command timeout since t0;
         raises MqttError(late) when it does not come."""
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
@@ -313,7 +319,7 @@ class MqttLink:
             raise MqttError(f"could not send to {topic}: {e}") from None
         if not info.is_published():
             self._forget(info.mid)
-            raise MqttError(late)
+            raise MqttError(late, written)
 
     def _forget(self, mid: int) -> None:
         """Drop a command we have answered as failed: paho would otherwise resend it after a reconnect,

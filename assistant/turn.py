@@ -123,8 +123,10 @@ class Turn:
             self.metrics.publish_s = await p.link.send_all(outcome.commands)
         except MqttError as e:
             p.events.emit(Kind.ERROR, where="mqtt", message=str(e))
-            return Outcome("Sorry, I could not reach the home's message broker, so nothing was switched.",
-                           ok=False, intent=outcome.intent)
+            reply = ("Sorry, the home's message broker did not confirm it, so I can't tell whether it was "
+                     "done." if e.written else
+                     "Sorry, I could not reach the home's message broker, so nothing was switched.")
+            return Outcome(reply, ok=False, intent=outcome.intent)
         for c in outcome.commands:
             p.events.emit(Kind.COMMAND, topic=c.topic, payload=c.payload)
         p.events.emit(Kind.ACTED, outcome=outcome)
