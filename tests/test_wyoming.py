@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import run
+from conftest import EXAMPLE, home_file, run
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -22,7 +23,8 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from wyoming.wake import Detect, Detection
 
 from assistant.audio.io import FileSource
-from assistant.audio.wav import to_pcm16k
+from assistant.audio.wav import to_pcm16k, write_wav
+from assistant.cli import main
 from assistant.config import WyomingConfig
 from assistant.samples import piper, utterance
 from assistant.types import SAMPLE_RATE
@@ -258,3 +260,74 @@ def test_latency_the_service_adds_over_the_pipeline(serve, store):
     report = run(go())
     print("\n" + report["text"])
     assert report["added_ms"] < 1000
+
+
+def test_the_port_taken_stops_the_command_with_one_line(broker, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code = main(["serve", "--mqtt", broker.url, "--uri", f"tcp://127.0.0.1:{taken.getsockname()[1]}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: cannot serve Wyoming") and "already in use" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_clients_past_the_limit_are_refused_and_silent_ones_dropped(serve):
+    async def go():
+        async with serve(max_clients=2, idle_timeout_s=0.5)[1] as server:
+            first, second = await client(server), await client(server)
+            await asyncio.sleep(0.1)  # both taken in
+            refused = await (await client(server)).read_event()  # told so as soon as it connects
+            await asyncio.sleep(1.0)  # past the idle timeout: both closed by the server
+            dropped = [await first.read_event(), await second.read_event()]
+            return refused, dropped, await ask(server, Describe().event(), until="info")
+
+    refused, dropped, later = run(go())
+    assert refused.type == "error" and refused.data["code"] == "busy"
+    assert dropped == [None, None] and later[-1].type == "info"
+
+
+@pytest.mark.parametrize("raw", [b"not json\n", b'{"type": "transcript"}\n', b'{"data": {}}\n',
+                                 (b'{"type": "audio-chunk", "data": {"rate": 16000, "width": 3, "channels": 1}, '
+                                  b'"payload_length": 3}\nabc')])
+def test_a_malformed_event_gets_an_error_and_ends_only_its_connection(serve, raw):
+    async def go():
+        async with serve()[1] as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(raw)
+            await writer.drain()
+            answer = json.loads(await reader.readline())
+            writer.close()
+            return answer, await ask(server, Describe().event(), until="info")
+
+    answer, later = run(go())
+    assert answer["type"] == "error" and later[-1].type == "info"
+
+
+def test_run_serves_too_when_the_config_says_so(store, broker, spy, tmp_path):
+    """One process: the box acts on its own audio while Home Assistant's describe is answered."""
+    with socket.socket() as s:  # a port free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = home_file(tmp_path, EXAMPLE.read_text() + f"\n[wyoming]\nenabled = true\nport = {port}\nzeroconf = false\n")
+    wav = tmp_path / "command.wav"
+    write_wav(wav, utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "Turn on the kitchen light."), 8.0),
+              SAMPLE_RATE)
+    answers: list[str] = []
+
+    async def describe_until_answered():
+        for _ in range(300):
+            try:
+                async with AsyncTcpClient("127.0.0.1", port) as c:
+                    await c.write_event(Describe().event())
+                    answers.append((await c.read_event()).type)
+                    return
+            except OSError:
+                await asyncio.sleep(0.05)
+
+    home_assistant = threading.Thread(target=lambda: asyncio.run(describe_until_answered()))
+    home_assistant.start()
+    code = main(["run", "--config", str(config), "--mqtt", broker.url, "--input", str(wav),
+                 "--output", str(tmp_path / "replies.wav")])
+    home_assistant.join()
+    assert code == 0 and answers == ["info"] and spy.take(1, timeout_s=5) == {KITCHEN: {"state": "ON"}}
