@@ -13,7 +13,7 @@ from .broker import BrokerError
 from .config import ConfigError
 from .models import ModelError
 from .mqtt_link import MqttError
-from .wyoming_server import ServeError
+from .wyoming_events import ServeError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "home.toml"
 

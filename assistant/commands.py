@@ -89,7 +89,8 @@ def wyoming_beside(assistant: Assistant, cfg: Config, args):
 
 def serve(args) -> int:
     """Home Assistant's voice services only: no microphone, no speaker."""
-    from .wyoming_server import from_uri, serving
+    from .wyoming_events import from_uri
+    from .wyoming_server import serving
 
     cfg = config_from(args)
     if args.uri:

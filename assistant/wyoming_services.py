@@ -46,7 +46,7 @@ from .pipeline import Assistant
 from .turn import Turn
 from .types import FRAME_SAMPLES, SAMPLE_RATE, Intent, Source
 from .understand.understanding import Understanding, wake_phrase
-from .wyoming_server import Refused
+from .wyoming_events import Refused
 
 MAX_AUDIO_S = 30.0  # audio buffered for one transcription
 MAX_TEXT = 10_000  # characters of text to speak or understand in one request

@@ -9,7 +9,7 @@ import pytest
 from conftest import home_config, run
 
 from assistant.config import ConfigError, WyomingConfig
-from assistant.wyoming_server import (
+from assistant.wyoming_events import (
     MAX_DATA,
     MAX_LINE,
     MAX_PAYLOAD,
