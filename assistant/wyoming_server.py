@@ -113,8 +113,7 @@ async def announce(name: str, host: str, port: int):
     everywhere = host in ("0.0.0.0", "")
     addresses = _lan_addresses() if everywhere else [socket.gethostbyname(host)]
     zc = AsyncZeroconf(interfaces=InterfaceChoice.All if everywhere else addresses)
-    info = AsyncServiceInfo(SERVICE_TYPE, f"{name}.{SERVICE_TYPE}", parsed_addresses=addresses, port=port,
-                            properties={"version": "1"})
+    info = AsyncServiceInfo(SERVICE_TYPE, f"{name}.{SERVICE_TYPE}", parsed_addresses=addresses, port=port)
     await zc.async_register_service(info)  # the probing that follows runs in the background
     return zc
 
@@ -160,6 +159,12 @@ async def latency(server: WyomingServer, pcm, repeat: int = 5) -> dict:
             f"{statistics.median(inside):.0f} and {statistics.median(outside):.0f} ms)")
     return {"in_process_ms": round(min(inside)), "server_ms": round(min(outside)), "added_ms": round(added),
             "text": text}
+
+
+async def bench_latency(assistant: Assistant, store: ModelStore, pcm) -> dict:
+    """`latency` for `assistant bench`, on a server of its own on a free loopback port."""
+    async with serving(assistant, WyomingConfig(port=0, zeroconf=False), store) as server:
+        return await latency(server, pcm)
 
 
 @asynccontextmanager

@@ -29,7 +29,7 @@ from assistant.config import WyomingConfig
 from assistant.samples import piper, utterance
 from assistant.types import SAMPLE_RATE
 from assistant.wyoming_events import MAX_PAYLOAD, ServeError
-from assistant.wyoming_server import WyomingServer, latency, serving
+from assistant.wyoming_server import WyomingServer, bench_latency, serving
 
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 BEDROOM = "zigbee2mqtt/bedroom_light/set"
@@ -229,14 +229,10 @@ def test_zeroconf_announces_the_box_on_loopback_only(serve):
     assert found == {"Voice assistant demo._wyoming._tcp.local.": port}
 
 
-def test_latency_the_service_adds_over_the_pipeline(serve, store):
+def test_latency_the_service_adds_over_the_pipeline(make_assistant, store):
     pcm = utterance(0.3, piper(store, "Set the living room lamp to 30 percent."), 0.3)
 
-    async def go():
-        async with serve()[1] as server:
-            return await latency(server, pcm)
-
-    report = run(go())
+    report = run(bench_latency(make_assistant()[0], store, pcm))
     print("\n" + report["text"])
     assert report["added_ms"] < 1000
 
