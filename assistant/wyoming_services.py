@@ -66,7 +66,7 @@ class Services:
         # a silent player: the reply goes back to Home Assistant as text, not out of the box's speaker
         self.parts = dataclasses.replace(a.parts, understanding=self.understanding,
                                          player=Player(None, a.engines.tts, a.workers))
-        self.thinking = asyncio.Lock()  # one request at a time through the understanding and its question
+        self.thinking = asyncio.Lock()  # one request at a time through the understanding, from any thread
         self.info = describe(a.cfg, store)
 
     async def hear(self, pcm: np.ndarray) -> str:
@@ -75,7 +75,8 @@ class Services:
         u, asr = self.understanding, self.engines.asr
         if not u.listens_closely(asr):
             return await self.workers.run("asr", asr.transcribe, pcm, u.hotwords)
-        heard = await self.workers.run("asr", u.hear, asr, pcm)
+        async with self.thinking:  # the close listening reads the understanding's sentences
+            heard = await self.workers.run("asr", u.hear, asr, pcm)
         sure = heard.intent and not heard.intent.unknown_name and heard.intent.confidence >= self.cfg.understand.act_threshold
         return heard.intent.text if sure else heard.text
 
