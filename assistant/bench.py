@@ -25,6 +25,7 @@ from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 from .types import SAMPLE_RATE
 from .understand.understanding import wake_phrase
+from .wyoming_server import bench_latency
 
 
 def commands_for(cfg: Config) -> list[str]:
@@ -79,13 +80,15 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
                     asyncio.run(assistant.run(FileSource(pcm=pcm)))
                     missed += len(turns) == before
         frames, cpu_wake = assistant.ears.frames, assistant.ears.cpu_s
+        wyoming = asyncio.run(bench_latency(assistant, store, pcm))
         idle = idle_cpu(assistant)
         assistant.close()
         link.stop()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the speech pipeline alone
     llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
     data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg)
-    data["llm"] = llm
+    data["llm"], data["wyoming"] = llm, wyoming
+    data["text"] += "\n" + wyoming["text"]
     data["text"] += "".join(_llm_text(x) for x in llm)
     if llm:  # every backend measured stays loaded until here, so this is an upper bound
         data["peak_rss_with_llm_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

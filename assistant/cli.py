@@ -13,6 +13,7 @@ from .broker import BrokerError
 from .config import ConfigError
 from .models import ModelError
 from .mqtt_link import MqttError
+from .wyoming_events import ServeError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "home.toml"
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args) or 0
-    except (ConfigError, ModelError, AudioFileError, BrokerError, MqttError) as e:
+    except (ConfigError, ModelError, AudioFileError, BrokerError, MqttError, ServeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -50,6 +51,10 @@ def parser() -> argparse.ArgumentParser:
     c = cmd("run", commands.run, "Listen and act: on the microphone, or on a WAV file with --input.")
     c.add_argument("--input", help="a WAV file to process instead of the microphone; exits at its end")
     c.add_argument("--output", help="write the spoken replies to this WAV file instead of the speaker")
+    c = cmd("serve", commands.serve, "Serve Home Assistant's voice services over the Wyoming protocol: speech "
+            "to text, text to speech, intents carried out, the wake word; announced by zeroconf.")
+    c.add_argument("--uri", help="where to listen, e.g. tcp://0.0.0.0:10700 (default: [wyoming] listen and port, "
+                   "tcp://127.0.0.1:10700)")
     c = cmd("demo", commands.demo, "Set up nothing, show everything: the example home on a spoken sample "
             "(or the microphone), with a private broker when none is reachable.")
     c.add_argument("--output", default="demo-replies.wav", help="where the replies are written")

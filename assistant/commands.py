@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 from . import bad_config
@@ -32,9 +32,11 @@ def connect(cfg: Config, wait_s: float) -> MqttLink:
     return link
 
 
-def build(cfg: Config, args, sink, audio: bool = True, wait_s: float = 2.0) -> tuple[Assistant, MqttLink]:
+def build(cfg: Config, args, sink, audio: bool = True, wait_s: float = 2.0,
+          speech: bool = False) -> tuple[Assistant, MqttLink]:
+    """`speech`: load the voice even without a sink (it speaks to other programs)."""
     store = store_from(args, cfg)
-    engines = Engines.load(cfg, store, audio=audio, speech=sink is not None)
+    engines = Engines.load(cfg, store, audio=audio, speech=speech or sink is not None)
     link = connect(cfg, wait_s)
     bus = EventBus()
     bus.subscribe(printer())
@@ -61,7 +63,8 @@ def run(args, cfg: Config | None = None) -> int:
 
     async def live():
         heartbeat.start(asyncio.get_running_loop())
-        await assistant.run(source)
+        async with wyoming_beside(assistant, cfg, args):
+            await assistant.run(source)
 
     try:
         asyncio.run(live())
@@ -72,6 +75,38 @@ def run(args, cfg: Config | None = None) -> int:
         link.stop()
     if args.output and sink.rate:
         print(f"replies written to {args.output}")
+    return 0
+
+
+def wyoming_beside(assistant: Assistant, cfg: Config, args):
+    """Home Assistant's voice services from the same process and models, when [wyoming] asks for them."""
+    if not cfg.wyoming.enabled:
+        return nullcontext()
+    from .wyoming_server import serving
+
+    return serving(assistant, cfg.wyoming, store_from(args, cfg))
+
+
+def serve(args) -> int:
+    """Home Assistant's voice services only: no microphone, no speaker."""
+    from .wyoming_events import from_uri
+    from .wyoming_server import serving
+
+    cfg = config_from(args)
+    if args.uri:
+        from_uri(cfg.wyoming, args.uri)
+    assistant, link = build(cfg, args, None, speech=True)
+
+    async def forever():
+        async with serving(assistant, cfg.wyoming, store_from(args, cfg)) as server:
+            print(f"Wyoming services on {server.uri}" + (f", announced as {server.name!r}" if cfg.wyoming.zeroconf else ""))
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(forever())
+    finally:
+        assistant.close()
+        link.stop()
     return 0
 
 

@@ -175,6 +175,19 @@ class LlmConfig:
     sys_root: str = "/sys"  # where the thermal zones and the Raspberry Pi's get_throttled are read
 
 
+@dataclass
+class WyomingConfig:
+    """Home Assistant's voice services over the Wyoming protocol (`assistant serve`, or with `run`)."""
+
+    enabled: bool = False  # `assistant run` serves too, with the models it already loaded
+    listen: str = "127.0.0.1"  # loopback: only this machine; 0.0.0.0 or an address to reach it from the LAN
+    port: int = 10700
+    zeroconf: bool = True  # announce the service (_wyoming._tcp) so Home Assistant finds it
+    name: str = ""  # the name announced; empty: "Voice assistant <site>"
+    max_clients: int = 32  # connections beyond this are refused
+    idle_timeout_s: float = 60.0  # a connection silent this long is closed
+
+
 LLM_ROUTES = ("templates", "templates_then_llm", "llm")
 LLM_BACKENDS = ("auto", "hailo", "llama_cpp", "openai")
 
@@ -194,6 +207,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
+    wyoming: WyomingConfig = field(default_factory=WyomingConfig)
     device: list[DeviceConfig] = field(default_factory=list)
     customize: list[CustomizeConfig] = field(default_factory=list)
     intent: list[IntentConfig] = field(default_factory=list)
@@ -344,6 +358,18 @@ def _check_topics(cfg: Config) -> None:
             raise ConfigError(f"{file}: 'discovery.allow[{i}]' is not an MQTT topic filter: {problem}, got {pattern!r}")
 
 
+def _check_wyoming(cfg: Config) -> None:
+    file, w = str(cfg.path), cfg.wyoming
+    if not 0 < w.port < 65536:
+        raise ConfigError(f"{file}: 'wyoming.port' should be a TCP port (1-65535), got {w.port}")
+    if not w.listen.strip():
+        raise ConfigError(f"{file}: 'wyoming.listen' should be an address to listen on, e.g. 127.0.0.1")
+    if w.max_clients < 1:
+        raise ConfigError(f"{file}: 'wyoming.max_clients' should be at least 1, got {w.max_clients}")
+    if w.idle_timeout_s <= 0:
+        raise ConfigError(f"{file}: 'wyoming.idle_timeout_s' should be positive, got {w.idle_timeout_s}")
+
+
 def _check(cfg: Config) -> None:
     """Checks across keys that types alone do not express."""
     file = str(cfg.path)
@@ -367,6 +393,7 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{file}: '{key}' should be one of {', '.join(allowed)}, got {value!r}")
     _check_llm_models(cfg)
     _check_time_zone(cfg)
+    _check_wyoming(cfg)
     u = cfg.understand
     if not 0 <= u.ask_threshold <= u.act_threshold <= 1:
         raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "
