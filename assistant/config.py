@@ -340,9 +340,11 @@ def _check_topics(cfg: Config) -> None:
     file = str(cfg.path)
     pieces = [("site", cfg.site), ("mqtt.topic_prefix", cfg.mqtt.topic_prefix),
               ("discovery.homeassistant_prefix", cfg.discovery.homeassistant_prefix)]
-    pieces += [(f"discovery.zigbee2mqtt_base_topics[{i}]", b) for i, b in enumerate(cfg.discovery.zigbee2mqtt_base_topics)]
+    pieces += [(f"discovery.zigbee2mqtt_base_topics[{i}]", b)
+               for i, b in enumerate(cfg.discovery.zigbee2mqtt_base_topics)]
     for i, d in enumerate(cfg.device):
-        pieces += [(f"device[{i}].{k}", getattr(d, k)) for k in ("friendly_name", "base_topic", "topic") if getattr(d, k)]
+        pieces += [(f"device[{i}].{k}", getattr(d, k))
+                   for k in ("friendly_name", "base_topic", "topic") if getattr(d, k)]
     for key, value in pieces:
         problem = topic_problem(value, part=True)
         if problem is None and key == "site" and "/" in value:
