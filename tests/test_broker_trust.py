@@ -182,6 +182,21 @@ def test_a_lock_announced_later_removes_the_switch_on_its_topic(assistant, publi
     assert announced(a, "shed_light")
 
 
+def test_an_announced_lock_cannot_claim_a_configured_lights_topic(assistant, publisher):
+    """The config says what is on a topic; a lock announced there (found by the fuzz test) would make
+    every command to the kitchen light count as reaching a lock."""
+    make, spy = assistant
+    a, link = make()
+    publisher("homeassistant/lock/fake/config", json.dumps(
+        {"name": "cellar door", "command_topic": KITCHEN}), retain=True)
+    marker(publisher, link)
+    assert a.home.registry.get("cellar_door") is None
+    assert link.rejected.counts["claims a configured device's topic"] == 1
+    assert run(a.handle_text("turn on the kitchen light")).ok
+    assert wait_for(lambda: spy.on(KITCHEN) == [{"state": "ON"}])
+    publisher("homeassistant/lock/fake/config", "", retain=True)
+
+
 # -- finding 3: a wildcard in a discovered command topic ------------------------------------------------------
 
 def test_wildcard_command_topic_does_not_crash_a_whole_home_command(assistant, publisher):

@@ -81,6 +81,8 @@ class Registry:
         for d in devices:
             if self.guard.confirmed(d):
                 self.guard.protect(d)
+            else:  # so that no announced lock can claim what the user configured as a light
+                self.guard.track(d)
 
     @classmethod
     def from_config(cls, devices: list[DeviceConfig], customize: list[CustomizeConfig] = (),
@@ -101,11 +103,21 @@ class Registry:
             devices = [self._customized(d) for d in devices]
             if devices:
                 self.discovered[source] = devices
+            claims = []
             for d in devices:
                 if self.guard.confirmed(d):
-                    for other in self.guard.protect(d):
+                    reaching = self.guard.protect(d)
+                    if mine := next((r for r in reaching if r.source == "config"), None):
+                        claims.append(d)  # the config says what is on that topic, not the broker
+                        self.guard.unprotect(d)
+                        change.refused.append((d, "claims a configured device's topic",
+                                               f"{d.name!r} ({d.domain}) on the topic of {mine.name!r}"))
+                        continue
+                    for other in reaching:
                         self._refuse_shown(other, d, view, names, change)
             for d in devices:
+                if any(d is c for c in claims):
+                    continue
                 if (refusal := self._admit(source, d, view, names, change)) is not None:
                     change.refused.append(refusal)
             if freed:  # devices left out for a name or topic that is free now may be shown
