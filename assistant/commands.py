@@ -99,7 +99,8 @@ def serve(args) -> int:
 
     async def forever():
         async with serving(assistant, cfg.wyoming, store_from(args, cfg)) as server:
-            print(f"Wyoming services on {server.uri}" + (f", announced as {server.name!r}" if cfg.wyoming.zeroconf else ""))
+            announced = f", announced as {server.name!r}" if cfg.wyoming.zeroconf else ""
+            print(f"Wyoming services on {server.uri}{announced}")
             await asyncio.Event().wait()
 
     try:
@@ -211,9 +212,13 @@ def accuracy(args) -> int:
 
 
 def soak(args) -> int:
-    from .soak import run_soak
+    from .soak import TooFewTurns, run_soak
 
-    report = run_soak(config_from(args), store_from(args), turns=args.turns, faults=args.faults, seed=args.seed)
+    try:
+        report = run_soak(config_from(args), store_from(args), turns=args.turns, faults=args.faults, seed=args.seed)
+    except TooFewTurns as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.json:
         Path(args.json).write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=1))
     print(report["text"])

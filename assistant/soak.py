@@ -173,11 +173,15 @@ def later(seconds: float, fn):
     return run
 
 
+class TooFewTurns(ValueError):
+    """More faults asked for than the run has turns to put them in."""
+
+
 def fault_plan(rng: random.Random, turns: int, per_kind: int) -> dict[int, str]:
     """Turn index -> fault, at seeded turns after the warm-up."""
     kinds = [k for k in FAULTS for _ in range(per_kind)]
     if turns - WARMUP_TURNS < len(kinds):
-        raise ValueError(f"{len(kinds)} faults need at least {len(kinds) + WARMUP_TURNS} turns")
+        raise TooFewTurns(f"{len(kinds)} faults need at least {len(kinds) + WARMUP_TURNS} turns (--turns)")
     return dict(zip(rng.sample(range(WARMUP_TURNS, turns), len(kinds)), kinds))
 
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-
 SAMPLE_RATE = 16000
 FRAME_SAMPLES = 1280  # 80 ms: the hop openWakeWord wants; VAD splits it into 512-sample windows
 

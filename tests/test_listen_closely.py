@@ -11,8 +11,17 @@ from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
 from assistant.engines.base import Hypothesis
 from assistant.samples import piper, utterance
-from assistant.understand.rescore import (GAP, MAX_CANDIDATES, as_spoken, choose, flipped, heard_verb, meaning,
-                                         to_check, verb)
+from assistant.understand.rescore import (
+    GAP,
+    MAX_CANDIDATES,
+    as_spoken,
+    choose,
+    flipped,
+    heard_verb,
+    meaning,
+    to_check,
+    verb,
+)
 
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 

@@ -15,8 +15,8 @@ from conftest import EXAMPLE, home_file, run, with_front_door_lock
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.engines.llm import hailo, select
-from assistant.engines.llm.llama_cpp import LlamaCppBackend
 from assistant.engines.llm.base import LlmError
+from assistant.engines.llm.llama_cpp import LlamaCppBackend
 from assistant.home.registry import Registry
 from assistant.samples import piper, utterance
 from assistant.understand.llm import (
@@ -163,6 +163,7 @@ def test_an_answer_left_unfinished_does_not_block_the_next_request(gguf_backend)
     """An answer nobody reads to the end (the user walked away, a caller dropped it) must not hold the
     model: the next request ends it. Run in a thread so that a regression fails instead of hanging."""
     import threading
+
     from assistant.understand.llm import system_prompt as sp
     abandoned = gguf_backend.stream(sp(REG), user_prompt("tell me a long story"), 40, ("\n",))
     assert next(abandoned)  # suspended mid-answer, holding the model

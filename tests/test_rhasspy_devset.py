@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+from conftest import DEVSET, home_config, needs_devset, run
+from test_home_live import wait_for
+
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.understand.custom import CustomIntents, from_config
-from conftest import DEVSET, home_config, needs_devset, run
-from test_home_live import wait_for
 
 pytestmark = needs_devset
 RHASSPY = DEVSET / "rhasspy-en"

@@ -21,7 +21,16 @@ from hassil import recognize_best
 from hassil.sample import sample_intents
 
 from ..types import Intent, Source
-from .grammar import FILLER, CustomIntent, Grammar, GrammarError, SlotList, SlotValue, check, hassil_intents
+from .grammar import (
+    FILLER,
+    CustomIntent,
+    Grammar,
+    GrammarError,
+    SlotList,
+    SlotValue,
+    check,
+    hassil_intents,
+)
 
 SNAP_SENTENCES = 300  # an intent that says more ways than this (number ranges, long lists) is matched exactly only
 
