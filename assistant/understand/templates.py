@@ -67,6 +67,10 @@ TIMER_LENGTH = ("({timer_hours:hours}( |-)hour[s] [[and] {timer_minutes:minutes}
                 "[[and] {timer_seconds:seconds}( |-)second[s]] | {timer_seconds:seconds}( |-)second[s])")
 
 
+ACCEPTED_KEPT = 50_000  # answers kept across homes (a few hundred a home), then forgotten all at once
+_ACCEPTED: dict[tuple, bool] = {}  # (home, sentence) -> the templates take it as it is
+
+
 class TemplateUnderstander:
     def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = (),
                  fuzzy: bool = True, custom_sentences: dict[str, str] | None = None):
@@ -97,10 +101,11 @@ class TemplateUnderstander:
             return
         self._version = self.registry.version
         devices = list(self.registry.devices.values())
+        names = [(n, d.id, d.domain) for d in devices for n in d.spoken_names]
+        self._home_key = (self.language, tuple(names), tuple(self.registry.areas))
         self.slot_lists = {
-            "name": TextSlotList.from_tuples(
-                [(n, d.id, {"domain": d.domain}) for d in devices for n in d.spoken_names] or [("\u2400", "")],
-                allow_template=False),
+            "name": TextSlotList.from_tuples([(n, i, {"domain": dom}) for n, i, dom in names] or [("\u2400", "")],
+                                             allow_template=False),
             "area": TextSlotList.from_strings(self.registry.areas or ["\u2400"], allow_template=False),
             "floor": TextSlotList.from_strings(["\u2400"], allow_template=False),
             "state": TextSlotList.from_tuples([("on", "on"), ("off", "off")], allow_template=False),
@@ -110,8 +115,17 @@ class TemplateUnderstander:
                      if self.fuzzy else None)
 
     def _exact_target(self, sentence: str) -> bool:
-        i = self._exact(sentence)
-        return i is not None and i.unknown_name is None
+        """Whether the templates take a sentence of the snap's vocabulary as it is. Checking the few
+        hundred sentences of a home costs seconds (hassil, about 13 ms each), and every assistant made
+        for the same home (a restart, Wyoming's own understanding, the tests) asks the same questions:
+        the answers are kept per home."""
+        key = (self._home_key, sentence)
+        if (known := _ACCEPTED.get(key)) is None:
+            i = self._exact(sentence)
+            known = _ACCEPTED[key] = i is not None and i.unknown_name is None
+            if len(_ACCEPTED) > ACCEPTED_KEPT:  # many homes in one process: start over
+                _ACCEPTED.clear()
+        return known
 
     def clean(self, text: str) -> str:
         t = normalize(re.sub(r"[^\w%' ]+", " ", text))
