@@ -23,6 +23,10 @@ if [ "$(cat "$dest/deps/KEY" 2>/dev/null)" != "$key" ]; then
   mkdir -p "$dest/deps"
   "${pip[@]}" download -d "$dest/deps" "${target[@]}" "$dest"/assistant-*.whl
   "${pip[@]}" download -d "$dest/deps" "${target[@]}" --no-deps -r "$here/requirements-wakeword.txt"
+  # pip reads environment markers for the Python running it, not the target's: what only Python 3.13
+  # needs (python_version >= '3.13' in pyproject.toml) is fetched by name
+  only313=$(sed -n "s/^ *\"\([^;\"]*\); python_version >= '3.13'\".*/\1/p" "$here/pyproject.toml")
+  [ -z "$only313" ] || "${pip[@]}" download -d "$dest/deps" "${target[@]}" $only313
   rm -f "$dest"/deps/assistant-*.whl
   echo "$key" > "$dest/deps/KEY"
 fi
