@@ -56,8 +56,11 @@ def test_the_decoder_prefers_the_on_off_word_that_was_said(engines, store, said,
 def test_an_exact_on_off_is_checked_against_its_opposite_and_acted_on(make_assistant, spy, store):
     a, _, _ = make_assistant()
     heard = a.understanding.hear(a.engines.asr, spoken(store, "Turn off the lights in the kitchen.", snr=12))
-    assert heard.checked is not None and set(heard.checked) == {
-        "turn off the lights in the kitchen", "turn on the lights in the kitchen"}
+    # Piper's voice varies from run to run: now and then the recogniser hears "the light in the kitchen",
+    # an exact sentence of the same meaning, checked the same way against its opposite.
+    exact = heard.intent.text
+    assert exact in ("turn off the lights in the kitchen", "turn off the light in the kitchen")
+    assert heard.checked is not None and set(heard.checked) == {exact, exact.replace(" off ", " on ")}
     assert heard.intent.name == "HassTurnOff" and heard.intent.confidence >= a.cfg.understand.act_threshold
     run(a.run(FileSource(pcm=spoken(store, "Turn off the lights in the kitchen.", snr=12)), awake=True))
     spy.settle()
