@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .audio.io import WavSink, open_sink
+from .audio.player import Player
 from .broker import reachable
 from .config import Config, ConfigError
 from .mqtt_link import MqttError, MqttLink, parse_url
@@ -23,6 +24,7 @@ from .presence import base_topic
 from .sdnotify import notify
 from .startup import load_config, store_from
 from .types import Command
+from .workers import Workers
 
 
 def report(args, error: ConfigError) -> int:
@@ -80,9 +82,11 @@ async def _speak(args, cfg: Config, text: str) -> None:
 
     tts = PiperTts(store_from(args, cfg), cfg.tts.voice, cfg.tts.length_scale)
     sink = WavSink(args.output) if args.output else open_sink(cfg.audio.output_device)
+    workers = Workers()
+    player = Player(sink, tts, workers)
     try:
-        for pcm in tts.sentences(text):
-            await sink.play(pcm, tts.sample_rate)
-        await sink.end_of_reply()
+        await player.say(text)
+        await player.end_of_reply()
     finally:
+        workers.close()
         sink.close()

@@ -18,14 +18,13 @@ import numpy as np
 
 from .audio.player import Player
 from .config import Config
-from .engines.llm.base import LlmError
 from .engines.load import Engines
 from .events import EventBus, Kind, TurnMetrics
 from .mqtt_link import MqttError, MqttLink
 from .types import Outcome
 from .understand.llm import sentences
 from .understand.rescore import Heard
-from .understand.understanding import NOT_UNDERSTOOD, Decision, Understanding, Verdict
+from .understand.understanding import Decision, Understanding, Verdict
 from .workers import Workers
 
 log = logging.getLogger(__name__)
@@ -83,11 +82,7 @@ class Turn:
         """Text no template understood: the LLM makes it a validated intent or a spoken answer. `guess`
         is the templates' unknown-device reading, said instead of a refusal when the LLM cannot help."""
         p, t = self.parts, time.perf_counter()
-        try:
-            reply = await p.workers.run("llm", p.engines.brain.respond, text)
-        except LlmError as e:
-            p.events.emit(Kind.ERROR, where="llm", message=str(e))
-            return Decision(Verdict.NOT_UNDERSTOOD, Outcome(NOT_UNDERSTOOD, ok=False))
+        reply = await p.workers.run("llm", p.engines.brain.respond, text)  # a failure comes back as reply.error
         self.metrics.understand_s += time.perf_counter() - t
         p.events.emit(Kind.LLM, backend=reply.backend, model=reply.model, seconds=round(time.perf_counter() - t, 3),
                       error=reply.error)
