@@ -110,6 +110,23 @@ class AudioConfig:
 
 
 @dataclass
+class SoundsConfig:
+    """Short sounds around a turn; each key names a WAV of the user's own instead of the built-in one."""
+
+    enabled: bool = True
+    listening: str = ""  # the wake word was heard
+    done: str = ""  # the command was taken
+    error: str = ""  # the turn failed or was not understood
+    ring: str = ""  # a timer finished
+
+    def own(self) -> dict[str, str]:
+        return {n: getattr(self, n) for n in SOUND_NAMES if getattr(self, n)}
+
+
+SOUND_NAMES = ("listening", "done", "error", "ring")
+
+
+@dataclass
 class DeviceConfig:
     name: str
     id: str = ""
@@ -205,6 +222,7 @@ class Config:
     tts: TtsConfig = field(default_factory=TtsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
+    sounds: SoundsConfig = field(default_factory=SoundsConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     wyoming: WyomingConfig = field(default_factory=WyomingConfig)
@@ -372,6 +390,15 @@ def _check_wyoming(cfg: Config) -> None:
         raise ConfigError(f"{file}: 'wyoming.idle_timeout_s' should be positive, got {w.idle_timeout_s}")
 
 
+def _check_sounds(cfg: Config) -> None:
+    """Own sound files exist (relative to this file); that each is a WAV is checked at start-up."""
+    for name, path in cfg.sounds.own().items():
+        p = cfg.path.parent / Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"{cfg.path}: 'sounds.{name}': no such file {path!r}")
+        setattr(cfg.sounds, name, str(p))
+
+
 def _check(cfg: Config) -> None:
     """Checks across keys that types alone do not express."""
     file = str(cfg.path)
@@ -396,6 +423,7 @@ def _check(cfg: Config) -> None:
     _check_llm_models(cfg)
     _check_time_zone(cfg)
     _check_wyoming(cfg)
+    _check_sounds(cfg)
     u = cfg.understand
     if not 0 <= u.ask_threshold <= u.act_threshold <= 1:
         raise ConfigError(f"{file}: 'understand.ask_threshold' and 'understand.act_threshold' should satisfy "

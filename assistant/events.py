@@ -63,6 +63,7 @@ class Kind(StrEnum):
     ERROR = "error"  # where (mqtt | llm), message
     MUTE = "mute"  # muted
     ANNOUNCEMENT = "announcement"  # text: said on request from the broker
+    INTERRUPTED = "interrupted"  # by: wake | stop, heard while the box spoke or rang
     TIMER = "timer"  # event (started | updated | finished | cancelled), timer, timers (all of them)
 
 

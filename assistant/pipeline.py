@@ -9,17 +9,22 @@ understand/understanding.py (decisions and asking back), handlers/ (what an inte
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections import deque
 
 import numpy as np
 
 from . import handlers
 from .audio.player import Player
+from .audio.sounds import Sounds
 from .config import Config, state_dir
 from .endpoint import Endpointer
 from .engines.load import Engines, make_brain
 from .events import EventBus, Kind, TurnMetrics
 from .home.live import Home
+from .interrupt import Cut, Interrupter
 from .models import ModelStore
 from .mqtt_link import MqttLink
 from .presence import Presence
@@ -29,11 +34,32 @@ from .types import SAMPLE_RATE, Outcome
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
 from .understand.rescore import Heard
-from .understand.understanding import Understanding
+from .understand.understanding import Understanding, wake_phrase
 from .workers import Workers
 
+log = logging.getLogger(__name__)
 FRAMES_STALL_S = 10.0  # between turns, a microphone this long without a frame is gone or hung
 RING_LISTEN_S = 4.0  # after each ring of a timer, how long "stop" is heard without the wake word
+
+
+class Frames:
+    """The source's frames, with room to give back frames taken early (those after a wake word that cut
+    a reply: the command that follows starts in them)."""
+
+    def __init__(self, source):
+        self.frames = aiter(source.frames())
+        self.given_back: deque[np.ndarray] = deque()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self) -> np.ndarray:
+        if self.given_back:
+            return self.given_back.popleft()
+        return await anext(self.frames)
+
+    def give_back(self, frames: list[np.ndarray]) -> None:
+        self.given_back.extend(frames)
 
 
 class Ears:
@@ -81,11 +107,16 @@ class Assistant:
         self.presence = Presence(cfg, link, self.events)
         custom = CustomIntents(custom_grammar(cfg), cfg.language)
         self.workers = Workers()
-        self.player = Player(sink, engines.tts, self.workers)
+        sounds = Sounds(engines.tts.sample_rate, cfg.sounds.own()) if sink is not None and engines.tts else None
+        self.player = Player(sink, engines.tts, self.workers, sounds=sounds, cues=cfg.sounds.enabled)
         self.timers = Timers(state_dir(cfg), self.events)
         self.understanding = Understanding(cfg, self.home.registry, custom,
                                            handlers.for_home(cfg, self.home, custom, self.timers, self.player).plan)
         self.ears = Ears(cfg, engines)
+        self.interrupter = Interrupter(self.ears, engines.asr, self.workers, cfg.wake.threshold,
+                                       cfg.listen.vad_threshold, self._stops, wake_phrase(cfg.wake.model))
+        self.cut: Cut | None = None  # what cut the last turn or announcement short
+        self.after_cut: list[np.ndarray] = []  # frames heard after a wake word cut a reply
         if cfg.llm.route != "templates" and engines.brain is None:
             engines.brain = make_brain(cfg, ModelStore(cfg.models_dir or None))
         if engines.brain is not None:
@@ -103,12 +134,16 @@ class Assistant:
         """Listen to a source until it ends (a file) or forever (a microphone). `awake`: the source starts
         with the command itself, as if the wake word had just been heard."""
         self._state("idle")
+        frames = Frames(source)
         ep: Endpointer | None = self.ears.command() if awake else None  # what it heard before is not part of it
         metrics, refractory_until = TurnMetrics(), 0.0
-        async for frame in source.frames():
+        async for frame in frames:
             heard_s = self.ears.count(frame)
-            if ep is None and await self._between_turns():
+            if ep is None and await self._between_turns(source, frames):
                 source.flush()  # it heard itself
+                if self._cut_by() is Cut.WAKE:
+                    metrics, ep = self._barge_in(frames)
+                    continue
                 if self.timers.ringing():  # "stop" needs no wake word while a timer rings
                     metrics, ep = TurnMetrics(), self.ears.command(start_timeout_s=RING_LISTEN_S)
                     self._state("listening")
@@ -121,8 +156,7 @@ class Assistant:
                     continue
                 metrics = TurnMetrics(wake_score=score, wake_audio_s=heard_s)
                 self.events.emit(Kind.WAKE, score=round(score, 3), at_s=round(heard_s, 2))
-                ep = self.ears.command()
-                self._state("listening")
+                ep = self._listen()
                 continue
             end = ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))
             if end is None:
@@ -131,11 +165,16 @@ class Assistant:
             metrics.note_endpoint(end)
             if end.reason == "no_speech":
                 self.understanding.forget()
+                self.player.cue("error")
                 spoken = ""
             else:
-                spoken = await self._turn(end.audio, metrics)
+                self.player.cue("done")
+                spoken = await self._while_listening(self._turn(end.audio, metrics), source, frames)
             source.flush()  # what the mic heard while we were busy, our own voice included, is stale
-            if self._asked(spoken):  # listen for the answer without the wake word
+            if (cut := self._cut_by()) is Cut.WAKE:
+                metrics, ep = self._barge_in(frames)
+                continue
+            if cut is None and self._asked(spoken):  # listen for the answer without the wake word
                 metrics = TurnMetrics()
                 ep = self.ears.command(start_timeout_s=self.cfg.llm.follow_up_s or None)
                 self._state("listening")
@@ -148,6 +187,100 @@ class Assistant:
             metrics.note_endpoint(end)
             await self._turn(end.audio, metrics)
             self._state("idle")
+
+    def _listen(self, start_timeout_s: float | None = None) -> Endpointer:
+        """The wake word was heard: the command starts now."""
+        self.player.cue("listening")
+        self._state("listening")
+        return self.ears.command(start_timeout_s)
+
+    def _barge_in(self, frames: Frames) -> tuple[TurnMetrics, Endpointer]:
+        """The wake word cut a reply: a new command, starting in the frames heard since."""
+        frames.give_back(self.after_cut)
+        self.after_cut = []
+        return TurnMetrics(), self._listen()
+
+    def _cut_by(self) -> Cut | None:
+        """What cut the last turn or announcement short, once; a "stop" also ends a question asked and
+        a timer's ringing."""
+        cut, self.cut = self.cut, None
+        if cut is Cut.STOP:
+            self.understanding.forget()
+            self.timers.stop_ringing()
+        return cut
+
+    def _stops(self, text: str) -> bool:
+        intent = self.understanding.lookup(text)
+        return intent is not None and intent.name == "HassNevermind"
+
+    async def _while_listening(self, work, source, frames: Frames):
+        """Runs a turn or an announcement. On a live source the microphone is heard meanwhile: while the
+        box plays, the wake word or "stop" cuts it short (interrupt.py)."""
+        task = asyncio.ensure_future(work)
+        if not source.realtime or self.engines.asr is None:
+            return await task
+        self.player.begin()
+        self.interrupter.start()
+        next_frame = None
+        try:
+            while not task.done():
+                next_frame = next_frame or asyncio.ensure_future(anext(frames, None))
+                await asyncio.wait({task, next_frame}, return_when=asyncio.FIRST_COMPLETED)
+                if not next_frame.done():
+                    continue
+                frame, next_frame = next_frame.result(), None
+                if frame is None:  # the source ended
+                    break
+                await self._hear_while_playing(frame)
+            if next_frame is not None:  # a frame being read is let finish: the source goes on after it
+                if (frame := await next_frame) is not None and self.cut is Cut.WAKE:
+                    self.after_cut.append(frame)
+            return await task
+        finally:
+            self.player.begin()  # the cut ends with this turn
+
+    async def _hear_while_playing(self, frame: np.ndarray) -> None:
+        self.ears.count(frame)
+        if self.cut is Cut.WAKE:
+            self.after_cut.append(frame)
+        elif self.cut is None and self.player.speaking:
+            self.cut = await self.interrupter.hear(frame, self.player.saying)
+            if self.cut is not None:
+                self.player.interrupt()
+                self.events.emit(Kind.INTERRUPTED, by=str(self.cut))
+
+    async def _between_turns(self, source, frames: Frames) -> bool:
+        """Mute and announcements from the broker, and finished timers ringing, only ever between turns.
+        True if it spoke."""
+        spoke = False
+        for kind, value in self.presence.inbox.take() + self.timers.take():
+            if kind == "mute":
+                self.muted = bool(value)
+                self.events.emit(Kind.MUTE, muted=self.muted)
+                self._state("idle")
+            elif self.cut is not None:  # the user said stop, or is speaking: the rest is not said
+                log.info("not said, cut short: %s %s", kind, value)
+            else:
+                if kind == "say":
+                    self.events.emit(Kind.ANNOUNCEMENT, text=value)
+                text = str(value) if kind == "say" else f"Your {value.label} is done."
+                await self._while_listening(self._announce(text, ring=kind == "ring"), source, frames)
+                spoke = True
+        if spoke:
+            self.ears.wake.reset()
+            self._state("idle")
+        return spoke
+
+    async def _announce(self, text: str, ring: bool = False) -> None:
+        turn, self.busy = Turn(self.parts), True
+        try:
+            if ring and self.player.speaks:
+                await self.player.ring()
+            await turn.speak(text)
+        except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
+            await turn.failed(e, apologise=False)
+        finally:
+            self.busy = False
 
     def alive(self) -> str | None:
         """For the watchdog: why the conductor is not alive, or None. Between turns frames must come in;
@@ -164,38 +297,6 @@ class Assistant:
         """The assistant asked back, or the LLM's answer ended in a question."""
         return self.understanding.pending is not None or (
             spoken.rstrip().endswith("?") and self.cfg.llm.follow_up_s > 0)
-
-    async def _between_turns(self) -> bool:
-        """Mute and announcements from the broker, and finished timers ringing, only ever between turns.
-        True if it spoke."""
-        spoke = False
-        for kind, value in self.presence.inbox.take() + self.timers.take():
-            if kind == "mute":
-                self.muted = bool(value)
-                self.events.emit(Kind.MUTE, muted=self.muted)
-                self._state("idle")
-            elif kind == "say":
-                self.events.emit(Kind.ANNOUNCEMENT, text=value)
-                await self._announce(str(value))
-                spoke = True
-            elif kind == "ring":
-                await self._announce(f"Your {value.label} is done.", chime=True)
-                spoke = True
-        if spoke:
-            self.ears.wake.reset()
-            self._state("idle")
-        return spoke
-
-    async def _announce(self, text: str, chime: bool = False) -> None:
-        turn, self.busy = Turn(self.parts), True
-        try:
-            if chime and self.player.speaks:
-                await self.player.chime()
-            await turn.speak(text)
-        except Exception as e:  # noqa: BLE001 - the voice or the speaker failed
-            await turn.failed(e, apologise=False)
-        finally:
-            self.busy = False
 
     async def _turn(self, audio: np.ndarray, metrics: TurnMetrics) -> str:
         """One command, heard to answered; returns what was said back. A part that fails (the recogniser,

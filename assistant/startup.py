@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from .audio.sounds import check_own as check_own_sounds
 from .config import Config
 from .config import load as load_file
 from .models import ModelStore
@@ -19,6 +20,7 @@ def load_config(path: str | os.PathLike) -> Config:
     cfg = load_file(path)
     if cfg.intent or cfg.slot or cfg.sentences_file:
         custom_grammar(cfg)
+    check_own_sounds(cfg)
     return cfg
 
 

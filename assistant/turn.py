@@ -142,6 +142,10 @@ class Turn:
                 said.append(s)
                 if p.player.speaks:
                     await self._say(s)
+                if p.player.cut:  # the user stopped it: the model is freed, not asked for more
+                    if (close := getattr(text, "close", None)) is not None:
+                        await p.workers.run("llm", close)
+                    break
         text = " ".join(said)
         if p.player.speaks:
             await p.player.end_of_reply()
@@ -167,6 +171,7 @@ class Turn:
         log.error("the %s stage failed: %s: %s", self.stage, type(error).__name__, error,
                   exc_info=not isinstance(error, OSError))
         self.parts.events.emit(Kind.ERROR, where=self.stage, message=f"{type(error).__name__}: {error}")
+        self.parts.player.cue("error")
         if not apologise or self.stage == "speak":  # the voice or the speaker is what failed
             return ""
         try:

@@ -79,7 +79,8 @@ def make_assistant(example_cfg, engines, broker):
     """An assistant on the example home wired to the test broker; returns (assistant, sink, events)."""
     made = []
 
-    def make(cfg=None, url=None, with_engines=None):
+    def make(cfg=None, url=None, with_engines=None, paced=False):
+        """`paced`: the sink takes as long as its audio lasts, like a speaker."""
         cfg = cfg or config.load(EXAMPLE)
         cfg.mqtt.url = url or broker.url
         link = MqttLink.from_config(cfg.mqtt, f"assistant/{cfg.site}/availability")
@@ -88,7 +89,7 @@ def make_assistant(example_cfg, engines, broker):
         events = []
         bus = EventBus()
         bus.subscribe(events.append)
-        sink = MemorySink()
+        sink = MemorySink(paced=paced)
         a = Assistant(cfg, with_engines or engines, link, sink, bus)
         made.append((a, link))
         link.wait_subscribed(5)  # so that what a test publishes next reaches it

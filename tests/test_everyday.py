@@ -13,8 +13,8 @@ from conftest import EXAMPLE, run
 from test_voice_e2e import command
 
 from assistant import config
-from assistant.audio.chime import chime
 from assistant.audio.io import FileSource
+from assistant.audio.sounds import Sounds
 from assistant.handlers.clock import spoken_time
 from assistant.pipeline import RING_LISTEN_S
 from assistant.samples import piper, silence, utterance
@@ -26,9 +26,22 @@ def replies(events) -> list[str]:
     return [e.data["text"] for e in events if e.kind == "reply"]
 
 
+def sounds_played(sink) -> list[str]:
+    """The box's sounds in the order played (replies left out)."""
+    if not sink.rate:
+        return []
+    known = Sounds(sink.rate).pcm
+    return [name for c in sink.chunks for name, pcm in known.items() if np.array_equal(c, pcm)]
+
+
+def speech(sink) -> list[np.ndarray]:
+    """What was played apart from the box's sounds (and the pauses after replies)."""
+    known = list(Sounds(sink.rate).pcm.values()) if sink.rate else []
+    return [c for c in sink.chunks if c.any() and not any(np.array_equal(c, k) for k in known)]
+
+
 def rings(sink) -> int:
-    ring = chime(sink.rate) if sink.rate else None
-    return sum(1 for c in sink.chunks if ring is not None and np.array_equal(c, ring))
+    return sounds_played(sink).count("ring")
 
 
 def rms(pcm: np.ndarray) -> float:
@@ -97,7 +110,8 @@ def test_never_mind_does_nothing(store, make_assistant, spy):
     run(a.run(FileSource(pcm=command(store, "Never mind."))))
     spy.settle()
     assert [e.data["intent"].name for e in events if e.kind == "intent"] == ["HassNevermind"]
-    assert replies(events) == [""] and sink.chunks == []
+    assert replies(events) == [""] and speech(sink) == []
+    assert sounds_played(sink) == ["listening", "done"]  # it heard, took it, and said nothing
     assert spy.device_messages() == [] and not [t for t, _ in spy.messages if "/intent/" in t]
 
 
@@ -114,10 +128,10 @@ def test_volume_at_40_percent_plays_at_0_4_and_survives_a_restart(store, make_as
     a, sink, events = make_assistant()
     run(a.run(FileSource(pcm=command(store, "Set the volume to 40 percent."))))
     assert replies(events) == ["Volume 40 percent."]
-    full = rms(chime(sink.rate))
-    run(a.player.chime())
+    full = rms(Sounds(sink.rate)["ring"])
+    run(a.player.ring())
     assert abs(rms(sink.chunks[-1]) / full - 0.4) < 0.005
     a.close()
     again, sink, _ = make_assistant()
-    run(again.player.chime())
-    assert abs(rms(sink.chunks[-1]) / rms(chime(sink.rate)) - 0.4) < 0.005
+    run(again.player.ring())
+    assert abs(rms(sink.chunks[-1]) / rms(Sounds(sink.rate)["ring"]) - 0.4) < 0.005

@@ -6,6 +6,7 @@ mid-reply raises from its write; a recogniser runs out of memory)."""
 from __future__ import annotations
 
 from conftest import run
+from test_everyday import sounds_played
 from test_voice_e2e import KITCHEN, command, reply_text
 
 from assistant.audio.io import FileSource
@@ -37,6 +38,7 @@ def errors(events) -> list[str]:
 
 def test_an_unplugged_speaker_ends_the_reply_not_the_box(store, make_assistant, spy):
     a, sink, events = make_assistant()
+    a.player.cues = False  # the reply's own write is the one that fails
     a.player.sink = FailsOnce(sink, "play", OSError("the audio device went away"))
     run(a.run(FileSource(pcm=command(store, "Turn on the kitchen light."))))
     spy.settle()
@@ -53,6 +55,7 @@ def test_a_failing_recogniser_is_apologised_for_and_the_next_command_works(store
     try:
         run(a.run(FileSource(pcm=command(store, "Turn on the kitchen light."))))
         assert errors(events) == ["hear"] and spy.device_messages() == []
+        assert sounds_played(sink) == ["listening", "done", "error"]
         assert "sorry" in reply_text(engines, sink)
         run(a.run(FileSource(pcm=command(store, "Turn on the kitchen light."))))
         spy.settle()

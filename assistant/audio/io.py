@@ -20,11 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class FileSource:
-    """A WAV file as frames, as fast as the pipeline takes them; ends at the end of the file."""
+    """A WAV file as frames, as fast as the pipeline takes them, or `paced` at the speed of a microphone
+    (the box then listens while it speaks, as live); ends at the end of the file."""
 
-    realtime = False
-
-    def __init__(self, path: str | Path | None = None, pcm: np.ndarray | None = None, tail_s: float = 1.5):
+    def __init__(self, path: str | Path | None = None, pcm: np.ndarray | None = None, tail_s: float = 1.5,
+                 paced: bool = False):
+        self.realtime = paced
         pcm = load_pcm16k(path) if pcm is None else pcm
         # Trailing silence so a command that ends with the file still gets its endpoint.
         pad = (-len(pcm)) % FRAME_SAMPLES + int(tail_s * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
@@ -35,7 +36,12 @@ class FileSource:
         return len(self.pcm) / SAMPLE_RATE
 
     async def frames(self) -> AsyncIterator[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         for i in range(0, len(self.pcm), FRAME_SAMPLES):
+            if self.realtime:
+                due += FRAME_SAMPLES / SAMPLE_RATE
+                await asyncio.sleep(max(0.0, due - loop.time()))
             yield self.pcm[i:i + FRAME_SAMPLES]
 
     def flush(self) -> None:
@@ -160,17 +166,35 @@ def has_microphone() -> bool:
 
 
 class MemorySink:
-    """Keeps every spoken reply in memory (the benchmark and the tests listen to it)."""
+    """Keeps every spoken reply in memory (the benchmark and the tests listen to it). `paced`: each play
+    takes as long as the audio lasts, like a speaker, so the box can be interrupted mid-reply; what a
+    stop cut off is not kept."""
 
-    def __init__(self):
+    SLICE_S = 0.05
+
+    def __init__(self, paced: bool = False):
         self.rate: int | None = None
         self.chunks: list[np.ndarray] = []
+        self.paced = paced
+        self.stopping = False
 
     async def play(self, pcm: np.ndarray, rate: int) -> None:
         if self.rate not in (None, rate):
             raise ValueError("all replies must share one sample rate")
-        self.rate = rate
+        self.rate, self.stopping = rate, False
+        if not self.paced:
+            self.chunks.append(pcm)
+            return
+        step = int(rate * self.SLICE_S)
+        for i in range(0, len(pcm), step):
+            if self.stopping:
+                pcm = pcm[:i]
+                break
+            await asyncio.sleep(self.SLICE_S)
         self.chunks.append(pcm)
+
+    def stop(self) -> None:
+        self.stopping = True
 
     async def end_of_reply(self) -> None:
         if self.rate:
@@ -193,12 +217,19 @@ class WavSink(MemorySink):
 
 
 class SpeakerSink:
-    """The speaker through PortAudio; play() returns when the audio is queued, end_of_reply() when heard."""
+    """The speaker through PortAudio; play() returns when the audio is queued, end_of_reply() when heard.
+    Written a slice at a time, so stop() cuts a long reply within a slice."""
+
+    SLICE_S = 0.1
 
     def __init__(self, device: str = ""):
         self.device = int(device) if device.isdigit() else (device or None)
         self.stream = None
         self.rate: int | None = None
+        self.stopping = False
+
+    def stop(self) -> None:
+        self.stopping = True
 
     async def play(self, pcm: np.ndarray, rate: int) -> None:
         import sounddevice as sd
@@ -209,7 +240,14 @@ class SpeakerSink:
                 self.stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
                 self.stream.start()
                 self.rate = rate
-            await asyncio.to_thread(self.stream.write, pcm.reshape(-1, 1))
+            self.stopping = False
+            step = int(rate * self.SLICE_S)
+            for i in range(0, len(pcm), step):
+                if self.stopping:
+                    self.stream.abort()  # drops what PortAudio still holds, then starts again clean
+                    self.stream.start()
+                    break
+                await asyncio.to_thread(self.stream.write, pcm[i:i + step].reshape(-1, 1))
         except (sd.PortAudioError, ValueError):
             self.close()  # the speaker went away (unplugged): the next reply opens it again
             raise
