@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import resource
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -36,6 +37,10 @@ def commands_for(cfg: Config) -> list[str]:
     return out
 
 
+# What people say every day that switches nothing: timed to the first reply audio.
+EVERYDAY = ["Set a timer for five minutes.", "What time is it?", "How much time is left on my timer?"]
+
+
 def idle_cpu(assistant: Assistant, seconds: float = 20.0) -> float:
     """Fraction of one core spent listening for the wake word in quiet room noise."""
     rng = np.random.default_rng(0)
@@ -60,9 +65,9 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
     loads["tts"] = time.perf_counter() - t
     phrase = wake_phrase(cfg.wake.model).title()
     voices = {"piper": lambda t: piper(store, t), "espeak": lambda t: espeak(t, "en-us", 150)}
-    texts = commands_for(cfg)
-    with LocalBroker() as broker:
-        cfg.mqtt.url = broker.url
+    texts = commands_for(cfg) + EVERYDAY
+    with LocalBroker() as broker, tempfile.TemporaryDirectory() as state:
+        cfg.mqtt.url, cfg.state_dir = broker.url, state  # the timers it starts are not the user's
         link = MqttLink(broker.url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability")
         link.start()
         link.wait_connected(5)
@@ -71,7 +76,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
         sink = MemorySink()
         assistant = Assistant(cfg, engines, link, sink, bus)
-        missed = 0
+        missed, everyday = 0, []
         for _ in range(repeat):
             for voice, say in voices.items():
                 for text in texts:
@@ -79,6 +84,11 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
                     pcm = utterance(0.4, say(f"{phrase}."), 0.5, say(text), 0.2)
                     asyncio.run(assistant.run(FileSource(pcm=pcm)))
                     missed += len(turns) == before
+                    if text in EVERYDAY:
+                        everyday += turns[before:]
+                        del turns[before:]
+            for t in list(assistant.timers.timers.values()):
+                assistant.timers.cancel(t)
         frames, cpu_wake = assistant.ears.frames, assistant.ears.cpu_s
         wyoming = asyncio.run(bench_latency(assistant, store, pcm))
         idle = idle_cpu(assistant)
@@ -86,7 +96,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         link.stop()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the speech pipeline alone
     llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
-    data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg)
+    data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday)
     data["llm"], data["wyoming"] = llm, wyoming
     data["text"] += "\n" + wyoming["text"]
     data["text"] += "".join(_llm_text(x) for x in llm)
@@ -135,7 +145,8 @@ def _llm_text(x: dict) -> str:
 
 
 def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: float, idle: float,
-           peak_rss_mb: float, cfg: Config) -> dict:
+           peak_rss_mb: float, cfg: Config, everyday: list[TurnMetrics] = ()) -> dict:
+    """`turns`: the device commands; `everyday`: the timer and time requests, which publish nothing."""
     def stat(name: str, values: list[float | None]) -> dict:
         v = [x for x in values if x is not None]
         return {"median": statistics.median(v), "p90": pct(v, 0.9), "n": len(v)} if v else {"n": 0}
@@ -151,13 +162,15 @@ def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: flo
     latency = {
         "end_of_speech_to_mqtt_publish": stat("eos_pub", [t.eos_to_publish_s for t in turns]),
         "end_of_speech_to_first_reply_audio": stat("eos_audio", [t.eos_to_first_audio_s for t in turns]),
+        "everyday_end_of_speech_to_first_reply_audio": stat("everyday", [t.eos_to_first_audio_s for t in everyday]),
     }
     rtf = {
         "wake": wake_frame_s / 0.08,
         "asr": statistics.median([t.asr_s / t.utterance_s for t in turns]) if turns else None,
         "tts": statistics.median([t.tts_total_s / t.reply_audio_s for t in turns if t.reply_audio_s]) if turns else None,
     }
-    data = {"commands": len(turns) + missed, "turns": len(turns), "missed_wake_or_endpoint": missed,
+    data = {"commands": len(turns) + len(everyday) + missed, "turns": len(turns) + len(everyday),
+            "missed_wake_or_endpoint": missed,
             "published": sum(t.publish_s is not None for t in turns), "stages_s": stages, "latency_s": latency,
             "real_time_factor": rtf, "model_load_s": loads, "idle_listening_cpu_fraction_of_one_core": idle,
             "peak_rss_mb": peak_rss_mb, "silence_ms": cfg.listen.silence_ms}
@@ -167,8 +180,9 @@ def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: flo
 
 def _text(d: dict) -> str:
     ms = lambda s: f"{s * 1000:7.1f} ms"  # noqa: E731
-    lines = [f"commands {d['commands']} (piper and espeak-ng voices), handled {d['turns']}, "
-             f"published {d['published']}, missed {d['missed_wake_or_endpoint']}", "",
+    lines = [f"commands {d['commands']} (piper and espeak-ng voices; lights, and timers and the time: "
+             f"'everyday'), handled {d['turns']}, published {d['published']}, "
+             f"missed {d['missed_wake_or_endpoint']}", "",
              f"{'stage':36} {'median':>10} {'p90':>10}"]
     for name, s in {**d["stages_s"], **d["latency_s"]}.items():
         if s["n"]:

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 
 from ..types import Intent, Outcome
 
+CLOCK_INTENTS = ("HassGetCurrentTime", "HassGetCurrentDate")
+
 
 def spoken_time(now: datetime) -> str:
     """15:20 -> "It's 3:20 PM."; on the hour "It's 3 PM."; noon and midnight by name."""
@@ -30,7 +32,7 @@ class ClockHandler:
         self.now = now or (lambda: datetime.now(zone).astimezone(zone))
 
     def handles(self, intent: Intent) -> bool:
-        return intent.name in ("HassGetCurrentTime", "HassGetCurrentDate")
+        return intent.name in CLOCK_INTENTS
 
     def plan(self, intent: Intent) -> Outcome:
         now = self.now()
