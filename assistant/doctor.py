@@ -36,7 +36,8 @@ def check_config(path: str) -> tuple[Config | None, list[Finding]]:
 
 
 def check_models(store: ModelStore, cfg: Config) -> list[Finding]:
-    needed = [cfg.wake.model, "openwakeword-features", "silero-vad", cfg.asr.model, cfg.tts.voice]
+    wake = [w.name for w in cfg.wake.entries() if not w.file]
+    needed = [*wake, "openwakeword-features", "silero-vad", cfg.asr.model, cfg.tts.voice]
     out = []
     for name in needed:
         try:

@@ -37,7 +37,7 @@ RING_LISTEN_S = 4.0  # after each ring of a timer, how long "stop" is heard with
 
 
 class Ears:
-    """The wake word and the endpointer over the incoming frames, with the wake word's CPU counted for
+    """The wake words and the endpointer over the incoming frames, with the wake words' CPU counted for
     the benchmark. Called on the listen worker."""
 
     def __init__(self, cfg: Config, engines: Engines):
@@ -53,12 +53,14 @@ class Ears:
         self.heard_s += len(frame) / SAMPLE_RATE
         return self.heard_s
 
-    def wake_score(self, frame: np.ndarray) -> float:
+    def wake_score(self, frame: np.ndarray) -> tuple[str, float]:
+        """The wake word that scores highest on this frame, and its score."""
         t = time.process_time()
-        s = self.wake.score(frame)
+        scores = self.wake.scores(frame)
         self.cpu_s += time.process_time() - t
         self.frames += 1
-        return s
+        word = max(scores, key=scores.__getitem__)
+        return word, scores[word]
 
     def command(self, start_timeout_s: float | None = None) -> Endpointer:
         """A fresh endpointer (and VAD) for a command that starts now."""
@@ -116,11 +118,11 @@ class Assistant:
             if ep is None and self.muted:
                 continue
             if ep is None:
-                score = await self.workers.run("listen", self.ears.wake_score, frame)
+                word, score = await self.workers.run("listen", self.ears.wake_score, frame)
                 if score < self.cfg.wake.threshold or heard_s < refractory_until:
                     continue
                 metrics = TurnMetrics(wake_score=score, wake_audio_s=heard_s)
-                self.events.emit(Kind.WAKE, score=round(score, 3), at_s=round(heard_s, 2))
+                self.events.emit(Kind.WAKE, word=word, score=round(score, 3), at_s=round(heard_s, 2))
                 ep = self.ears.command()
                 self._state("listening")
                 continue
