@@ -129,6 +129,7 @@ def test_each_wake_word_wakes_it_and_the_command_after_it_acts(store, two_words,
     spy.settle()
     assert [e.data["word"] for e in events if e.kind == "wake"] == ["hey_jarvis", "alexa"]
     assert spy.on(KITCHEN) == [{"state": "ON"}] and spy.on(BEDROOM) == [{"state": "OFF"}]
+    assert [w["word"] for w in spy.on("assistant/demo/wake")] == ["hey_jarvis", "alexa"]
 
 
 def test_a_word_not_listed_does_not_wake_it(store, two_words, spy):
