@@ -17,7 +17,7 @@ from . import thermal
 from .broker import reachable
 from .config import Config, ConfigError
 from .models import ModelError, ModelStore
-from .startup import load_config
+from .startup import check_wake_models, load_config
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,10 @@ class Finding:
 
 
 def check_config(path: str) -> tuple[Config | None, list[Finding]]:
+    """The config as `assistant run` takes it: loaded, and the wake model files it names opened."""
     try:
         cfg = load_config(path)
+        check_wake_models(cfg)
     except ConfigError as e:
         return None, [Finding("fail", "config", str(e))]
     return cfg, [Finding("ok", "config", f"{path} is valid ({len(cfg.device)} devices, site {cfg.site!r})")]

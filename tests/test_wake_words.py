@@ -1,21 +1,27 @@
-"""Several wake words at once, from the manifest or the owner's own openWakeWord files: the config, what
-is wrong with a file, and spoken wake words through the pipeline and the Wyoming wake service, on the
-real models and a real broker."""
+"""Several wake words at once, from the manifest or the owner's own openWakeWord files: the config, the
+check of a file at start, `check-config`, `run`, `doctor`, and spoken wake words through the pipeline and
+the Wyoming wake service, on the real models and a real broker."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import EXAMPLE, home_config, home_file, run
 
 from assistant import config
 from assistant.audio.io import FileSource
+from assistant.audio.wav import load_pcm16k
+from assistant.cli import main
 from assistant.config import ConfigError, WakeEntry
 from assistant.engines.wake_openwakeword import OpenWakeWord, file_problem
 from assistant.models import ModelError
+from assistant.mqtt_recorder import MqttRecorder
 from assistant.samples import piper, utterance
+from assistant.types import SAMPLE_RATE
 
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 BEDROOM = "zigbee2mqtt/bedroom_light/set"
@@ -99,6 +105,52 @@ def test_what_is_wrong_with_a_file_is_said_in_a_few_words(tmp_path, store):
     assert silero.startswith("takes 3 inputs (input [seq_len, 576], h [1, 1, 128], c [1, 1, 128])"), silero
     with pytest.raises(ModelError, match=re.escape(f"the wake model {tmp_path / 'hey.onnx'} {NOT_ONNX}")):
         OpenWakeWord(store, [WakeEntry("hey", str(tmp_path / "hey.onnx"))])
+
+
+def wrong_shape(store, tmp_path):
+    """An ONNX model that loads but is no wake word model: openWakeWord's own melspectrogram."""
+    path = tmp_path / "wake" / "hey_wrong.onnx"
+    path.parent.mkdir(exist_ok=True)
+    shutil.copy(store.path("openwakeword-features", "melspectrogram.onnx"), path)
+    return path
+
+
+def test_check_config_says_what_is_wrong_with_the_file_in_one_line(tmp_path, store, capsys):
+    text_file(tmp_path / "wake" / "hey_text.onnx")
+    wrong = wrong_shape(store, tmp_path)
+    cases = [("wake/hey_text.onnx", f"'wake.models[1]': the wake model {tmp_path / 'wake' / 'hey_text.onnx'} "
+                                    f"{NOT_ONNX}"),
+             ("wake/hey_wrong.onnx", f"'wake.models[1]': the wake model {wrong} takes input [batch_size, samples], "
+                                     f"but openWakeWord gives its models [1, 16, 96]"),
+             ("wake/hey_gone.onnx", f"'wake.models[1]': no such wake model file "
+                                    f"'{tmp_path / 'wake' / 'hey_gone.onnx'}'")]
+    for entry, said in cases:
+        p = home_file(tmp_path, wake_toml("alexa", entry))
+        assert main(["check-config", str(p)]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.splitlines() == [f"{p}: {said}"] and captured.out == ""
+    good = tmp_path / "wake" / "hey_box.onnx"
+    shutil.copy(store.path("alexa"), good)
+    assert main(["check-config", str(home_file(tmp_path, wake_toml("hey_jarvis", "wake/hey_box.onnx")))]) == 0
+    assert "is valid" in capsys.readouterr().out
+
+
+def test_run_with_a_bad_wake_model_says_it_publishes_it_and_exits_2(tmp_path, store, broker):
+    wrong = wrong_shape(store, tmp_path)
+    live = home_file(tmp_path, wake_toml("hey_jarvis", "wake/hey_wrong.onnx").replace('site = "demo"', 'site = "hall"'))
+    said = tmp_path / "said.wav"
+    done = subprocess.run([sys.executable, "-m", "assistant", "run", "--config", str(live), "--mqtt", broker.url,
+                           "--input", str(tmp_path / "never-read.wav"), "--output", str(said),
+                           "--models-dir", str(store.root)], capture_output=True, text=True, timeout=120)
+    line = (f"{live}: 'wake.models[1]': the wake model {wrong} takes input [batch_size, samples], but openWakeWord "
+            f"gives its models [1, 16, 96]")
+    assert done.returncode == 2 and done.stderr.splitlines() == [f"error: {line}"], done.stderr
+    spy = MqttRecorder(broker.url, ["assistant/hall/#"])  # subscribed afterwards: only retained messages arrive
+    spy.settle()
+    spy.close()
+    retained = dict(spy.messages)
+    assert retained["assistant/hall/state"] == "error" and retained["assistant/hall/error"] == line
+    assert len(load_pcm16k(said)) > SAMPLE_RATE  # "My configuration has an error in the key wake dot models 1."
 
 
 # -- spoken: through the pipeline and the Wyoming wake service -------------------------------------------
