@@ -15,6 +15,7 @@ from conftest import EXAMPLE, home_config, home_file, run
 from assistant import config
 from assistant.audio.io import FileSource
 from assistant.audio.wav import load_pcm16k
+from assistant.broker import free_port
 from assistant.cli import main
 from assistant.config import ConfigError, WakeEntry
 from assistant.engines.wake_openwakeword import OpenWakeWord, file_problem
@@ -151,6 +152,21 @@ def test_run_with_a_bad_wake_model_says_it_publishes_it_and_exits_2(tmp_path, st
     retained = dict(spy.messages)
     assert retained["assistant/hall/state"] == "error" and retained["assistant/hall/error"] == line
     assert len(load_pcm16k(said)) > SAMPLE_RATE  # "My configuration has an error in the key wake dot models 1."
+
+
+def test_doctor_lists_the_wake_words_and_where_each_comes_from(tmp_path, store, capsys):
+    shutil.copy(store.path("alexa"), tmp_path / "hey_box.onnx")
+    p = home_file(tmp_path, wake_toml("hey_jarvis", "hey_box.onnx")
+                  + '\n[audio]\ninput_device = "silence"\noutput_device = "none"\n')
+    doctor = ["doctor", "--config", str(p), "--models-dir", str(store.root), "--mqtt", f"mqtt://127.0.0.1:{free_port()}"]
+    main(doctor)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "wake word" in line]
+    assert lines == [
+        "     wake word    hey_jarvis ('hey jarvis'): the manifest's model, from wake.models[0]",
+        f"     wake word    hey_box ('hey box'): your own model {tmp_path / 'hey_box.onnx'}, from wake.models[1]"]
+    text_file(tmp_path / "hey_box.onnx")
+    assert main(doctor) == 1
+    assert f"FAIL config       {p}: 'wake.models[1]': the wake model" in capsys.readouterr().out
 
 
 # -- spoken: through the pipeline and the Wyoming wake service -------------------------------------------
