@@ -4,6 +4,7 @@ exits with code 2 (systemd shows the service failed and does not restart it).
 The box has no screen and SSH is off by default, so an error only in the journal reaches no one. The
 sentence is spoken, and the message published, with the last good config the boot-partition import kept
 beside the live one (`<config>.bak`: its broker, site, voice and speaker) or, without one, the defaults.
+When the config itself loaded and only a file it names is wrong (a wake model), it is used instead.
 Saying it is best effort: without the voice model or a speaker the error is still printed, and the exit
 is the same.
 """
@@ -27,10 +28,11 @@ from .types import Command
 from .workers import Workers
 
 
-def report(args, error: ConfigError) -> int:
+def report(args, error: ConfigError, cfg: Config | None = None) -> int:
+    """`cfg`: the config itself, when it loaded and what it names is wrong (a wake model file)."""
     print(f"error: {error}", file=sys.stderr)
     notify(f"STATUS={error}")
-    cfg = last_good(args.config)
+    cfg = cfg or last_good(args.config)
     publish(cfg, str(error))
     say(args, cfg, spoken(error))
     return 2

@@ -25,7 +25,6 @@ from .mqtt_link import MqttLink
 from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 from .types import SAMPLE_RATE
-from .understand.understanding import wake_phrase
 from .wyoming_server import bench_latency
 
 
@@ -63,7 +62,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
     t = time.perf_counter()
     engines.tts = Engines.load(cfg, store, audio=False, speech=True).tts
     loads["tts"] = time.perf_counter() - t
-    phrase = wake_phrase(cfg.wake.model).title()
+    phrase = cfg.wake.entries()[0].phrase.title()
     voices = {"piper": lambda t: piper(store, t), "espeak": lambda t: espeak(t, "en-us", 150)}
     texts = commands_for(cfg) + EVERYDAY
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as state:

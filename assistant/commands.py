@@ -20,7 +20,7 @@ from .mqtt_link import MqttLink, parse_url
 from .mqtt_recorder import MqttRecorder
 from .pipeline import Assistant
 from .sdnotify import Heartbeat, Watched, notify
-from .startup import config_from, store_from
+from .startup import check_wake_models, config_from, store_from
 
 
 def connect(cfg: Config, wait_s: float) -> MqttLink:
@@ -48,6 +48,10 @@ def run(args, cfg: Config | None = None) -> int:
         cfg = cfg or config_from(args)
     except ConfigError as e:  # the service has no screen: the error is said aloud and published
         return bad_config.report(args, e)
+    try:
+        check_wake_models(cfg)
+    except ConfigError as e:  # the config loads: its own broker and voice say so
+        return bad_config.report(args, e, cfg)
     if args.input:
         source = FileSource(args.input)
         sink = WavSink(args.output)

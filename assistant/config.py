@@ -30,11 +30,44 @@ class ConfigError(Exception):
         self.key = found[1] if found else None
 
 
+DEFAULT_WAKE = "hey_jarvis"
+
+
+@dataclass(frozen=True)
+class WakeEntry:
+    """One wake word the box listens for: a model of the manifest, or the user's own openWakeWord file."""
+
+    name: str  # in events, logs, on the broker and to Home Assistant: the manifest name, or the file's stem
+    file: str = ""  # the user's own ONNX model (absolute once the config is checked); empty: the manifest's
+    key: str = "wake.model"  # the config key that names it, for errors
+
+    @property
+    def phrase(self) -> str:
+        """What is said to wake the box, from the name: hey_jarvis_v0.1 -> "hey jarvis"."""
+        return re.sub(r"[_-]+", " ", re.sub(r"_v\d[\d.]*$", "", self.name)).strip()
+
+
 @dataclass
 class WakeConfig:
-    model: str = "hey_jarvis"  # model name in models/manifest.toml
-    threshold: float = 0.5
+    models: list[str] = field(default_factory=list)  # manifest names or .onnx files; all listen at once
+    model: str = ""  # the one-word form: model = "alexa" is models = ["alexa"]; neither: hey_jarvis
+    threshold: float = 0.5  # any wake word scoring this much wakes the box
     refractory_s: float = 2.0
+
+    def listed(self) -> list[tuple[str, str]]:
+        """(key, value) of each wake word as the config names it."""
+        return [(f"wake.models[{i}]", v) for i, v in enumerate(self.models)] or [
+            ("wake.model", self.model or DEFAULT_WAKE)]
+
+    def entries(self) -> list[WakeEntry]:
+        """The wake words, in the order the config lists them."""
+        return [WakeEntry(Path(v).stem, v, key) if is_model_file(v) else WakeEntry(v, "", key)
+                for key, v in self.listed()]
+
+
+def is_model_file(value: str) -> bool:
+    """A path to a file rather than a name in the manifest."""
+    return "/" in value or value.startswith("~") or value.endswith(".onnx")
 
 
 @dataclass
@@ -333,6 +366,48 @@ def _check_llm_models(cfg: Config) -> None:
                               f"models ({', '.join(known)}), got {value!r}")
 
 
+def _check_wake(cfg: Config) -> None:
+    """What can be told without loading a model: each entry is a wake word of the manifest or a file that
+    exists (made absolute here), and no two share a name or a file name (openWakeWord tells its models apart
+    by it). Whether a file is a model openWakeWord can run is checked where models are loaded (startup.py)."""
+    from .models import load_manifest
+
+    file, wake = str(cfg.path), cfg.wake
+    if not 0 < wake.threshold < 1:
+        raise ConfigError(f"{file}: 'wake.threshold' should be between 0 and 1, got {wake.threshold}")
+    if wake.model and wake.models:
+        raise ConfigError(f"{file}: 'wake.model' and 'wake.models' are both set: keep one "
+                          f"(model = {wake.model!r} is models = [{wake.model!r}])")
+    manifest = load_manifest()
+    known = sorted(n for n, m in manifest.items() if m.role == "wake")
+    names: dict[str, str] = {}  # wake word -> the value that named it
+    stems: dict[str, str] = {}  # model file name without .onnx -> the value that named it
+    for i, (key, value) in enumerate(wake.listed()):
+        if is_model_file(value):
+            path = (cfg.path.parent / Path(value).expanduser()).absolute()
+            if not path.is_file():
+                raise ConfigError(f"{file}: '{key}': no such wake model file {str(path)!r}")
+            name = stem = path.stem
+            if wake.models:
+                wake.models[i] = str(path)
+            else:
+                wake.model = str(path)
+        elif value in known:
+            name, stem = value, Path(manifest[value].files[0].path).stem if manifest[value].files else value
+        else:
+            raise ConfigError(f"{file}: '{key}' should be one of the manifest's wake words ({', '.join(known)}) "
+                              f"or an openWakeWord .onnx file, got {value!r}")
+        if value in names.values():
+            raise ConfigError(f"{file}: '{key}': {value!r} is listed twice")
+        if name in names:
+            raise ConfigError(f"{file}: '{key}': {value!r} and {names[name]!r} would both be the wake word "
+                              f"{name!r}; rename the file")
+        if stem in stems:
+            raise ConfigError(f"{file}: '{key}': {value!r} and {stems[stem]!r} have the same file name "
+                              f"{stem}.onnx, which openWakeWord tells its models apart by; rename the file")
+        names[name], stems[stem] = value, value
+
+
 def _check_time_zone(cfg: Config) -> None:
     if not cfg.time_zone:
         return
@@ -404,8 +479,6 @@ def _check(cfg: Config) -> None:
     file = str(cfg.path)
     if not cfg.mqtt.url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError(f"{file}: 'mqtt.url' should look like mqtt://host:1883, got {cfg.mqtt.url!r}")
-    if not 0 < cfg.wake.threshold < 1:
-        raise ConfigError(f"{file}: 'wake.threshold' should be between 0 and 1, got {cfg.wake.threshold}")
     if cfg.mqtt.url.startswith("mqtt://") and (cfg.mqtt.ca_file or cfg.mqtt.cert_file):
         raise ConfigError(f"{file}: 'mqtt.ca_file' needs an mqtts:// URL, got {cfg.mqtt.url!r}")
     for k in ("ca_file", "cert_file", "key_file"):
@@ -420,6 +493,7 @@ def _check(cfg: Config) -> None:
                                 ("llm.api", cfg.llm.api, ("completions", "chat"))]:
         if value not in allowed:
             raise ConfigError(f"{file}: '{key}' should be one of {', '.join(allowed)}, got {value!r}")
+    _check_wake(cfg)
     _check_llm_models(cfg)
     _check_time_zone(cfg)
     _check_wyoming(cfg)

@@ -11,7 +11,7 @@ def printer(out=sys.stdout):
     def show(ev: Event) -> None:
         d = ev.data
         line = {
-            Kind.WAKE: lambda: f"wake      score {d['score']} at {d['at_s']} s",
+            Kind.WAKE: lambda: f"wake      {d['word']}, score {d['score']} at {d['at_s']} s",
             Kind.TRANSCRIPT: lambda: f"heard     {d['text']!r}",
             Kind.INTENT: lambda: f"intent    {d['intent'].name} {_target(d['intent'])}",
             Kind.COMMAND: lambda: f"mqtt ->   {d['topic']} {d['payload']}",

@@ -17,7 +17,7 @@ from . import thermal
 from .broker import reachable
 from .config import Config, ConfigError
 from .models import ModelError, ModelStore
-from .startup import load_config
+from .startup import check_wake_models, load_config
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,25 @@ class Finding:
 
 
 def check_config(path: str) -> tuple[Config | None, list[Finding]]:
+    """The config as `assistant run` takes it: loaded, and the wake model files it names opened."""
     try:
         cfg = load_config(path)
+        check_wake_models(cfg)
     except ConfigError as e:
         return None, [Finding("fail", "config", str(e))]
     return cfg, [Finding("ok", "config", f"{path} is valid ({len(cfg.device)} devices, site {cfg.site!r})")]
 
 
+def check_wake_words(cfg: Config) -> list[Finding]:
+    """The wake words it listens for, and where each model comes from."""
+    return [Finding("info", "wake word", f"{w.name} ({w.phrase!r}): " + (
+        f"your own model {w.file}" if w.file else "the manifest's model") + f", from {w.key}")
+        for w in cfg.wake.entries()]
+
+
 def check_models(store: ModelStore, cfg: Config) -> list[Finding]:
-    needed = [cfg.wake.model, "openwakeword-features", "silero-vad", cfg.asr.model, cfg.tts.voice]
+    wake = [w.name for w in cfg.wake.entries() if not w.file]
+    needed = [*wake, "openwakeword-features", "silero-vad", cfg.asr.model, cfg.tts.voice]
     out = []
     for name in needed:
         try:
@@ -227,7 +237,7 @@ def run_checks(config_path: str, models_dir: str | None, mqtt_url: str | None = 
         cfg.mqtt.url = mqtt_url
     if cfg is not None:
         store = ModelStore(models_dir or cfg.models_dir or None)
-        findings += check_models(store, cfg) + check_audio(cfg)
+        findings += check_wake_words(cfg) + check_models(store, cfg) + check_audio(cfg)
     npu = check_npu()
     findings += npu + check_backends(npu)
     if cfg is not None and cfg.llm.route != "templates":

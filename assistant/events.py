@@ -50,7 +50,7 @@ class Kind(StrEnum):
     """What happened, and the data that comes with it. A StrEnum, so `event.kind == "wake"` reads as well."""
 
     STATE = "state"  # state: idle | listening | thinking | speaking
-    WAKE = "wake"  # score, at_s (position in the input)
+    WAKE = "wake"  # word (which wake word: its manifest name or file stem), score, at_s (position in the input)
     TRANSCRIPT = "transcript"  # text, seconds (audio length)
     INTENT = "intent"  # intent: what will be carried out (or was asked about and confirmed)
     ASK = "ask"  # intent: asked back about; a "yes" in the next turn carries it out

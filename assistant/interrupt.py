@@ -31,14 +31,15 @@ def words(text: str) -> set[str]:
 
 
 class Interrupter:
-    def __init__(self, ears, asr, workers, wake_threshold: float, vad_threshold: float, stops, wake_words: str):
-        """`ears`: the conductor's wake word and VAD (idle during a reply); `stops(text)`: whether the
-        home's grammar reads the text as a stop; `wake_words`: the wake phrases, to tell when the reply
-        itself says one."""
+    def __init__(self, ears, asr, workers, wake_threshold: float, vad_threshold: float, stops,
+                 phrases: dict[str, str]):
+        """`ears`: the conductor's wake words and VAD (idle during a reply); `stops(text)`: whether the
+        home's grammar reads the text as a stop; `phrases`: what is said for each wake word, to tell
+        when the reply itself says one."""
         self.ears, self.asr, self.workers = ears, asr, workers
         self.wake_threshold, self.vad_threshold = wake_threshold, vad_threshold
         self.stops = stops
-        self.wake_words = words(wake_words)
+        self.phrases = {name: words(phrase) for name, phrase in phrases.items()}
         self.ep: Endpointer | None = None
 
     def start(self) -> None:
@@ -52,8 +53,9 @@ class Interrupter:
 
     async def hear(self, frame: np.ndarray, saying: str) -> Cut | None:
         """One microphone frame while the box plays `saying` (empty for a ring): a reason to stop, or None."""
-        score = await self.workers.run("listen", self.ears.wake_score, frame)
-        if score >= self.wake_threshold and not (self.wake_words and self.wake_words <= words(saying)):
+        word, score = await self.workers.run("listen", self.ears.wake_score, frame)
+        said_by_the_reply = (own := self.phrases.get(word)) and own <= words(saying)
+        if score >= self.wake_threshold and not said_by_the_reply:
             return Cut.WAKE
         end = self.ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))
         if end is None:

@@ -34,7 +34,7 @@ from .types import SAMPLE_RATE, Outcome
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
 from .understand.rescore import Heard
-from .understand.understanding import Understanding, wake_phrase
+from .understand.understanding import Understanding
 from .workers import Workers
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class Frames:
 
 
 class Ears:
-    """The wake word and the endpointer over the incoming frames, with the wake word's CPU counted for
+    """The wake words and the endpointer over the incoming frames, with the wake words' CPU counted for
     the benchmark. Called on the listen worker."""
 
     def __init__(self, cfg: Config, engines: Engines):
@@ -79,12 +79,14 @@ class Ears:
         self.heard_s += len(frame) / SAMPLE_RATE
         return self.heard_s
 
-    def wake_score(self, frame: np.ndarray) -> float:
+    def wake_score(self, frame: np.ndarray) -> tuple[str, float]:
+        """The wake word that scores highest on this frame, and its score."""
         t = time.process_time()
-        s = self.wake.score(frame)
+        scores = self.wake.scores(frame)
         self.cpu_s += time.process_time() - t
         self.frames += 1
-        return s
+        word = max(scores, key=scores.__getitem__)
+        return word, scores[word]
 
     def command(self, start_timeout_s: float | None = None) -> Endpointer:
         """A fresh endpointer (and VAD) for a command that starts now."""
@@ -114,7 +116,8 @@ class Assistant:
                                            handlers.for_home(cfg, self.home, custom, self.timers, self.player).plan)
         self.ears = Ears(cfg, engines)
         self.interrupter = Interrupter(self.ears, engines.asr, self.workers, cfg.wake.threshold,
-                                       cfg.listen.vad_threshold, self._stops, wake_phrase(cfg.wake.model))
+                                       cfg.listen.vad_threshold, self._stops,
+                                       {w.name: w.phrase for w in cfg.wake.entries()})
         self.cut: Cut | None = None  # what cut the last turn or announcement short
         self.after_cut: list[np.ndarray] = []  # frames heard after a wake word cut a reply
         if cfg.llm.route != "templates" and engines.brain is None:
@@ -151,11 +154,11 @@ class Assistant:
             if ep is None and self.muted:
                 continue
             if ep is None:
-                score = await self.workers.run("listen", self.ears.wake_score, frame)
+                word, score = await self.workers.run("listen", self.ears.wake_score, frame)
                 if score < self.cfg.wake.threshold or heard_s < refractory_until:
                     continue
                 metrics = TurnMetrics(wake_score=score, wake_audio_s=heard_s)
-                self.events.emit(Kind.WAKE, score=round(score, 3), at_s=round(heard_s, 2))
+                self.events.emit(Kind.WAKE, word=word, score=round(score, 3), at_s=round(heard_s, 2))
                 ep = self._listen()
                 continue
             end = ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))

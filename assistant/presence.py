@@ -149,6 +149,8 @@ class Presence:
         elif ev.kind is Kind.MUTE:
             self.muted = d["muted"]
             self._publish(f"{self.base}/mute", "ON" if self.muted else "OFF")
+        elif ev.kind is Kind.WAKE:  # which wake word, for automations (a light that shows who was asked)
+            self._publish(f"{self.base}/wake", json.dumps({"word": d["word"], "score": d["score"]}), retain=False)
         elif ev.kind is Kind.TRANSCRIPT:
             self._publish(f"{self.base}/transcript", d["text"].strip()[:255])
         elif ev.kind is Kind.INTENT:

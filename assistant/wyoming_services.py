@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import numpy as np
 from wyoming.asr import Transcript
@@ -37,15 +38,16 @@ from wyoming.intent import Entity, NotRecognized
 from wyoming.intent import Intent as WyomingIntent
 from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStopped
-from wyoming.wake import Detection, NotDetected
+from wyoming.wake import Detect, Detection, NotDetected
 
 from . import __version__
 from .audio.player import Player
+from .config import WakeEntry
 from .models import Model, ModelStore
 from .pipeline import Assistant
 from .turn import Turn
 from .types import FRAME_SAMPLES, SAMPLE_RATE, Intent, Source
-from .understand.understanding import Understanding, wake_phrase
+from .understand.understanding import Understanding
 from .wyoming_events import Refused
 
 MAX_AUDIO_S = 30.0  # audio buffered for one transcription
@@ -95,6 +97,12 @@ def describe(cfg, store: ModelStore) -> Info:
         return {"name": name, "attribution": Attribution(m.license, m.upstream), "installed": True,
                 "description": f"{m.role} model; licence: {m.license}", "version": _version(m), "languages": lang}
 
+    def own(w: WakeEntry) -> dict:
+        """A wake word from the owner's own model file."""
+        return {"name": w.name, "attribution": Attribution("the owner's own model", ""), "installed": True,
+                "description": f"wake model {Path(w.file).name}, the owner's own", "version": None,
+                "languages": lang}
+
     def program(name: str, description: str) -> dict:
         return {"name": name, "description": description, **ours}
 
@@ -111,8 +119,9 @@ def describe(cfg, store: ModelStore) -> Info:
                                   "assistant", f"the box's understanding (route: {cfg.llm.route})"))],
                               supports_home_control=True,
                               **program("assistant-handle", "understood and carried out over MQTT"))],
-        wake=[WakeProgram(models=[WakeModel(phrase=wake_phrase(cfg.wake.model), **model(cfg.wake.model))],
-                          **program("assistant-wake", "openWakeWord"))],
+        wake=[WakeProgram(models=[WakeModel(phrase=w.phrase, **(own(w) if w.file else model(w.name)))
+                                  for w in cfg.wake.entries()],
+                          **program("assistant-wake", "openWakeWord, every wake word at once"))],
     )
 
 
@@ -188,7 +197,8 @@ class Connection:
         self.wake = None
 
     async def _detect(self, event: Event) -> None:
-        self.wake = await asyncio.to_thread(Wake, self.s)  # a model of its own: it keeps the audio's state
+        names = Detect.from_event(event).names
+        self.wake = await asyncio.to_thread(Wake, self.s, names)  # a model of its own: it keeps the audio's state
 
     async def _audio_start(self, event: Event) -> None:
         self.audio.clear()
@@ -280,13 +290,15 @@ class Connection:
 
 
 class Wake:
-    """The wake word over one client's audio, with a model of its own scored on the wake word's worker."""
+    """The wake words over one client's audio, with a model of its own scored on the wake word's worker.
+    Of the box's wake words, those the client names count (all of them when it names none of them)."""
 
-    def __init__(self, services: Services):
+    def __init__(self, services: Services, names: list[str] | None = None):
         from .engines.wake_openwakeword import OpenWakeWord
 
         cfg = services.cfg.wake
-        self.model, self.name = OpenWakeWord(services.store, cfg.model, cfg.threshold), cfg.model
+        self.model = OpenWakeWord(services.store, cfg.entries())
+        self.names = [n for n in names or [] if n in self.model.names] or self.model.names
         self.threshold, self.refractory_s, self.workers = cfg.threshold, cfg.refractory_s, services.workers
         self.pending = np.zeros(0, np.int16)  # less than a frame, waiting for the rest
         self.heard_s, self.quiet_until, self.detected = 0.0, 0.0, False
@@ -297,10 +309,10 @@ class Wake:
         while len(self.pending) >= FRAME_SAMPLES:
             frame, self.pending = self.pending[:FRAME_SAMPLES], self.pending[FRAME_SAMPLES:]
             self.heard_s += FRAME_SAMPLES / SAMPLE_RATE
-            score = await self.workers.run("listen", self.model.score, frame)
-            if score >= self.threshold and self.heard_s >= self.quiet_until:
+            scores = await self.workers.run("listen", self.model.scores, frame)
+            word = max(self.names, key=scores.__getitem__)
+            if scores[word] >= self.threshold and self.heard_s >= self.quiet_until:
                 self.detected, self.quiet_until = True, self.heard_s + self.refractory_s
                 await self.workers.run("listen", self.model.reset)
-                found = Detection(name=self.name, timestamp=int(self.heard_s * 1000))
+                found = Detection(name=word, timestamp=int(self.heard_s * 1000))
         return found
-

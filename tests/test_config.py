@@ -20,7 +20,7 @@ def error(tmp_path, text) -> str:
 def test_example_loads_with_defaults():
     cfg = config.load(EXAMPLE)
     assert [d.id for d in cfg.device] == ["kitchen_light", "living_room_lamp", "bedroom_light"]
-    assert cfg.wake.model == "hey_jarvis" and cfg.listen.silence_ms == 600
+    assert cfg.wake.models == ["hey_jarvis"] and cfg.listen.silence_ms == 600
 
 
 @pytest.mark.parametrize("text, words", [

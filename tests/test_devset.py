@@ -16,9 +16,8 @@ def test_hey_mycroft_recording_turns_on_the_living_room_lamp(store, engines, mak
     from assistant.engines.wake_openwakeword import OpenWakeWord
 
     cfg = config.load(EXAMPLE)
-    cfg.wake.model = "hey_mycroft"
-    mycroft = type(engines)(OpenWakeWord(store, "hey_mycroft", cfg.wake.threshold), engines.vad, engines.asr,
-                            engines.tts)
+    cfg.wake.models = ["hey_mycroft"]
+    mycroft = type(engines)(OpenWakeWord(store, cfg.wake.entries()), engines.vad, engines.asr, engines.tts)
     a, _, events = make_assistant(cfg, with_engines=mycroft)
     run(a.run(FileSource(PRECISE)))
     spy.settle()

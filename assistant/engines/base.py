@@ -14,8 +14,10 @@ import numpy as np
 
 
 class WakeWord(Protocol):
-    def score(self, frame: np.ndarray) -> float:
-        """Feed one 80 ms frame (1280 int16 samples); the wake word's score for it, 0..1."""
+    names: list[str]  # the wake words it listens for, all at once
+
+    def scores(self, frame: np.ndarray) -> dict[str, float]:
+        """Feed one 80 ms frame (1280 int16 samples); each wake word's score for it, 0..1."""
 
     def reset(self) -> None:
         """Forget the audio heard so far, so the same utterance does not fire again."""

@@ -31,7 +31,7 @@ class Engines:
 
         e = cls()
         if audio:
-            e.wake = OpenWakeWord(store, cfg.wake.model, cfg.wake.threshold)
+            e.wake = OpenWakeWord(store, cfg.wake.entries())
             e.vad = SileroVad(store)
             e.asr = FasterWhisper(store, cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size)
         if speech:

@@ -61,10 +61,6 @@ class Decision:
     guess: Intent | None = None
 
 
-def wake_phrase(model_name: str) -> str:
-    return model_name.split("_v")[0].replace("_", " ")
-
-
 class Understanding:
     def __init__(self, cfg: Config, registry: Registry, custom: CustomIntents, plan: Callable[[Intent], Outcome]):
         """`plan`: what carrying out an intent would do (the handlers'), without doing it."""
@@ -72,8 +68,9 @@ class Understanding:
         self.registry = registry
         self.custom = custom
         self.plan = plan
-        phrase = wake_phrase(cfg.wake.model)
-        self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=(phrase, phrase.split()[-1]),
+        phrases = [w.phrase for w in cfg.wake.entries()]
+        spoken = tuple(p for phrase in phrases for p in (phrase, *phrase.split()[-1:]))  # "hey jarvis", "jarvis"
+        self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=spoken,
                                               fuzzy=cfg.understand.fuzzy,
                                               custom_sentences=custom.sentences() if cfg.understand.fuzzy else None)
         self.pending: Question | None = None
