@@ -182,10 +182,10 @@ def _text(d: dict) -> str:
     lines = [f"commands {d['commands']} (piper and espeak-ng voices; lights, and timers and the time: "
              f"'everyday'), handled {d['turns']}, published {d['published']}, "
              f"missed {d['missed_wake_or_endpoint']}", "",
-             f"{'stage':36} {'median':>10} {'p90':>10}"]
+             f"{'stage':44} {'median':>10} {'p90':>10}"]
     for name, s in {**d["stages_s"], **d["latency_s"]}.items():
         if s["n"]:
-            lines.append(f"{name:36} {ms(s['median']):>10} {ms(s['p90']):>10}")
+            lines.append(f"{name:44} {ms(s['median']):>10} {ms(s['p90']):>10}")
     lines += ["", "real-time factors (processing time / audio time):"]
     lines += [f"  {k:10} {v:.4f}" for k, v in d["real_time_factor"].items() if v is not None]
     lines += ["", "model load: " + ", ".join(f"{k} {v:.2f} s" for k, v in d["model_load_s"].items()),

@@ -106,12 +106,12 @@ class Assistant:
         self.cfg, self.engines, self.link = cfg, engines, link
         self.events = events or EventBus()
         self.home = Home(cfg)
-        self.presence = Presence(cfg, link, self.events)
+        self.timers = Timers(state_dir(cfg), self.events)
+        self.presence = Presence(cfg, link, self.events, self.timers.summary)
         custom = CustomIntents(custom_grammar(cfg), cfg.language)
         self.workers = Workers()
         sounds = Sounds(engines.tts.sample_rate, cfg.sounds.own()) if sink is not None and engines.tts else None
         self.player = Player(sink, engines.tts, self.workers, sounds=sounds, cues=cfg.sounds.enabled)
-        self.timers = Timers(state_dir(cfg), self.events)
         self.understanding = Understanding(cfg, self.home.registry, custom,
                                            handlers.for_home(cfg, self.home, custom, self.timers, self.player).plan)
         self.ears = Ears(cfg, engines)

@@ -17,6 +17,7 @@ import queue
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 
 from . import __version__
@@ -99,8 +100,11 @@ class Presence:
     transcript and intent (retained, for Home Assistant's sensors), each intent carried out, and on every
     (re)connect the box's own discovery configs."""
 
-    def __init__(self, cfg: Config, link, events):
+    def __init__(self, cfg: Config, link, events, timers: Callable[[], dict] = lambda: None):
+        """`timers`: all timers now, for Home Assistant's timer sensor (retained; a restarted broker
+        may have lost it)."""
         self.cfg = cfg
+        self.timers = timers
         self.link = link
         self.base = base_topic(cfg)
         self.state = "idle"
@@ -126,6 +130,8 @@ class Presence:
         self._publish(f"{self.base}/mute", "ON" if self.muted else "OFF")
         self._publish(f"{self.base}/state", self._shown_state())
         self._publish(f"{self.base}/error", "")  # a config error said at an earlier start is over
+        if (timers := self.timers()) is not None:
+            self._publish(f"{self.base}/timers", json.dumps(timers))
         self._publish_health()
 
     def _publish_health(self) -> None:

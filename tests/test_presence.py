@@ -142,3 +142,26 @@ def test_a_flood_of_announcements_is_bounded(make_assistant, spy):
     assert a.presence.inbox.queue.qsize() <= min(MAX_QUEUED, SAYS_PER_MINUTE)
     run(a.run(FileSource(pcm=silence(0.3))))
     assert len([e for e in events if e.kind == "announcement"]) <= min(MAX_QUEUED, SAYS_PER_MINUTE)
+
+
+def test_the_timers_are_shown_again_after_a_broker_restart_and_at_start(make_assistant):
+    """Home Assistant's timer sensor reads the retained timers topic: a broker that forgot it, or a box
+    restarted with timers running, publishes it again."""
+    b = LocalBroker().start()
+    try:
+        a, _, _ = make_assistant(url=b.url)
+        run(a.handle_text("Set a 10 minute pizza timer."))
+        b.stop()  # no persistence: the broker forgets every retained message
+        b.start()
+        assert wait_for(lambda: a.link.connected, timeout=15)
+        timers = lambda rec: [json.loads(p) for t, p in rec.messages if t == f"{BASE}/timers"]  # noqa: E731
+        with MqttRecorder(b.url, topics=(f"{BASE}/timers",)) as late:
+            assert wait_for(lambda: timers(late))
+            assert timers(late)[-1]["count"] == 1 and timers(late)[-1]["next"]["name"] == "pizza"
+        a.close()
+        a.link.stop()
+        again, _, _ = make_assistant(url=b.url)  # restarted: the timer was kept, and is shown at once
+        with MqttRecorder(b.url, topics=(f"{BASE}/timers",)) as late:
+            assert wait_for(lambda: timers(late) and timers(late)[-1]["count"] == 1)
+    finally:
+        b.stop()
