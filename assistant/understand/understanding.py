@@ -66,16 +66,21 @@ def wake_phrase(model_name: str) -> str:
 
 
 class Understanding:
-    def __init__(self, cfg: Config, registry: Registry, custom: CustomIntents, plan: Callable[[Intent], Outcome]):
-        """`plan`: what carrying out an intent would do (the handlers'), without doing it."""
+    def __init__(self, cfg: Config, registry: Registry, custom: CustomIntents, plan: Callable[[Intent], Outcome],
+                 here: str | None = None):
+        """`plan`: what carrying out an intent would do (the handlers'), without doing it. `here`: the
+        area the requests come from, meant where a light command names no area or device; by default the
+        box's own (`area` in the config)."""
         self.cfg = cfg
         self.registry = registry
         self.custom = custom
         self.plan = plan
+        self.here = cfg.area if here is None else here
         phrase = wake_phrase(cfg.wake.model)
         self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=(phrase, phrase.split()[-1]),
                                               fuzzy=cfg.understand.fuzzy,
-                                              custom_sentences=custom.sentences() if cfg.understand.fuzzy else None)
+                                              custom_sentences=custom.sentences() if cfg.understand.fuzzy else None,
+                                              area=self.here)
         self.pending: Question | None = None
         self._custom_words = custom.vocabulary()
 

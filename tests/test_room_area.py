@@ -1,0 +1,171 @@
+"""A box that stands in an area (`area` in the config): "turn on the lights" said to it are its area's, as
+Home Assistant's satellites give theirs; a named area or device wins; without an area nothing changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import home_config
+
+from assistant import config, handlers
+from assistant.audio.player import Player
+from assistant.events import EventBus
+from assistant.home.live import Home
+from assistant.timers import Timers
+from assistant.understand.custom import CustomIntents
+from assistant.understand.custom import from_config as custom_grammar
+from assistant.understand.understanding import Understanding, Verdict
+
+# Two lights and a switch in the kitchen, two lamps in the living room, one light in the bedroom.
+HOME = """
+site = "rooms"
+[mqtt]
+url = "mqtt://127.0.0.1:1883"
+
+[[device]]
+name = "kitchen light"
+area = "kitchen"
+friendly_name = "kitchen_light"
+
+[[device]]
+name = "kitchen spots"
+area = "kitchen"
+friendly_name = "kitchen_spots"
+
+[[device]]
+name = "kettle"
+area = "kitchen"
+domain = "switch"
+friendly_name = "kettle"
+
+[[device]]
+name = "living room lamp"
+aliases = ["sofa lamp"]
+area = "living room"
+dialect = "ha_json"
+command_topic = "home/living_room_lamp/set"
+
+[[device]]
+name = "reading lamp"
+area = "living room"
+friendly_name = "reading_lamp"
+
+[[device]]
+name = "bedroom light"
+area = "bedroom"
+friendly_name = "bedroom_light"
+"""
+Z = "zigbee2mqtt/{}/set"
+TOPICS = {"kitchen": {Z.format("kitchen_light"), Z.format("kitchen_spots")},
+          "living room": {"home/living_room_lamp/set", Z.format("reading_lamp")},
+          "bedroom": {Z.format("bedroom_light")}}
+LIGHTS = set().union(*TOPICS.values())
+
+
+def box(tmp_path: Path, area: str = "") -> config.Config:
+    """The home above, as said to a box in `area` (none when empty)."""
+    return home_config(tmp_path, base=(f'area = "{area}"\n' if area else "") + HOME)
+
+
+def understanding(cfg: config.Config, state: Path) -> Understanding:
+    cfg.llm.route, cfg.state_dir = "templates", str(state)
+    home, custom = Home(cfg), CustomIntents(custom_grammar(cfg), cfg.language)
+    plan = handlers.for_home(cfg, home, custom, Timers(state, EventBus()), Player(None, None, None)).plan
+    return Understanding(cfg, home.registry, custom, plan)
+
+
+@pytest.fixture(scope="module")
+def boxes(tmp_path_factory) -> dict[str, Understanding]:
+    """A box in each room, and one in no room, on the same home."""
+    out = {}
+    for area in ("kitchen", "living room", "bedroom", ""):
+        out[area] = understanding(box(tmp_path_factory.mktemp("home"), area), tmp_path_factory.mktemp("state"))
+    return out
+
+
+def switched(u: Understanding, text: str) -> tuple[Verdict, dict[str, dict], str]:
+    u.forget()
+    d = u.read(text)
+    return d.verdict, {c.topic: json.loads(c.payload) for c in d.outcome.commands}, d.outcome.reply
+
+
+@pytest.mark.parametrize("area", ["kitchen", "living room"])
+@pytest.mark.parametrize("text, payload", [
+    ("turn on the lights", {"state": "ON"}),
+    ("turn on the light", {"state": "ON"}),
+    ("Hey Jarvis, switch the lights off.", {"state": "OFF"}),
+    ("turn off the light", {"state": "OFF"}),
+    ("set the lights to 40 percent", {"state": "ON", "brightness": 102}),
+    ("set the brightness to 40%", {"state": "ON", "brightness": 102}),
+    ("dim the lights", None),
+    ("make it brighter", None),
+    ("turn the lights red", {"state": "ON", "color": {"r": 255, "g": 0, "b": 0}}),
+    ("toggle the lights", None),
+])
+def test_the_lights_are_the_boxs_own_areas(boxes, area, text, payload):
+    verdict, sent, reply = switched(boxes[area], text)
+    assert verdict is Verdict.ACT and set(sent) == TOPICS[area], (text, reply)  # its lights, not the kettle
+    if payload is not None:
+        for topic, p in sent.items():  # the Home Assistant JSON lamp gets the same on a 0..255 scale too
+            assert p == payload or (topic.startswith("home/") and p["state"] == payload["state"])
+    assert area in reply
+
+
+@pytest.mark.parametrize("area, text, reply", [
+    ("kitchen", "turn on the lights", "Turned on the kitchen lights."),
+    ("living room", "turn off the light", "Turned off the living room lights."),
+    ("bedroom", "turn on the lights", "Turned on the bedroom light."),  # its one light, by name
+    ("kitchen", "set the lights to 40 percent", "Set the kitchen lights to 40 percent."),
+])
+def test_the_reply_says_which(boxes, area, text, reply):
+    assert switched(boxes[area], text)[2] == reply
+
+
+@pytest.mark.parametrize("text, room", [
+    ("turn on the bedroom light", "bedroom"),
+    ("turn off the lights in the living room", "living room"),
+    ("set the sofa lamp to 30 percent", None),
+    ("dim the living room lights", "living room"),
+    ("turn on the reading lamp", None),
+])
+def test_a_named_area_or_device_wins_over_the_boxs(boxes, text, room):
+    verdict, sent, _ = switched(boxes["kitchen"], text)
+    assert verdict is Verdict.ACT and sent
+    assert not set(sent) & TOPICS["kitchen"]
+    if room:
+        assert set(sent) == TOPICS[room]
+
+
+def test_all_the_lights_are_still_all_of_them(boxes):
+    verdict, sent, reply = switched(boxes["kitchen"], "turn off all the lights")
+    assert verdict is Verdict.ACT and set(sent) == LIGHTS and reply == "Turned off all the lights."
+
+
+def test_without_an_area_the_lights_mean_what_they_did(boxes):
+    """No area configured: "turn on the lights" switches nothing (the templates name no device), and
+    "turn off the lights" is snapped onto "turn off all the lights", as before the box had an area."""
+    u = boxes[""]
+    assert u.here == "" and u.templates.context is None
+    verdict, sent, reply = switched(u, "turn on the lights")
+    assert sent == {} and reply.startswith("I don't know any device")
+    for text in ("set the lights to 40 percent", "make it brighter"):
+        assert switched(u, text)[1] == {}
+    verdict, sent, _ = switched(u, "turn off the lights")
+    assert verdict is Verdict.ACT and set(sent) == LIGHTS
+
+
+def test_a_misheard_command_is_snapped_onto_the_boxs_area(boxes):
+    u = boxes["living room"]
+    intent = u.lookup("turn on the lihgts")
+    assert intent.source == "fuzzy" and intent.area == "living room" and intent.confidence >= 0.8
+    assert "turn on the lights" in u.templates.snap.here
+    assert not boxes[""].templates.snap.here
+
+
+def test_a_snap_never_takes_a_named_room_for_the_boxs(boxes):
+    """Close in words to "set the lights to 40 percent", but it names the bedroom."""
+    for area in ("kitchen", "living room"):
+        intent = boxes[area].lookup("set the lights to 40 percent in the bedroom")
+        assert intent is None or intent.area != area
