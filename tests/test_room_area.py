@@ -169,3 +169,11 @@ def test_a_snap_never_takes_a_named_room_for_the_boxs(boxes):
     for area in ("kitchen", "living room"):
         intent = boxes[area].lookup("set the lights to 40 percent in the bedroom")
         assert intent is None or intent.area != area
+
+
+def test_a_box_whose_area_has_no_lights_yet_says_so(tmp_path):
+    """The hall's light is a discovered one, named ahead by [[customize]], not announced yet."""
+    hall = '\n[[customize]]\nmatch = "hall ceiling"\narea = "hall"\n'
+    cfg = home_config(tmp_path, hall, base='area = "hall"\n' + HOME)
+    verdict, sent, reply = switched(understanding(cfg, tmp_path / "state"), "turn on the lights")
+    assert sent == {} and reply == "There are no lights in the hall."
