@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import home_config
+from conftest import home_config, run
 
 from assistant import config, handlers
+from assistant.audio.io import FileSource
 from assistant.audio.player import Player
 from assistant.events import EventBus
 from assistant.home.live import Home
+from assistant.samples import piper, utterance
 from assistant.timers import Timers
 from assistant.understand.custom import CustomIntents
 from assistant.understand.custom import from_config as custom_grammar
@@ -66,6 +68,7 @@ LIGHTS = set().union(*TOPICS.values())
 
 def box(tmp_path: Path, area: str = "") -> config.Config:
     """The home above, as said to a box in `area` (none when empty)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     return home_config(tmp_path, base=(f'area = "{area}"\n' if area else "") + HOME)
 
 
@@ -177,3 +180,39 @@ def test_a_box_whose_area_has_no_lights_yet_says_so(tmp_path):
     cfg = home_config(tmp_path, hall, base='area = "hall"\n' + HOME)
     verdict, sent, reply = switched(understanding(cfg, tmp_path / "state"), "turn on the lights")
     assert sent == {} and reply == "There are no lights in the hall."
+
+
+# -- on the broker: typed, and spoken through the pipeline --------------------------------------------
+
+def sent_since(spy) -> dict[str, dict]:
+    """The device messages since the last look, by topic."""
+    spy.settle()
+    return spy.take(0)
+
+
+def test_typed_the_lights_switch_only_the_boxs_area_on_the_broker(make_assistant, spy, tmp_path):
+    for area in ("kitchen", "living room"):
+        a, _, _ = make_assistant(box(tmp_path / area, area))
+        for text in ("turn on the lights", "turn on the light"):
+            out = run(a.handle_text(text))
+            sent = sent_since(spy)
+            assert out.ok and set(sent) == TOPICS[area], (area, text, out.reply, sent)
+            assert all(p["state"] == "ON" for p in sent.values())
+        assert run(a.handle_text("turn off the bedroom light")).ok  # named: the bedroom's, wherever the box is
+        assert set(sent_since(spy)) == TOPICS["bedroom"]
+
+
+def test_typed_the_lights_on_a_box_in_no_area_switch_nothing(make_assistant, spy, tmp_path):
+    a, _, _ = make_assistant(box(tmp_path))
+    out = run(a.handle_text("turn on the lights"))
+    assert not out.ok and sent_since(spy) == {}
+
+
+@pytest.mark.parametrize("area, said", [("kitchen", "Turn on the lights."), ("living room", "Turn on the light.")])
+def test_spoken_the_lights_switch_only_the_boxs_area(store, make_assistant, spy, tmp_path, area, said):
+    a, _, events = make_assistant(box(tmp_path, area))
+    run(a.run(FileSource(pcm=utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, said), 1.0))))
+    sent = sent_since(spy)
+    heard = [e.data["text"] for e in events if e.kind == "transcript"]
+    assert set(sent) == TOPICS[area], (heard, sent)
+    assert all(p["state"] == "ON" for p in sent.values())
