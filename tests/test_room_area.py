@@ -208,6 +208,18 @@ def test_typed_the_lights_on_a_box_in_no_area_switch_nothing(make_assistant, spy
     assert not out.ok and sent_since(spy) == {}
 
 
+def test_home_assistants_requests_are_not_taken_as_the_boxs_room(make_assistant, store, spy, tmp_path):
+    """Home Assistant sends what its satellites heard, in any room: its understanding has no area."""
+    from assistant.wyoming_services import Services
+
+    a, _, _ = make_assistant(box(tmp_path, "kitchen"))
+    services = Services(a, store)
+    assert services.understanding.here == "" and a.understanding.here == "kitchen"
+    assert services.understanding.read("turn on the lights").outcome.commands == ()
+    assert set(d.device_id for d in a.understanding.read("turn on the lights").outcome.commands) == {
+        "kitchen_light", "kitchen_spots"}
+
+
 @pytest.mark.parametrize("area, said", [("kitchen", "Turn on the lights."), ("living room", "Turn on the light.")])
 def test_spoken_the_lights_switch_only_the_boxs_area(store, make_assistant, spy, tmp_path, area, said):
     a, _, events = make_assistant(box(tmp_path, area))
