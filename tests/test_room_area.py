@@ -16,6 +16,7 @@ from assistant.events import EventBus
 from assistant.home.live import Home
 from assistant.samples import piper, utterance
 from assistant.timers import Timers
+from assistant.understand import llm
 from assistant.understand.custom import CustomIntents
 from assistant.understand.custom import from_config as custom_grammar
 from assistant.understand.understanding import Understanding, Verdict
@@ -228,3 +229,85 @@ def test_spoken_the_lights_switch_only_the_boxs_area(store, make_assistant, spy,
     heard = [e.data["text"] for e in events if e.kind == "transcript"]
     assert set(sent) == TOPICS[area], (heard, sent)
     assert all(p["state"] == "ON" for p in sent.values())
+
+
+# -- the LLM: the box's room in the prompt, and in what a request may act on ---------------------------
+
+class Scripted:
+    """A backend that answers one line and keeps the prompts it was given."""
+
+    name, constrains = "scripted", False
+
+    def __init__(self, line: str):
+        self.line, self.prompts = line, []
+
+    def stream(self, system, user, max_tokens, stop, **_):
+        self.prompts.append(user)
+        yield self.line
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def rooms(tmp_path_factory):
+    return Home(box(tmp_path_factory.mktemp("home"))).registry
+
+
+KITCHEN_LIGHTS = ("kitchen_light", "kitchen_spots")
+
+
+@pytest.mark.parametrize("text, here, ids, every, by_room", [
+    ("put the lights on", "kitchen", KITCHEN_LIGHTS, False, True),  # not the kettle: "lights" is not its noun
+    ("the light please", "living room", ("living_room_lamp", "reading_lamp"), False, True),
+    ("put the lights on", "", (), True, False),  # no area: the lights are all of them, as before
+    ("put the light on", "", (), False, False),
+    ("put the bedroom light on", "kitchen", ("bedroom_light",), False, False),  # a named device wins
+    ("the living room lights, please", "kitchen", ("living_room_lamp", "reading_lamp"), False, False),  # an area too
+    ("everything off", "kitchen", (), True, False),
+    ("the lights off except the bedroom", "kitchen", (), True, False),  # wider than the kitchen
+    ("how long do I boil an egg", "kitchen", (), False, False),  # no noun of theirs: not the kitchen's lights
+])
+def test_the_llm_grounds_the_light_in_the_boxs_area(rooms, text, here, ids, every, by_room):
+    g = llm.ground(text, rooms, here)
+    assert (set(g.ids), g.every, g.here) == (set(ids), every, by_room)
+
+
+@pytest.mark.parametrize("line, ok", [("on kitchen_light kitchen_spots", True), ("on kitchen_light", True),
+                                      ("on bedroom_light", False), ("on all", False), ("on kettle", False)])
+def test_the_llm_may_act_on_the_boxs_area_only(rooms, line, ok):
+    assert (llm.parse(line, "put the lights on", rooms, here="kitchen").intent is not None) is ok
+
+
+def test_the_llm_is_kept_on_the_boxs_area(rooms):
+    lines = llm.language(rooms, "put the lights on", here="kitchen").lines
+    assert "on kitchen_light kitchen_spots" in lines and "on kitchen_light" in lines
+    assert not any(w in x.split() for x in lines for w in ("all", "bedroom_light", "kettle", "reading_lamp"))
+    assert "on all" in llm.language(rooms, "put the lights on").lines  # no area: all the lights, as before
+
+
+def test_the_llm_is_told_the_room_a_request_names_none_of(rooms):
+    backend = Scripted("on kitchen_light kitchen_spots")
+    brain = llm.Brain(rooms, [lambda: backend])
+    reply = brain.respond("put the lights on", here="kitchen")
+    assert reply.intent.device_ids == KITCHEN_LIGHTS
+    assert backend.prompts[-1].endswith("Request: put the lights on (in the kitchen)\nAnswer:")
+    brain.respond("put the bedroom light on", here="kitchen")
+    assert "(in the" not in backend.prompts[-1]  # it names its room
+    assert brain.respond("put the lights on").intent is None  # no area: these two are not all the lights
+    assert "(in the" not in backend.prompts[-1]
+
+
+def test_the_llm_route_switches_the_boxs_area_on_the_broker(make_assistant, spy, tmp_path):
+    from assistant.engines.load import Engines
+
+    cfg = home_config(tmp_path, '\n[llm]\nroute = "llm"\n', base='area = "living room"\n' + HOME)
+    backend = Scripted("on living_room_lamp reading_lamp")
+    a, _, _ = make_assistant(cfg, with_engines=Engines(brain=llm.Brain(rooms_of(cfg), [lambda: backend])))
+    out = run(a.handle_text("could you put the lights on"))
+    assert out.ok and out.intent.source == "llm" and "(in the living room)" in backend.prompts[-1]
+    assert set(sent_since(spy)) == TOPICS["living room"]
+
+
+def rooms_of(cfg: config.Config):
+    return Home(cfg).registry
