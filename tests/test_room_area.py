@@ -12,6 +12,7 @@ from conftest import home_config, run
 from assistant import config, handlers
 from assistant.audio.io import FileSource
 from assistant.audio.player import Player
+from assistant.engines.base import Hypothesis
 from assistant.events import EventBus
 from assistant.home.live import Home
 from assistant.samples import piper, utterance
@@ -19,6 +20,7 @@ from assistant.timers import Timers
 from assistant.understand import llm
 from assistant.understand.custom import CustomIntents
 from assistant.understand.custom import from_config as custom_grammar
+from assistant.understand.rescore import choose, heard_verb, meaning, to_check
 from assistant.understand.understanding import Understanding, Verdict
 
 # Two lights and a switch in the kitchen, two lamps in the living room, one light in the bedroom.
@@ -166,6 +168,23 @@ def test_a_misheard_command_is_snapped_onto_the_boxs_area(boxes):
     assert intent.source == "fuzzy" and intent.area == "living room" and intent.confidence >= 0.8
     assert "turn on the lights" in u.templates.snap.here
     assert not boxes[""].templates.snap.here
+
+
+def checked(u: Understanding, *texts: str) -> list[str]:
+    """The home's sentences the close listening would weigh on the audio for these free readings."""
+    r = [Hypothesis(t, -0.4 - 0.1 * i) for i, t in enumerate(texts)]
+    _, intent = choose(r, u.lookup)
+    return to_check(r, intent, False, heard_verb(r), u.templates, u.lookup)
+
+
+def test_the_close_listening_weighs_the_area_less_sentences_as_the_boxs_area(boxes):
+    """What the audio is checked against: the box's "turn on the lights", which means the same as "turn
+    on the kitchen lights" (no rival of it); in a box with no area, not at all."""
+    u = boxes["kitchen"]
+    assert "turn on the lights" in checked(u, "Turn on the lice.", "Turn on the lies.")
+    assert meaning(u.lookup("turn on the lights"), u.registry) == meaning(u.lookup("turn on the kitchen lights"),
+                                                                           u.registry)
+    assert "turn on the lights" not in checked(boxes[""], "Turn on the lice.", "Turn on the lies.")
 
 
 def test_a_snap_never_takes_a_named_room_for_the_boxs(boxes):
