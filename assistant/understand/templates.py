@@ -65,9 +65,9 @@ OWN = {
 # Said to a box that stands in an area (config `area`), with no area or device named: the box's area, as
 # Home Assistant's satellites give theirs. The same mechanism as Home Assistant's own "turn on the lights"
 # sentences: the sentences require an `area` in the intent context, and hassil copies it into the slot.
-# `HERE_OWN` add to the sentences above; `HERE_HA` to Home Assistant's, which have "turn on the lights"
-# and "set the lights to red" this way, but no brightness without naming "brightness". "All the lights"
-# stays the whole home's, unless "in here" is said.
+# `HERE_OWN` is added to the sentences above, `HERE_HA` to Home Assistant's, which have "turn on the
+# lights" and "set the lights to red" this way but no brightness without the word "brightness". "All the
+# lights" stay the whole home's, unless "in here" is said.
 HERE_OWN = {
     "AssistantBrighter": ["(make | turn) (it | [<the>] <light>) brighter [<here>]",
                           "brighten [<the>] <light> [<here>]", "[turn] [<the>] <light> up [<here>]"],
