@@ -246,6 +246,7 @@ LLM_BACKENDS = ("auto", "hailo", "llama_cpp", "openai")
 class Config:
     path: Path
     site: str = "default"
+    area: str = ""  # the room the box stands in: "the lights" said to it are its area's; empty: none
     language: str = "en"
     models_dir: str = ""  # empty: $ASSISTANT_MODELS or the user cache
     wake: WakeConfig = field(default_factory=WakeConfig)
@@ -453,6 +454,29 @@ def _check_topics(cfg: Config) -> None:
             raise ConfigError(f"{file}: 'discovery.allow[{i}]' is not an MQTT topic filter: {problem}, got {pattern!r}")
 
 
+def _area_name(text: str) -> str:
+    """An area as the home's registry spells it (lower case, `_` as a space, single spaces)."""
+    return " ".join(text.lower().replace("_", " ").split())
+
+
+def _check_area(cfg: Config) -> None:
+    """The box's own area must be one the home's devices are in: a typo would otherwise leave "turn on
+    the lights" switching nothing, with no word why. The areas the config knows are those of its
+    `[[device]]` and `[[customize]]` entries (a discovered device's area is only known once it is
+    announced; `[[customize]]` names it ahead)."""
+    if not cfg.area.strip():
+        cfg.area = ""
+        return
+    known = sorted({_area_name(a) for a in [*(d.area for d in cfg.device), *(c.area for c in cfg.customize)]
+                    if a.strip()})
+    area = _area_name(cfg.area)
+    if area not in known:
+        have = (f"one of the home's areas ({', '.join(known)})" if known else
+                "an area a [[device]] or [[customize]] entry has (none has one yet)")
+        raise ConfigError(f"{cfg.path}: 'area' should be {have}, got {cfg.area!r}")
+    cfg.area = area
+
+
 def _check_wyoming(cfg: Config) -> None:
     file, w = str(cfg.path), cfg.wyoming
     if not 0 < w.port < 65536:
@@ -524,4 +548,5 @@ def _check(cfg: Config) -> None:
             if norm in seen and seen[norm] != d.id:
                 raise ConfigError(f"{file}: '{key}': the name {spoken!r} is already used by device {seen[norm]!r}")
             seen[norm] = d.id
+    _check_area(cfg)
     _check_topics(cfg)

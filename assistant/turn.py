@@ -82,7 +82,8 @@ class Turn:
         """Text no template understood: the LLM makes it a validated intent or a spoken answer. `guess`
         is the templates' unknown-device reading, said instead of a refusal when the LLM cannot help."""
         p, t = self.parts, time.perf_counter()
-        reply = await p.workers.run("llm", p.engines.brain.respond, text)  # a failure comes back as reply.error
+        # a failure comes back as reply.error
+        reply = await p.workers.run("llm", p.engines.brain.respond, text, p.understanding.here)
         self.metrics.understand_s += time.perf_counter() - t
         p.events.emit(Kind.LLM, backend=reply.backend, model=reply.model, seconds=round(time.perf_counter() - t, 3),
                       error=reply.error)

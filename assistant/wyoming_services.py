@@ -64,7 +64,9 @@ class Services:
     def __init__(self, assistant: Assistant, store: ModelStore):
         a = assistant
         self.cfg, self.store, self.workers, self.engines = a.cfg, store, a.workers, a.engines
-        self.understanding = Understanding(a.cfg, a.home.registry, a.understanding.custom, a.understanding.plan)
+        # Home Assistant's requests come from wherever its satellites are, not from the box's own room
+        self.understanding = Understanding(a.cfg, a.home.registry, a.understanding.custom, a.understanding.plan,
+                                           here="")
         # a silent player: the reply goes back to Home Assistant as text, not out of the box's speaker
         self.parts = dataclasses.replace(a.parts, understanding=self.understanding,
                                          player=Player(None, a.engines.tts, a.workers))

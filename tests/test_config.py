@@ -42,6 +42,21 @@ def test_errors_name_the_key(tmp_path, text, words):
         assert w in msg
 
 
+def test_the_box_area_must_be_one_of_the_homes_areas(tmp_path):
+    msg = error(tmp_path, 'area = "garage"\n' + EXAMPLE.read_text())
+    assert "'area'" in msg and "'garage'" in msg and "bedroom, kitchen, living room" in msg
+    msg = error(tmp_path, 'area = "kitchen"\n')  # no device has an area at all
+    assert "'area'" in msg and "'kitchen'" in msg and "none has one" in msg
+
+
+def test_the_box_area_is_spelled_as_the_registry_spells_areas(tmp_path):
+    assert config.load(home_file(tmp_path, 'area = " Living_Room "\n' + EXAMPLE.read_text())).area == "living room"
+    assert config.load(EXAMPLE).area == ""  # none: the box is in no room in particular
+    # a discovered device's area, named ahead by [[customize]]
+    cfg = config.load(home_file(tmp_path, 'area = "hall"\n[[customize]]\nmatch = "hall ceiling"\narea = "hall"\n'))
+    assert cfg.area == "hall"
+
+
 def test_cli_reports_a_broken_config_in_one_line(tmp_path):
     p = home_file(tmp_path, "[mqtt]\nport = 1883\n")
     done = subprocess.run([sys.executable, "-m", "assistant", "ask", "--config", str(p), "hello"],

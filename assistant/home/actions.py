@@ -16,8 +16,9 @@ def plan(intent: Intent, registry: Registry, states: HomeState | None = None) ->
         return Outcome(f"I don't know any device called {intent.unknown_name}.", ok=False, intent=intent)
     state = states.get if states else (lambda _id: DeviceState())
     devices, what = targets(intent, registry)
-    if not devices:
-        return Outcome(f"There are no {what}.", ok=False, intent=intent)
+    if not devices:  # "There are no lights in the hall." (the box's own area may have none)
+        where = f" in the {intent.area}" if intent.area and not intent.device_ids else ""
+        return Outcome(f"There are no {_noun(intent)}{where}.", ok=False, intent=intent)
     if intent.name == "HassGetState":
         return _answer(intent, devices, what, state)
     offline = [d for d in devices if state(d.id).available is False]
@@ -111,9 +112,13 @@ def _grouped(devices: list[Device], registry: Registry, intent: Intent, **change
     return cmds + [dialects.command(d, **change) for d in left.values()]
 
 
+def _noun(intent: Intent) -> str:
+    return "lights" if intent.domain == "light" else f"{intent.domain}s"
+
+
 def targets(intent: Intent, registry: Registry) -> tuple[list[Device], str]:
     """The devices an intent acts on, and how to say them."""
-    noun = "lights" if intent.domain == "light" else f"{intent.domain}s"
+    noun = _noun(intent)
     if intent.device_ids:
         devices = [d for i in intent.device_ids if (d := registry.get(i)) is not None]
         return devices, " and ".join(f"the {d.name}" for d in devices)

@@ -56,6 +56,7 @@ def sound_key(text: str) -> str:
 
 
 GENERIC = {"the", "all", "light", "lights", "lamp", "lamps"}
+WHOLE = ("all", "every", "everything", "everywhere")
 
 
 def _core(target: str) -> str:
@@ -71,9 +72,12 @@ def _numbers(text: str) -> tuple[str, list[str]]:
 
 
 class VocabularySnap:
-    def __init__(self, registry: Registry, accepts=lambda sentence: True, extra: dict[str, str] | None = None):
+    def __init__(self, registry: Registry, accepts=lambda sentence: True, extra: dict[str, str] | None = None,
+                 here: str = ""):
         """`accepts`: whether the templates understand a sentence (shapes they do not know are dropped);
-        `extra`: more sentences this home can say, each with a meaning key (e.g. custom intents)."""
+        `extra`: more sentences this home can say, each with a meaning key (e.g. custom intents); `here`:
+        the box's own area, which "the lights" (no area named) mean, so that those sentences are the
+        home's too."""
         self.sentences: dict[str, str] = {}  # sentence -> meaning (sentences that mean the same share it)
         self.target_of: dict[str, str] = {}  # sentence -> the device or area words in it
         self.form: dict[str, tuple[str, str, str | None]] = {}  # sentence -> (shape, target, colour)
@@ -91,6 +95,19 @@ class VocabularySnap:
                     self._add(f"turn {verb} the {noun} in the {area}", f"{verb}:{meaning}", f"the {area}",
                               f"turn {verb} the {noun} in {{t}}")
         self._target("all the lights", "all", True)
+        known = set(self.sentences)
+        if here:  # the same meaning as "the kitchen lights", so the two are never rivals
+            devices = registry.in_area(here)
+            meaning = ",".join(sorted(d.id for d in devices))
+            for noun in ("lights", "light"):
+                self._target(f"the {noun}", meaning, any(d.color for d in devices))
+        self.here = set(self.sentences) - known  # the sentences that mean the box's area without naming it
+        # A transcript that names an area or a device means that one, never the box's area ("set the lights
+        # to 40 percent in the bedroom" is not the kitchen's, however close its words are); so does one
+        # that says all of them.
+        names = sorted({*registry.areas, *(n for d in registry.devices.values() for n in d.spoken_names),
+                        *WHOLE}, key=len, reverse=True)
+        self._names = re.compile(rf"\b({'|'.join(map(re.escape, names))})\b") if here and names else None
         self.sentences = {k: v for k, v in self.sentences.items() if accepts(k.replace(NUM, "50"))}
         self.sentences.update(extra or {})
         self.keys = list(self.sentences)
@@ -128,7 +145,10 @@ class VocabularySnap:
         if not heard.strip():
             return None
         # Shortlist by letters (cheap), then score letters, sound and words together.
-        short = process.extract(heard, self.keys, scorer=fuzz.ratio, limit=40)
+        short = process.extract(heard, self.keys, scorer=fuzz.ratio, limit=40 + len(self.here))
+        if self._names is not None and self._names.search(heard):
+            short = [x for x in short if x[0] not in self.here]
+        short = short[:40]
         heard_sound, heard_words = sound_key(heard), heard.split()
         scored = []
         for sentence, letters, i in short:

@@ -64,7 +64,7 @@ def _shape(text: str) -> set[str]:
     return {"COLOUR" if w in COLORS else w for w in words}
 
 
-def nearest_examples(text: str, registry: Registry, k: int = 2) -> list[tuple[str, str]]:
+def nearest_examples(text: str, registry: Registry, k: int = 2, here: str = "") -> list[tuple[str, str]]:
     """The k examples sharing most words with the request (colours count as one word), least near first,
     filled with devices the request does not name, so that nothing can be copied but the shape."""
     devs = list(registry.devices.values())
@@ -72,7 +72,7 @@ def nearest_examples(text: str, registry: Registry, k: int = 2) -> list[tuple[st
         return []
     home = {w for d in devs for n in (*d.spoken_names, d.area) for w in n.lower().split()}
     said = _shape(text) - home  # the shape of the request, not where it is
-    named = ground(text, registry)
+    named = ground(text, registry, here)
     others = [d for d in devs if d.id not in named.ids] or devs
     scored = []
     for n, (req, ans) in enumerate(EXAMPLES + MORE_EXAMPLES):
@@ -112,12 +112,14 @@ def system_prompt(registry: Registry) -> str:
 
 
 def user_prompt(text: str, history: list[tuple[str, str]] = (), examples: list[tuple[str, str]] = (),
-                devices: list[Device] = ()) -> str:
+                devices: list[Device] = (), here: str = "") -> str:
     """The request's part: the devices it could mean that the fixed part does not list, the nearest
-    examples, the recent turns, and the request."""
+    examples, the recent turns, and the request; `here`: the room it was said in, when it names none
+    ("turn the light on (in the kitchen)")."""
     turns = [f"Request: {q}\nAnswer: {a}\n" for q, a in (*examples, *history)]
     head = f"Devices: {device_line(devices)}\n" if devices else ""
-    return head + "".join(turns) + f"Request: {_one_line(text)}\nAnswer:"
+    room = f" (in the {here})" if here else ""
+    return head + "".join(turns) + f"Request: {_one_line(text)}{room}\nAnswer:"
 
 
 def _one_line(text: str) -> str:
@@ -127,11 +129,11 @@ def _one_line(text: str) -> str:
 
 # -- the answer language, as a closed list -----------------------------------------------------------
 
-def language(registry: Registry, text: str, max_pairs: int = 12) -> Language:
+def language(registry: Registry, text: str, max_pairs: int = 12, here: str = "") -> Language:
     """The lines `parse` would accept for this request, written out: its own devices (two in one line
     too, "kill the kitchen and the bedroom"), `all` only when it says everything, never a device it
     excludes, and only the verb, number and colour it says, when it says one."""
-    g = ground(text, registry)
+    g = ground(text, registry, here)
     groups = [[i] for i in g.ids] + [["all"]] + ([list(g.rest)] if g.rest else [])
     one = list(groups)
     if len(g.ids) <= max_pairs:
@@ -152,9 +154,9 @@ class Parsed:
     error: str | None = None  # why the line was rejected
 
 
-def parse(line: str, text: str, registry: Registry, grounding: Grounding | None = None) -> Parsed:
+def parse(line: str, text: str, registry: Registry, grounding: Grounding | None = None, here: str = "") -> Parsed:
     """One model line -> an Intent on registry devices, a spoken answer, or a rejection. `grounding`:
-    `ground(text, registry)`, when the caller has it already."""
+    `ground(text, registry, here)`, when the caller has it already; `here`: the box's area."""
     line = line.strip().splitlines()[0].strip() if line.strip() else ""
     verb, _, rest = line.partition(" ")
     verb = verb.lower()
@@ -183,7 +185,7 @@ def parse(line: str, text: str, registry: Registry, grounding: Grounding | None 
         ids.append(w)
     if not ids and "all" not in words:
         return Parsed(error="no device named")
-    g = grounding or ground(text, registry)
+    g = grounding or ground(text, registry, here)
     if (missing := _ungrounded(ids, "all" in words, g, registry)):
         return Parsed(error=f"the request does not mention {missing}")
     if (why := _disagreement(verb, value, ids, g, registry)):
@@ -269,16 +271,19 @@ class Grounding:
     numbers: frozenset[int] = frozenset()  # numbers it says: a brightness must be one of them
     colours: frozenset[str] = frozenset()  # colours it says: a colour must be one of them
     other: frozenset[str] = frozenset()  # kinds of device its other verbs are for ("unlock": lock)
+    here: bool = False  # its devices are the box's area's: it names no area or device, but a light
 
 
-def ground(text: str, registry: Registry) -> Grounding:
+def ground(text: str, registry: Registry, here: str = "") -> Grounding:
     """Which devices a request names, by this rule: a device is named by its name or an alias; or by its
     area together with a noun of its kind ("the garden light", "the kitchen lights", "lamp in the living
     room", "the pump in the garden") or, for a light, a word only light answers ("it is too dark in the
     kitchen", "the bedroom in blue", "everything in the kitchen"). One shared word never names a device,
     an area alone neither: "is it going to rain in the garden tomorrow" names no garden pump. Leaving a
     device alone is safe, so one distinctive word after "except" is enough to exclude it. "Everything"
-    means the lights, and other kinds of device only those the request names by a noun."""
+    means the lights, and other kinds of device only those the request names by a noun. Said to a box in
+    an area (`here`), a request that names no area and no device, nor everything, names that area's
+    lights and switches by a noun of their kind ("turn the light on", "the lights are too bright")."""
     said = _words(text)
     cut = EXCEPT.search(" ".join(said))
     before = " ".join(said)[:cut.start()].split() if cut else said
@@ -288,14 +293,21 @@ def ground(text: str, registry: Registry) -> Grounding:
     named = [d.id for d in devices if _named(d, stems)]
     excluded = [d.id for d in devices if _named(d, tuple(after)) or (d.id not in named and _hinted(d, after))]
     named = [i for i in named if i not in excluded]
+    # "the lights" said to a box in an area are its area's, unless the request reaches wider: it names an
+    # area, says everything, or leaves something out ("the lights off except the bedroom")
+    in_here = bool(here) and not named and not cut and not WHOLE & set(before) and not any(
+        _phrase(a, stems) for a in registry.areas)
+    if in_here:
+        named = [d.id for d in registry.in_area(here)
+                 if d.domain in ("light", "switch") and NOUNS[d.domain] & set(stems)]
     lights = {d.id for d in registry.of_domain("light")}
-    every = bool(WHOLE & set(before) or "lights" in before) and (not named or lights <= set(named))
+    every = bool(WHOLE & set(before) or "lights" in before and not in_here) and (not named or lights <= set(named))
     kinds = {"light"} | {d.domain for d in devices if _nouns(d) & set(stems)}
     rest = tuple(d.id for d in devices if d.domain in kinds and not d.members and d.id not in excluded)
     rest = rest if every and excluded and len(rest) <= LONGEST_LINE else ()
     return Grounding(tuple(named), every, tuple(excluded), rest, _switch(text),
                      _numbers(said), frozenset(said) & set(COLORS),
-                     frozenset(OTHER_VERBS[w] for w in said if w in OTHER_VERBS))
+                     frozenset(OTHER_VERBS[w] for w in said if w in OTHER_VERBS), bool(in_here and named))
 
 
 def _words(text: str) -> list[str]:
@@ -413,11 +425,11 @@ class Brain:
         # backends re-prefill only when this text changes, so an unchanged home keeps its cached prefix.
         return system_prompt(self.registry)
 
-    def examples(self, text: str) -> list[tuple[str, str]]:
-        return nearest_examples(text, self.registry, self.nearest) if self.nearest else []
+    def examples(self, text: str, here: str = "") -> list[tuple[str, str]]:
+        return nearest_examples(text, self.registry, self.nearest, here) if self.nearest else []
 
-    def language(self, text: str) -> Language:
-        return language(self.registry, text)
+    def language(self, text: str, here: str = "") -> Language:
+        return language(self.registry, text, here=here)
 
     @property
     def backend(self) -> Backend:
@@ -439,34 +451,37 @@ class Brain:
         self._backend = None
         self._factories.pop(0)
 
-    def prompt(self, backend: Backend, text: str, history: list[tuple[str, str]] = ()) -> tuple[str, str]:
+    def prompt(self, backend: Backend, text: str, history: list[tuple[str, str]] = (),
+               here: str = "") -> tuple[str, str]:
         """The fixed part and the request's, within the backend's context (llama.cpp: `n_ctx`) with the
         answer's tokens kept free. The devices the request could mean (`ground`) that the fixed part does
         not list go with the request, while they fit; the fixed part lists a bounded few (`listed`). In a
         200-device home (40 rooms of 5), "it is too dark in the first floor kitchen" measured 664 tokens
-        of Gemma 3, the answer's 60 to come, of a 2048 context; listing every device took 3029."""
-        system, examples = self.system, self.examples(text)
+        of Gemma 3, the answer's 60 to come, of a 2048 context; listing every device took 3029. `here`:
+        the box's area, said with a request that names no room."""
+        system, examples = self.system, self.examples(text, here)
+        g = ground(text, self.registry, here)
+        room_said = here if g.here else ""
         count = getattr(backend, "tokens", _estimated_tokens)
         room = (getattr(backend, "context", self.context) - self.max_answer_tokens - SLACK
-                - count(system) - count(user_prompt(text, history, examples)))
+                - count(system) - count(user_prompt(text, history, examples, here=room_said)))
         if room < 0:
             raise ContextError(f"the prompt leaves {room} tokens of the context for devices")
         shown, devices = {d.id for d in listed(self.registry)}, []
-        g = ground(text, self.registry)
         for d in (self.registry.get(i) for i in dict.fromkeys((*g.ids, *g.rest)) if i not in shown):
             room -= count(device_line([d]) + ", ")
             if room < 0:
                 log.info("LLM prompt for %r: %d devices did not fit the context", text, len(g.ids) - len(devices))
                 break
             devices.append(d)
-        return system, user_prompt(text, history, examples, devices)
+        return system, user_prompt(text, history, examples, devices, room_said)
 
-    def _head(self, backend: Backend, text: str) -> tuple[str, Stream]:
+    def _head(self, backend: Backend, text: str, here: str = "") -> tuple[str, Stream]:
         """Generates up to the verb and first word; returns them and the live rest of the stream."""
         # History only helps when the last turn asked something; otherwise the small model copies it.
         history = self.history if self.history and self.history[-1][1].endswith("?") else []
-        extra = {"language": self.language(text)} if self.constrain and backend.constrains else {}
-        it = backend.stream(*self.prompt(backend, text, history), self.max_answer_tokens, ("\n", "Request:"),
+        extra = {"language": self.language(text, here)} if self.constrain and backend.constrains else {}
+        it = backend.stream(*self.prompt(backend, text, history, here), self.max_answer_tokens, ("\n", "Request:"),
                             **extra)
         head = ""
         for tok in it:
@@ -475,7 +490,7 @@ class Brain:
                 break
         return head, it
 
-    def _first_line(self, text: str, need: str = "command") -> tuple[str, Stream, Backend]:
+    def _first_line(self, text: str, need: str = "command", here: str = "") -> tuple[str, Stream, Backend]:
         """The head of the answer from the model this need calls for (see engines.llm.select.ModelPicker),
         else from the backend chain, dropping backends that fail."""
         if self.picker is not None:
@@ -484,41 +499,43 @@ class Brain:
                 log.info("LLM model %s (%s) for %r: %s", choice.model, choice.role, text, choice.reason)
                 try:
                     backend = self.picker.backend(choice)
-                    return (*self._head(backend, text), backend)
+                    return (*self._head(backend, text, here), backend)
                 except LlmError as e:
                     log.warning("LLM model %s failed (%s); using the backend chain", choice.model, e)
         while True:
             backend = self.backend
             try:
-                return (*self._head(backend, text), backend)
+                return (*self._head(backend, text, here), backend)
             except ContextError:
                 raise  # this request's fault, not the backend's: keep it for the next
             except LlmError as e:
                 self._drop_backend(e)
 
-    def respond(self, text: str) -> Reply:
+    def respond(self, text: str, here: str = "") -> Reply:
         """Validated intent, or a streamed spoken answer; retries once on an invalid line. An answer the
         command model chose to speak goes to the question model instead, when one is configured. Nothing
         raised gets out: a prompt too long for the context, a backend that broke, or none at all, ends the
-        turn with a spoken apology and the error."""
+        turn with a spoken apology and the error. `here`: the area the request was said in (the box's),
+        which "the light" means when it names no other."""
         try:
-            return self._respond(text)
+            return self._respond(text, here)
         except Exception as e:  # the turn ends politely whatever failed below
             log.warning("LLM failed on %r: %s", text, e)
             return Reply(speech=_spoken(APOLOGY), error=str(e))
 
-    def _respond(self, text: str) -> Reply:
+    def _respond(self, text: str, here: str) -> Reply:
         error = None
         for attempt in range(2):
-            head, rest, backend = self._first_line(text if attempt == 0 else text + " (answer with a listed device)")
+            head, rest, backend = self._first_line(text if attempt == 0 else text + " (answer with a listed device)",
+                                                   here=here)
             if head.strip().lower().startswith("say ") and self._wants_question_model():
                 rest.close()  # frees the command model's generation
-                head, rest, backend = self._first_line(text, "question")
+                head, rest, backend = self._first_line(text, "question", here)
             name, model = backend.name, _model_name(backend)
             if head.strip().lower().startswith("say "):
                 return Reply(speech=self._answer(text, head.strip()[4:], rest), backend=name, model=model)
             line = head + "".join(rest)
-            p = parse(line, text, self.registry)
+            p = parse(line, text, self.registry, here=here)
             if p.intent:
                 self._remember(text, line.strip())
                 return Reply(intent=p.intent, backend=name, model=model)

@@ -62,9 +62,32 @@ OWN = {
     "AssistantMute": ["mute [the] (speaker|sound|volume)"],
     "AssistantUnmute": ["unmute [the] (speaker|sound|volume)"],
 }
+# Said to a box that stands in an area (config `area`), with no area or device named: the box's area, as
+# Home Assistant's satellites give theirs. The same mechanism as Home Assistant's own "turn on the lights"
+# sentences: the sentences require an `area` in the intent context, and hassil copies it into the slot.
+# `HERE_OWN` is added to the sentences above, `HERE_HA` to Home Assistant's, which have "turn on the
+# lights" and "set the lights to red" this way but no brightness without the word "brightness". "All the
+# lights" stay the whole home's, unless "in here" is said.
+HERE_OWN = {
+    "AssistantBrighter": ["(make | turn) (it | [<the>] <light>) brighter [<here>]",
+                          "brighten [<the>] <light> [<here>]", "[turn] [<the>] <light> up [<here>]"],
+    "AssistantDimmer": ["(make | turn) (it | [<the>] <light>) (dimmer | darker) [<here>]",
+                        "dim [<the>] <light> [<here>]", "[turn] [<the>] <light> down [<here>]"],
+    "HassToggle": ["toggle [<the>] <light> [<here>]"],
+}
+HERE_HA = {
+    "HassLightSet": ["[<numeric_value_set>] [<the>] <light> [<here>] [to] {brightness}[([ ]%)| percent]",
+                     "dim [<the>] <light> [<here>] to {brightness}[([ ]%)| percent]"],
+}
+HERE_CONTEXT = {"slots": {"domain": "light"}, "requires_context": {"area": {"slot": True}}}
 TIMER_LENGTH = ("({timer_hours:hours}( |-)hour[s] [[and] {timer_minutes:minutes}( |-)minute[s]] "
                 "[[and] {timer_seconds:seconds}( |-)second[s]] | {timer_minutes:minutes}( |-)minute[s] "
                 "[[and] {timer_seconds:seconds}( |-)second[s]] | {timer_seconds:seconds}( |-)second[s])")
+
+
+def _here(sentences: list[str] | None) -> list[dict]:
+    """Sentences meaning the box's own area, as a block of hassil's intent data."""
+    return [{"sentences": sentences, **HERE_CONTEXT}] if sentences else []
 
 
 ACCEPTED_KEPT = 50_000  # answers kept across homes (a few hundred a home), then forgotten all at once
@@ -73,18 +96,24 @@ _ACCEPTED: dict[tuple, bool] = {}  # (home, sentence) -> the templates take it a
 
 class TemplateUnderstander:
     def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = (),
-                 fuzzy: bool = True, custom_sentences: dict[str, str] | None = None):
+                 fuzzy: bool = True, custom_sentences: dict[str, str] | None = None, area: str = ""):
         """`custom_sentences`: the user's own intents' sentences, each with a key of what it means, which
-        misheard speech may be snapped onto as well (see below)."""
+        misheard speech may be snapped onto as well (see below). `area`: the area the box stands in,
+        meant where a light command names no area and no device; empty: none."""
         data = get_intents(language)
         if data is None:
             raise ValueError(f"no sentence templates for language {language!r}")
-        data = {**data, "intents": {k: v for k, v in data["intents"].items() if k in SUPPORTED}}
+        self.area = normalize(area)
+        # Without an area the sentences are Home Assistant's and ours alone, as they always were.
+        here = {"HA": HERE_HA, "OWN": HERE_OWN} if self.area else {"HA": {}, "OWN": {}}
+        data = {**data, "intents": {k: {**v, "data": v["data"] + _here(here["HA"].get(k))}
+                                    for k, v in data["intents"].items() if k in SUPPORTED}}
         self.intents = Intents.from_dict(data)
         self.own = Intents.from_dict({
             "language": language, "lists": data.get("lists", {}),
             "expansion_rules": {**data.get("expansion_rules", {}), "timer_length": TIMER_LENGTH},
-            "intents": {k: {"data": [{"sentences": v}]} for k, v in OWN.items()}})
+            "intents": {k: {"data": [{"sentences": v}] + _here(here["OWN"].get(k))} for k, v in OWN.items()}})
+        self.context = {"area": self.area} if self.area else None  # hassil's intent context
         self.language = language
         self.registry = registry
         # Longest first, so "hey jarvis" is stripped before "jarvis".
@@ -102,7 +131,7 @@ class TemplateUnderstander:
         self._version = self.registry.version
         devices = list(self.registry.devices.values())
         names = [(n, d.id, d.domain) for d in devices for n in d.spoken_names]
-        self._home_key = (self.language, tuple(names), tuple(self.registry.areas))
+        self._home_key = (self.language, tuple(names), tuple(self.registry.areas), self.area)
         self.slot_lists = {
             "name": TextSlotList.from_tuples([(n, i, {"domain": dom}) for n, i, dom in names] or [("\u2400", "")],
                                              allow_template=False),
@@ -111,18 +140,20 @@ class TemplateUnderstander:
             "state": TextSlotList.from_tuples([("on", "on"), ("off", "off")], allow_template=False),
         }
         # The sentences to snap misheard text onto depend on the devices, so they follow the registry too.
-        self.snap = (VocabularySnap(self.registry, accepts=self._exact_target, extra=self.custom_sentences)
-                     if self.fuzzy else None)
+        self.snap = (VocabularySnap(self.registry, accepts=self._exact_target, extra=self.custom_sentences,
+                                    here=self.area) if self.fuzzy else None)
 
     def _exact_target(self, sentence: str) -> bool:
         """Whether the templates take a sentence of the snap's vocabulary as it is. Checking the few
         hundred sentences of a home costs seconds (hassil, about 13 ms each), and every assistant made
         for the same home (a restart, Wyoming's own understanding, the tests) asks the same questions:
-        the answers are kept per home."""
+        the answers are kept per home. Home Assistant reads "set all the lights to red", said to a box in
+        an area, as that area's; the snap lists it as every light's, so there it is left out."""
         key = (self._home_key, sentence)
         if (known := _ACCEPTED.get(key)) is None:
             i = self._exact(sentence)
-            known = _ACCEPTED[key] = i is not None and i.unknown_name is None
+            known = _ACCEPTED[key] = i is not None and i.unknown_name is None and not (
+                self.area and i.area == self.area and "all" in sentence.split() and self.area not in sentence)
             if len(_ACCEPTED) > ACCEPTED_KEPT:  # many homes in one process: start over
                 _ACCEPTED.clear()
         return known
@@ -141,7 +172,8 @@ class TemplateUnderstander:
         if not t:
             return None
         self._refresh()
-        r = recognize_best(t, self.own, slot_lists=self.slot_lists, language=self.language, best_slot_name="name")
+        r = recognize_best(t, self.own, slot_lists=self.slot_lists, language=self.language, best_slot_name="name",
+                           intent_context=self.context)
         if r is not None:
             return self._intent(r, t)
         exact = self._exact(t)
@@ -158,7 +190,7 @@ class TemplateUnderstander:
 
     def _exact(self, t: str) -> Intent | None:
         r = recognize_best(t, self.intents, slot_lists=self.slot_lists, language=self.language,
-                           best_slot_name="name")
+                           best_slot_name="name", intent_context=self.context)
         if r is not None and "conversation_command" in r.entities:
             return None  # "in 5 minutes turn off the light": a delayed command, which the box does not do
         if r is not None:
@@ -187,7 +219,7 @@ class TemplateUnderstander:
     def _unknown_target(self, text: str) -> Intent | None:
         """A sentence shaped like a command whose device or area this home does not have."""
         r = recognize_best(text, self.intents, slot_lists=self.slot_lists, language=self.language,
-                           allow_unmatched_entities=True)
+                           allow_unmatched_entities=True, intent_context=self.context)
         if r is None:
             return None
         unmatched = {u.name: getattr(u, "text", "").strip() for u in r.unmatched_entities_list}

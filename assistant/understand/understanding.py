@@ -62,17 +62,22 @@ class Decision:
 
 
 class Understanding:
-    def __init__(self, cfg: Config, registry: Registry, custom: CustomIntents, plan: Callable[[Intent], Outcome]):
-        """`plan`: what carrying out an intent would do (the handlers'), without doing it."""
+    def __init__(self, cfg: Config, registry: Registry, custom: CustomIntents, plan: Callable[[Intent], Outcome],
+                 here: str | None = None):
+        """`plan`: what carrying out an intent would do (the handlers'), without doing it. `here`: the
+        area the requests come from, meant where a light command names no area or device; by default the
+        box's own (`area` in the config)."""
         self.cfg = cfg
         self.registry = registry
         self.custom = custom
         self.plan = plan
+        self.here = cfg.area if here is None else here
         phrases = [w.phrase for w in cfg.wake.entries()]
         spoken = tuple(p for phrase in phrases for p in (phrase, *phrase.split()[-1:]))  # "hey jarvis", "jarvis"
         self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=spoken,
                                               fuzzy=cfg.understand.fuzzy,
-                                              custom_sentences=custom.sentences() if cfg.understand.fuzzy else None)
+                                              custom_sentences=custom.sentences() if cfg.understand.fuzzy else None,
+                                              area=self.here)
         self.pending: Question | None = None
         self._custom_words = custom.vocabulary()
 
