@@ -86,3 +86,22 @@ def test_mixing_sets_the_loudest_frame_snr():
     mixed = add_noise(speech, rng.normal(0, 1, 5000), 12)
     snr = 20 * np.log10(loudest_frame_rms(speech) / loudest_frame_rms(mixed - speech))
     assert abs(snr - 12) < 0.01
+
+
+@pytest.mark.parametrize("said", ["turn on all the lights", "switch on all the lights", "turn on all the light",
+                                  "switch the kitchen light on"])
+def test_on_is_never_snapped_to_off(said):
+    """Whatever the home lacks a sentence for, a clearly heard "on" never switches anything off (the
+    nearest sentence to "turn on all the lights" was "turn off all the lights", acted on at 0.89)."""
+    from conftest import EXAMPLE
+
+    from assistant import config
+    from assistant.engines.load import Engines
+    from assistant.pipeline import Assistant
+
+    cfg = config.load(EXAMPLE)
+    cfg.llm.route = "templates"
+    a = Assistant(cfg, Engines(), None)
+    intent = a.understanding.lookup(said)
+    off = [c for c in a.understanding.plan(intent).commands if "OFF" in c.payload] if intent else []
+    assert off == [] and (intent is None or intent.name != "HassTurnOff")

@@ -71,6 +71,12 @@ def _numbers(text: str) -> tuple[str, list[str]]:
     return re.sub(r"\d+", NUM, text), nums
 
 
+def _switched(text: str) -> str | None:
+    """"on" or "off" when the words say exactly one of them."""
+    words = set(text.split())
+    return next(iter(words & {"on", "off"})) if len(words & {"on", "off"}) == 1 else None
+
+
 class VocabularySnap:
     def __init__(self, registry: Registry, accepts=lambda sentence: True, extra: dict[str, str] | None = None,
                  here: str = ""):
@@ -148,6 +154,8 @@ class VocabularySnap:
         short = process.extract(heard, self.keys, scorer=fuzz.ratio, limit=40 + len(self.here))
         if self._names is not None and self._names.search(heard):
             short = [x for x in short if x[0] not in self.here]
+        if said := _switched(heard):  # "on" heard clearly is never snapped to "off", nor the other way
+            short = [x for x in short if _switched(x[0]) in (None, said)]
         short = short[:40]
         heard_sound, heard_words = sound_key(heard), heard.split()
         scored = []
