@@ -76,6 +76,7 @@ class ListenConfig:
     silence_ms: int = 600  # how long a pause ends the command
     start_timeout_s: float = 4.0  # give up if nothing is said after the wake word
     max_seconds: float = 10.0
+    early: bool = True  # a whole command of the home is acted on after a short pause, not the full silence_ms
 
 
 @dataclass

@@ -16,7 +16,7 @@ WINDOW_S = 512 / SAMPLE_RATE  # one VAD window
 @dataclass
 class Endpoint:
     audio: np.ndarray
-    reason: str  # "pause" | "max_length" | "no_speech" | "end_of_input"
+    reason: str  # "pause" | "early" | "max_length" | "no_speech" | "end_of_input"
     hangover_s: float  # audio between the last speech and the decision: latency the user waits for
 
 
@@ -58,9 +58,16 @@ class Endpointer:
         """The input ended (a file): what was said so far is the command, if anything was."""
         return self._end("end_of_input") if self.speech_s >= self.min_speech_s else None
 
-    def _end(self, reason: str) -> Endpoint:
-        hang = self.since_speech_s if reason == "pause" else 0.0
+    def audio(self) -> np.ndarray:
+        """What was heard so far, from just before the speech began."""
         audio = np.concatenate(self.frames)
         if self.onset_s is not None:  # keep a little lead-in: the onset detector is late by a window or two
             audio = audio[max(0, int((self.onset_s - self.lead_in_s) * SAMPLE_RATE)):]
-        return Endpoint(audio, reason, hang)
+        return audio
+
+    def end_early(self, hangover_s: float) -> Endpoint:
+        """The pause has not lasted `silence_s`, but what was said is known to be a whole command."""
+        return Endpoint(self.audio(), "early", hangover_s)
+
+    def _end(self, reason: str) -> Endpoint:
+        return Endpoint(self.audio(), reason, self.since_speech_s if reason == "pause" else 0.0)

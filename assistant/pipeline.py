@@ -17,6 +17,7 @@ from collections import deque
 import numpy as np
 
 from . import handlers
+from .ahead import HearingAhead
 from .audio.player import Player
 from .audio.sounds import Sounds
 from .config import Config, state_dir
@@ -29,7 +30,7 @@ from .models import ModelStore
 from .mqtt_link import MqttLink
 from .presence import Presence
 from .timers import Timers
-from .turn import Parts, Turn
+from .turn import Parts, Turn, recognise
 from .types import SAMPLE_RATE, Outcome
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
@@ -118,6 +119,8 @@ class Assistant:
         self.interrupter = Interrupter(self.ears, engines.asr, self.workers, cfg.wake.threshold,
                                        cfg.listen.vad_threshold, self._stops,
                                        {w.name: w.phrase for w in cfg.wake.entries()})
+        self.ahead = HearingAhead(lambda audio: recognise(self.parts, audio), self.understanding.whole,
+                                  enabled=cfg.listen.early)
         self.cut: Cut | None = None  # what cut the last turn or announcement short
         self.after_cut: list[np.ndarray] = []  # frames heard after a wake word cut a reply
         if cfg.llm.route != "templates" and engines.brain is None:
@@ -138,7 +141,7 @@ class Assistant:
         with the command itself, as if the wake word had just been heard."""
         self._state("idle")
         frames = Frames(source)
-        ep: Endpointer | None = self.ears.command() if awake else None  # what it heard before is not part of it
+        ep: Endpointer | None = self._command() if awake else None  # what it heard before is not part of it
         metrics, refractory_until = TurnMetrics(), 0.0
         async for frame in frames:
             heard_s = self.ears.count(frame)
@@ -148,7 +151,7 @@ class Assistant:
                     metrics, ep = self._barge_in(frames)
                     continue
                 if self.timers.ringing():  # "stop" needs no wake word while a timer rings
-                    metrics, ep = TurnMetrics(), self.ears.command(start_timeout_s=RING_LISTEN_S)
+                    metrics, ep = TurnMetrics(), self._command(start_timeout_s=RING_LISTEN_S)
                     self._state("listening")
                     continue
             if ep is None and self.muted:
@@ -162,24 +165,26 @@ class Assistant:
                 ep = self._listen()
                 continue
             end = ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))
-            if end is None:
+            if end is None and (end := await self.ahead.step(ep, source.realtime)) is None:
                 continue
             ep = None
-            metrics.note_endpoint(end)
             if end.reason == "no_speech":
+                metrics.note_endpoint(end)
                 self.understanding.forget()
                 self.player.cue("error")
                 spoken = ""
             else:
+                heard_ahead = await self.ahead.at_end(end, source.realtime)
+                metrics.note_endpoint(end)
                 self.player.cue("done")
-                spoken = await self._while_listening(self._turn(end.audio, metrics), source, frames)
+                spoken = await self._while_listening(self._turn(end.audio, metrics, heard_ahead), source, frames)
             source.flush()  # what the mic heard while we were busy, our own voice included, is stale
             if (cut := self._cut_by()) is Cut.WAKE:
                 metrics, ep = self._barge_in(frames)
                 continue
             if cut is None and self._asked(spoken):  # listen for the answer without the wake word
                 metrics = TurnMetrics()
-                ep = self.ears.command(start_timeout_s=self.cfg.llm.follow_up_s or None)
+                ep = self._command(start_timeout_s=self.cfg.llm.follow_up_s or None)
                 self._state("listening")
                 continue
             self.ears.wake.reset()
@@ -195,6 +200,11 @@ class Assistant:
         """The wake word was heard: the command starts now."""
         self.player.cue("listening")
         self._state("listening")
+        return self._command(start_timeout_s)
+
+    def _command(self, start_timeout_s: float | None = None) -> Endpointer:
+        """A command starts now: a fresh endpointer, and nothing heard ahead of it."""
+        self.ahead.forget()
         return self.ears.command(start_timeout_s)
 
     def _barge_in(self, frames: Frames) -> tuple[TurnMetrics, Endpointer]:
@@ -301,12 +311,12 @@ class Assistant:
         return self.understanding.pending is not None or (
             spoken.rstrip().endswith("?") and self.cfg.llm.follow_up_s > 0)
 
-    async def _turn(self, audio: np.ndarray, metrics: TurnMetrics) -> str:
+    async def _turn(self, audio: np.ndarray, metrics: TurnMetrics, heard_ahead=None) -> str:
         """One command, heard to answered; returns what was said back. A part that fails (the recogniser,
         the voice, the speaker) ends this turn with an apology, never the box."""
         turn, self.busy = Turn(self.parts, metrics), True
         try:
-            text, heard = await turn.hear(audio)
+            text, heard = await turn.hear(audio, heard_ahead)
             if not text.strip():
                 return ""
             outcome = await turn.act(await turn.understand(text, heard, spoken=True))

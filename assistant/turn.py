@@ -44,6 +44,15 @@ class Parts:
     workers: Workers
 
 
+async def recognise(p: Parts, audio: np.ndarray) -> tuple[str, Heard | None]:
+    """The recogniser on the audio, listening closely when the home's sentences can be weighed."""
+    asr = p.engines.asr
+    if p.understanding.listens_closely(asr):
+        heard = await p.workers.run("asr", p.understanding.hear, asr, audio)
+        return heard.text, heard
+    return await p.workers.run("asr", asr.transcribe, audio, p.understanding.hotwords), None
+
+
 @dataclass
 class Turn:
     parts: Parts
@@ -52,18 +61,18 @@ class Turn:
     stage: str = "hear"  # the stage under way, named in an error
 
 
-    async def hear(self, audio: np.ndarray) -> tuple[str, Heard | None]:
-        """The transcript and, when listening closely, the readings weighed against the home's sentences."""
+    async def hear(self, audio: np.ndarray, ahead: tuple[tuple[str, Heard | None], float] | None = None
+                   ) -> tuple[str, Heard | None]:
+        """The transcript and, when listening closely, the readings weighed against the home's sentences;
+        `ahead`: those already heard while the pause went by (ahead.py), and the recogniser's time."""
         p, m = self.parts, self.metrics
         self.stage = "hear"
         p.events.emit(Kind.STATE, state="thinking")
-        asr, heard = p.engines.asr, None
-        if p.understanding.listens_closely(asr):
-            heard = await p.workers.run("asr", p.understanding.hear, asr, audio)
-            text = heard.text
+        if ahead is not None:
+            (text, heard), m.asr_s = ahead
         else:
-            text = await p.workers.run("asr", asr.transcribe, audio, p.understanding.hotwords)
-        m.asr_s = time.perf_counter() - self.t0
+            text, heard = await recognise(p, audio)
+            m.asr_s = time.perf_counter() - self.t0
         p.events.emit(Kind.TRANSCRIPT, text=text, seconds=round(m.utterance_s, 2))
         return text, heard
 

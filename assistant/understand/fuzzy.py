@@ -171,6 +171,12 @@ class VocabularySnap:
         scored.sort(reverse=True)
         return scored, nums
 
+    def says_all(self, text: str) -> bool:
+        """The text is one of the home's sentences as it is, and none of them goes on from it: a pause
+        after it is not one in the middle of a sentence."""
+        heard, _ = _numbers(text)
+        return heard in self.sentences and not any(k.startswith(heard + " ") for k in self.keys)
+
     def nearest(self, text: str) -> Snap | None:
         got = self._scored(text)
         if got is None:

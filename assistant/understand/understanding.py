@@ -103,6 +103,17 @@ class Understanding:
         """The user's own intents first: they are the most specific sentences this home has."""
         return self.custom.understand(self.templates.clean(text)) or self.templates.understand(text)
 
+    def whole(self, text: str) -> bool:
+        """A complete command that no sentence of this home goes on from, taken exactly: it is acted on
+        without waiting for the rest of the pause (ahead.py). Sentences the home does not list in full
+        (timers, the LLM's) and answers to a question wait for the whole pause."""
+        snap = self.templates.snap
+        if self.pending is not None or snap is None:
+            return False
+        intent = self.lookup(text)
+        return (intent is not None and intent.confidence >= 1 and not intent.unknown_name
+                and snap.says_all(self.templates.clean(text)))
+
     # -- deciding -------------------------------------------------------------------------------------
 
     @property

@@ -76,6 +76,9 @@ class LineTrie:
         return constrain
 
 
+BATCH = 64  # tokens evaluated at once
+
+
 class LlamaCppBackend:
     name = "llama_cpp"
     constrains = True  # a ConstrainedBackend: keeps to the lines of a given answer language
@@ -86,7 +89,10 @@ class LlamaCppBackend:
         except ImportError as e:
             raise LlmError("llama-cpp-python is not installed (pip install '.[llm]')") from e
         self.path = str(gguf_path)
-        self.llm = Llama(model_path=self.path, n_ctx=context, n_threads=threads, n_batch=512,
+        # A small batch: llama-cpp-python keeps a float32 score row per token of a batch for the whole
+        # vocabulary, and Gemma's has 262k words: 537 MB at 512 tokens, 67 MB at 64. Only the fixed
+        # prompt, evaluated once at start, is long; a request adds a few dozen tokens.
+        self.llm = Llama(model_path=self.path, n_ctx=context, n_threads=threads, n_batch=BATCH, n_ubatch=BATCH,
                          verbose=False)
         self.constrain = constrain
         self.lock = threading.Lock()  # one generation at a time: the KV cache is shared state

@@ -1,0 +1,83 @@
+"""Hearing ahead: what was said is recognised as soon as a pause begins, not only once the pause has
+lasted long enough to end the command.
+
+If the speaker goes on, that reading is dropped. If the pause lasts, the reading is ready when the
+command ends, and the recogniser's time is saved. And if the reading is a whole command of this home that
+no sentence of it goes on from ("turn on the kitchen light", not "turn on the kitchen light and the" or
+"set the bedroom light to"), the command ends at once: the rest of the pause is saved too.
+
+On a live microphone the reading runs beside the listening, which goes on; a file is read as fast as the
+pipeline takes it, so there the reading is waited for and its time counted as audio that went by."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .endpoint import Endpoint, Endpointer
+from .understand.rescore import Heard
+
+EARLY_PAUSE_S = 0.2  # a pause this long starts a reading: shorter ones come between words
+
+Hearing = tuple[str, Heard | None]  # the transcript, and the close listening's readings when it ran
+
+
+@dataclass
+class Reading:
+    pause_s: float  # how long the pause had lasted when the reading began
+    task: asyncio.Future  # -> Hearing
+    seconds: float = 0.0  # the recogniser's time
+    whole: bool = False  # a complete command that cannot go on
+
+
+class HearingAhead:
+    def __init__(self, hear: Callable[[np.ndarray], Awaitable[Hearing]], whole: Callable[[str], bool],
+                 enabled: bool = True):
+        """`hear`: the recogniser (and close listening) on audio; `whole(text)`: whether the text is a
+        complete command that cannot go on."""
+        self.hear, self.whole, self.enabled = hear, whole, enabled
+        self.reading: Reading | None = None
+
+    def forget(self) -> None:
+        self.reading = None
+
+    async def step(self, ep: Endpointer, realtime: bool) -> Endpoint | None:
+        """After each frame the endpointer took: begins a reading when a pause begins, drops it when the
+        speech goes on, and ends the command early when the reading is a whole command."""
+        if not self.enabled or ep.speech_s < ep.min_speech_s:
+            return None
+        r = self.reading
+        if r is not None and ep.since_speech_s < r.pause_s:  # the speaker went on
+            r = self.reading = None
+        if r is None and ep.since_speech_s >= EARLY_PAUSE_S:
+            r = self.reading = Reading(ep.since_speech_s, asyncio.ensure_future(self._read(ep.audio())))
+            if not realtime:
+                await asyncio.wait([r.task])
+        if r is not None and r.task.done() and not r.task.exception() and r.whole:
+            return ep.end_early(ep.since_speech_s if realtime else r.pause_s + r.seconds)
+        return None
+
+    async def _read(self, audio: np.ndarray) -> Hearing:
+        t = time.perf_counter()
+        text, heard = await self.hear(audio)
+        self.reading.seconds = time.perf_counter() - t
+        self.reading.whole = self.whole(text)
+        return text, heard
+
+    async def at_end(self, end: Endpoint, realtime: bool) -> tuple[Hearing, float] | None:
+        """The reading of the command that just ended, and the recogniser's time, when one covers all of its
+        speech (waited for if still under way); None: recognise it now."""
+        r, self.reading = self.reading, None
+        if r is None:
+            return None
+        try:
+            hearing = await r.task
+        except Exception:  # noqa: BLE001 - the turn recognises the audio itself and reports what fails
+            return None
+        if not realtime and end.reason != "early":  # the reading ran while the pause went by
+            end.hangover_s = max(end.hangover_s, r.pause_s + r.seconds)
+        return hearing, r.seconds

@@ -1,0 +1,60 @@
+"""Hearing ahead (ahead.py) on spoken audio through the pipeline and a real broker: a whole command is
+acted on after a short pause, and a pause in the middle of a sentence that can go on is waited out."""
+
+from __future__ import annotations
+
+from conftest import run
+from test_voice_e2e import KITCHEN
+
+from assistant.audio.io import FileSource
+from assistant.samples import piper, utterance
+
+BEDROOM = "zigbee2mqtt/bedroom_light/set"
+
+
+def said(store, *parts) -> FileSource:
+    """The parts (text, or seconds of silence) as said right after the wake word, then a second of quiet."""
+    spoken = [piper(store, p) if isinstance(p, str) else p for p in parts]
+    return FileSource(pcm=utterance(0.2, *spoken, 1.0))
+
+
+def endpoints(events) -> list[str]:
+    return [e.data["metrics"].endpoint_reason for e in events if e.kind == "turn"]
+
+
+def transcripts(events) -> list[str]:
+    return [e.data["text"] for e in events if e.kind == "transcript"]
+
+
+def test_a_whole_command_is_acted_on_before_the_pause_is_over(store, make_assistant, spy):
+    a, _, events = make_assistant()
+    run(a.run(awake=True, source=said(store, "Turn on the kitchen light.")))
+    spy.settle()
+    assert spy.on(KITCHEN) == [{"state": "ON"}]
+    assert endpoints(events) == ["early"]
+    turn = next(e.data["metrics"] for e in events if e.kind == "turn")
+    assert turn.hangover_s < a.cfg.listen.silence_ms / 1000 + turn.asr_s  # the rest of the pause was saved
+
+
+def test_a_pause_after_a_sentence_that_goes_on_is_waited_out(store, make_assistant, spy):
+    a, _, events = make_assistant()
+    run(a.run(awake=True, source=said(store, "Set the bedroom light to", 0.45, "forty percent.")))
+    spy.settle()
+    assert spy.on(BEDROOM) == [{"state": "ON", "brightness": 102}]
+    assert len(transcripts(events)) == 1 and "40" in transcripts(events)[0]
+
+
+def test_and_then_more_is_not_cut_short(store, make_assistant, spy):
+    a, _, events = make_assistant()
+    run(a.run(awake=True, source=said(store, "Turn on the kitchen light and the", 0.45, "bedroom light.")))
+    spy.settle()
+    assert len(transcripts(events)) == 1 and "bedroom" in transcripts(events)[0].lower()
+    assert endpoints(events) == ["pause"]  # the whole sentence was heard before anything was decided
+
+
+def test_without_early_decisions_the_whole_pause_is_waited(store, make_assistant, spy):
+    a, _, events = make_assistant()
+    a.ahead.enabled = False
+    run(a.run(awake=True, source=said(store, "Turn on the kitchen light.")))
+    spy.settle()
+    assert spy.on(KITCHEN) == [{"state": "ON"}] and endpoints(events) == ["pause"]
