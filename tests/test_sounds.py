@@ -26,7 +26,7 @@ def test_the_packaged_sounds_are_the_ones_made_here():
 def test_an_own_sound_replaces_the_built_in_one_at_the_players_rate(tmp_path):
     t = np.arange(8000) / 8000
     write_wav(tmp_path / "beep.wav", (np.sin(2 * np.pi * 440 * t) * 10000).astype(np.int16), 8000)
-    cfg = home_config(tmp_path, '\n[sounds]\nlistening = "beep.wav"\n')
+    cfg = home_config(tmp_path, base='site = "demo"\n', extra_toml='[sounds]\nlistening = "beep.wav"\n')
     sounds = Sounds(22050, cfg.sounds.own())
     assert len(sounds["listening"]) == 22050  # one second, resampled from 8 kHz
     assert np.array_equal(sounds["done"], Sounds(22050)["done"])
@@ -37,7 +37,7 @@ def test_a_bad_own_sound_is_an_error_naming_its_key(tmp_path, content, expected)
     if content is not None:
         (tmp_path / "ding.wav").write_bytes(content)
     with pytest.raises(ConfigError) as e:
-        home_config(tmp_path, '\n[sounds]\nerror = "ding.wav"\n')
+        home_config(tmp_path, base='site = "demo"\n', extra_toml='[sounds]\nerror = "ding.wav"\n')
     assert "'sounds.error'" in str(e.value) and expected in str(e.value)
 
 
