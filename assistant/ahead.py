@@ -35,10 +35,10 @@ class Reading:
 
 
 class HearingAhead:
-    def __init__(self, hear: Callable[[np.ndarray], Awaitable[Hearing]], whole: Callable[[str], bool],
-                 enabled: bool = True):
-        """`hear`: the recogniser (and close listening) on audio; `whole(text)`: whether the text is a
-        complete command that cannot go on."""
+    def __init__(self, hear: Callable[[np.ndarray], Awaitable[Hearing]],
+                 whole: Callable[[Heard | None], bool], enabled: bool = True):
+        """`hear`: the recogniser (and close listening) on audio; `whole(heard)`: whether what was heard
+        is a complete command that cannot go on."""
         self.hear, self.whole, self.enabled = hear, whole, enabled
         self.reading: Reading | None = None
 
@@ -65,7 +65,7 @@ class HearingAhead:
         t = time.perf_counter()
         text, heard = await self.hear(audio)
         self.reading.seconds = time.perf_counter() - t
-        self.reading.whole = self.whole(text)
+        self.reading.whole = self.whole(heard)
         return text, heard
 
     async def at_end(self, end: Endpoint, realtime: bool) -> tuple[Hearing, float] | None:

@@ -152,7 +152,8 @@ def transcribe(args) -> int:
     from .home.registry import Registry
 
     cfg = config_from(args)
-    asr = FasterWhisper(store_from(args, cfg), cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size)
+    asr = FasterWhisper(store_from(args, cfg), cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size,
+                       cfg.asr.window_s)
     hints = Registry.from_config(cfg.device).asr_hint() if cfg.asr.hints else None
     print(asr.transcribe(load_pcm16k(args.wav), hints))
     return 0

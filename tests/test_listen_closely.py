@@ -136,3 +136,16 @@ def test_one_light_in_an_area_means_the_same_by_either_name(make_assistant):
     lights = meaning(u.understand("turn on the bedroom lights"), home)
     assert lights == meaning(u.understand("turn on the bedroom light"), home)
     assert lights != meaning(u.understand("turn off the bedroom light"), home)
+
+
+@pytest.mark.parametrize("decoded, reading", [
+    ("Make my kitchen light blue Make my kitchen light blue Make", "Make my kitchen light blue"),
+    ("Turn off the lights in the living room. Turn", "Turn off the lights in the living room."),
+    ("Set a timer for 5 minutes. Set a timer", "Set a timer for 5 minutes."),
+    ("turn on the kitchen light and turn on the hall light", "turn on the kitchen light and turn on the hall light"),
+    ("What time is it?", "What time is it?"),
+])
+def test_a_reading_is_cut_where_whisper_starts_over(decoded, reading):
+    from assistant.engines.asr_faster_whisper import without_repeat
+
+    assert without_repeat(decoded) == reading

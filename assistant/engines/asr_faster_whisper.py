@@ -1,5 +1,11 @@
 """Speech to text with faster-whisper (CTranslate2, int8 on the CPU).
 
+Whisper reads 30 s windows, and its encoder's cost grows with the window, not with the speech: a 2 s
+command padded to 30 s costs ten times one padded to a few seconds. The several-readings path pads to
+`window_s` (10 s by default) instead. Whisper then often fails to stop and says the sentence again
+("turn off the sofa lamp turn off the sofa lamp turn"), so the readings are cut where they start over,
+and their length is bounded by the audio's.
+
 Besides the usual best transcript, the recogniser can give several (`hypotheses`: the beam's best K,
 each with its average log-probability) and can say how well given sentences fit the audio (`score`:
 the decoder reads each sentence after the audio, teacher-forced, and its per-token log-probabilities
@@ -9,23 +15,46 @@ only.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ..models import ModelStore
 from .base import Hypothesis
 
 SCORE_MARGIN = 50  # encoder positions (20 ms each) kept after the audio when scoring sentences
+PAD_FRAMES = 100  # feature frames (10 ms each) of silence at least after the audio
+TOKENS_PER_S = 6  # more than anyone says: a bound on a reading's length from the audio's
+
+
+def _word(w: str) -> str:
+    return re.sub(r"[^\w%]", "", w.lower())
+
+
+def without_repeat(text: str) -> str:
+    """The text up to where it starts over: "Make the light blue Make the light blue Make" -> "Make the
+    light blue". A sentence that only begins like an earlier one ("turn on the kitchen light and turn on
+    the hall light") is kept whole: what follows must repeat what came before, word for word."""
+    words = text.split()
+    norm = [_word(w) for w in words]
+    for k in range(2, len(words)):
+        tail = norm[k:]
+        at_sentence_end = words[k - 1][-1:] in ".?!"
+        if (len(tail) >= 2 or at_sentence_end) and tail == (norm[:k] * (len(tail) // k + 1))[:len(tail)]:
+            return " ".join(words[:k])
+    return text
 
 
 class FasterWhisper:
     nbest = True  # an NBestAsr: several readings, and sentences scored against the audio
 
-    def __init__(self, store: ModelStore, model: str, threads: int = 2, beam_size: int = 1):
+    def __init__(self, store: ModelStore, model: str, threads: int = 2, beam_size: int = 1, window_s: float = 10.0):
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
         self.model = WhisperModel(str(store.dir(model)), device="cpu", compute_type="int8", cpu_threads=threads)
         self.beam_size = beam_size
+        self.window_frames = int(window_s * 100)
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
                                    task="transcribe", language="en")
 
@@ -40,30 +69,34 @@ class FasterWhisper:
     # -- several readings, and scoring given sentences ------------------------------------------------
 
     def encode(self, pcm: np.ndarray):
-        """The encoder's view of (the first 30 s of) the audio, and how many feature frames are speech."""
+        """The encoder's view of (the first 30 s of) the audio padded to the window, and how many feature
+        frames are the audio's."""
         from faster_whisper.audio import pad_or_trim
 
         m = self.model
         features = m.feature_extractor(pcm.astype(np.float32) / 32768)
-        frames = min(features.shape[-1], m.feature_extractor.nb_max_frames)
-        return m.encode(pad_or_trim(features)), frames
+        most = m.feature_extractor.nb_max_frames
+        frames = min(features.shape[-1], most)
+        window = min(most, max(self.window_frames, frames + PAD_FRAMES))
+        return m.encode(pad_or_trim(features, window + window % 2)), frames
 
     def _prompt(self, hotwords: str | None) -> list[int]:
         return self.model.get_prompt(self.tokenizer, [], without_timestamps=True, hotwords=hotwords or None)
 
     def hypotheses(self, encoded, hotwords: str | None = None, n: int = 4) -> list[Hypothesis]:
         """The beam's n best transcripts, best first."""
-        enc, _ = encoded
+        enc, frames = encoded
         prompt = self._prompt(hotwords)
+        longest = min(64, int(frames / 100 * TOKENS_PER_S) + 6)
         r = self.model.model.generate(
             enc, [prompt], beam_size=n, num_hypotheses=n, return_scores=True, length_penalty=1,
-            max_length=min(len(prompt) + 64, self.model.max_length), suppress_blank=True, suppress_tokens=[-1],
+            max_length=min(len(prompt) + longest, self.model.max_length), suppress_blank=True, suppress_tokens=[-1],
         )[0]
         out: dict[str, Hypothesis] = {}
         for tokens, score in zip(r.sequences_ids, r.scores):
             # generate's score is the sum of log-probabilities over the length: make it a per-token average
             # counting the end of text, as faster-whisper's avg_logprob does
-            text = self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot]).strip()
+            text = without_repeat(self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot]).strip())
             logprob = float(score) * len(tokens) / (len(tokens) + 1)
             if text and text not in out:
                 out[text] = Hypothesis(text, logprob)

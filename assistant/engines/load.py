@@ -33,7 +33,8 @@ class Engines:
         if audio:
             e.wake = OpenWakeWord(store, cfg.wake.entries())
             e.vad = SileroVad(store)
-            e.asr = FasterWhisper(store, cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size)
+            e.asr = FasterWhisper(store, cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size,
+                         cfg.asr.window_s)
         if speech:
             e.tts = PiperTts(store, cfg.tts.voice, cfg.tts.length_scale)
         if cfg.llm.route != "templates":

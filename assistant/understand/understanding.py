@@ -103,16 +103,23 @@ class Understanding:
         """The user's own intents first: they are the most specific sentences this home has."""
         return self.custom.understand(self.templates.clean(text)) or self.templates.understand(text)
 
-    def whole(self, text: str) -> bool:
-        """A complete command that no sentence of this home goes on from, taken exactly: it is acted on
-        without waiting for the rest of the pause (ahead.py). Sentences the home does not list in full
-        (timers, the LLM's) and answers to a question wait for the whole pause."""
+    def whole(self, heard: rescore.Heard | None) -> bool:
+        """What was heard is a command of this home to act on, a sentence no other one goes on from, and
+        heard as finished: no reading of the recogniser's says more or trails off ("turn on the kitchen
+        light and the" is often read "turn on the kitchen light", but not by all its readings). It is
+        acted on without waiting for the rest of the pause (ahead.py). Sentences the home does not list
+        in full (timers, the LLM's) and answers to a question wait for the whole pause."""
         snap = self.templates.snap
-        if self.pending is not None or snap is None:
+        if self.pending is not None or snap is None or heard is None or heard.intent is None:
             return False
-        intent = self.lookup(text)
-        return (intent is not None and intent.confidence >= 1 and not intent.unknown_name
-                and snap.says_all(self.templates.clean(text)))
+        intent = heard.intent
+        if intent.confidence < self.cfg.understand.act_threshold or intent.unknown_name:
+            return False
+        said = len(rescore.words(intent.text))
+        if any(len(rescore.words(r.text)) > said or r.text.rstrip().endswith(("...", "\u2026", "-"))
+               for r in heard.readings):
+            return False
+        return snap.says_all(self.templates.clean(intent.text))
 
     # -- deciding -------------------------------------------------------------------------------------
 
