@@ -40,6 +40,34 @@ def commands_for(cfg: Config) -> list[str]:
 EVERYDAY = ["Set a timer for five minutes.", "What time is it?", "How much time is left on my timer?"]
 
 
+def paused_commands(assistant: Assistant, texts: list[str], voices: dict, bus: EventBus, seed: int = 0) -> dict:
+    """Each command said with a pause of 0.3 to 0.5 s between two of its words (after the first two):
+    how many were cut short, their turn taking less than all of the speech."""
+    rng = np.random.default_rng(seed)
+    turns: list[TurnMetrics] = []
+    bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+    cut = 0
+    for voice, say in voices.items():
+        for text in texts:
+            words = text.split()
+            at = int(rng.integers(2, len(words)))
+            parts = [_trimmed(say(" ".join(words[:at]))), _trimmed(say(" ".join(words[at:])))]
+            pause = float(rng.uniform(0.3, 0.5))
+            before = len(turns)
+            asyncio.run(assistant.run(FileSource(pcm=utterance(0.2, parts[0], pause, parts[1], 1.0)), awake=True))
+            whole_s = (len(parts[0]) + len(parts[1])) / SAMPLE_RATE + pause
+            cut += any(t.utterance_s < whole_s - 0.1 for t in turns[before:])
+    for t in list(assistant.timers.timers.values()):
+        assistant.timers.cancel(t)
+    return {"commands": len(texts) * len(voices), "cut": cut}
+
+
+def _trimmed(pcm: np.ndarray) -> np.ndarray:
+    """Without the voice's silence before and after, so that a pause is the one put in."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
+    return pcm[loud[0]:loud[-1] + 1] if len(loud) else pcm
+
+
 def idle_cpu(assistant: Assistant, seconds: float = 20.0) -> float:
     """Fraction of one core spent listening for the wake word in quiet room noise."""
     rng = np.random.default_rng(0)
@@ -75,6 +103,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
         sink = MemorySink()
         assistant = Assistant(cfg, engines, link, sink, bus)
+        prepared = asyncio.run(assistant.prepare_replies())  # as the box does at start
         missed, everyday = 0, []
         for _ in range(repeat):
             for voice, say in voices.items():
@@ -89,14 +118,17 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
             for t in list(assistant.timers.timers.values()):
                 assistant.timers.cancel(t)
         frames, cpu_wake = assistant.ears.frames, assistant.ears.cpu_s
+        measured = len(turns)
+        cut_short = paused_commands(assistant, texts[:-len(EVERYDAY)], voices, bus)
+        del turns[measured:]  # the paused commands are counted on their own
         wyoming = asyncio.run(bench_latency(assistant, store, pcm))
         idle = idle_cpu(assistant)
         assistant.close()
         link.stop()
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the speech pipeline alone
     llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
-    data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday)
-    data["llm"], data["wyoming"] = llm, wyoming
+    data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday, cut_short)
+    data["llm"], data["wyoming"], data["replies_prepared"] = llm, wyoming, prepared
     data["text"] += "\n" + wyoming["text"]
     data["text"] += "".join(_llm_text(x) for x in llm)
     if llm:  # every backend measured stays loaded until here, so this is an upper bound
@@ -144,7 +176,7 @@ def _llm_text(x: dict) -> str:
 
 
 def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: float, idle: float,
-           peak_rss_mb: float, cfg: Config, everyday: list[TurnMetrics] = ()) -> dict:
+           peak_rss_mb: float, cfg: Config, everyday: list[TurnMetrics] = (), cut_short: dict | None = None) -> dict:
     """`turns`: the device commands; `everyday`: the timer and time requests, which publish nothing."""
     def stat(name: str, values: list[float | None]) -> dict:
         v = [x for x in values if x is not None]
@@ -172,7 +204,10 @@ def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: flo
             "missed_wake_or_endpoint": missed,
             "published": sum(t.publish_s is not None for t in turns), "stages_s": stages, "latency_s": latency,
             "real_time_factor": rtf, "model_load_s": loads, "idle_listening_cpu_fraction_of_one_core": idle,
-            "peak_rss_mb": peak_rss_mb, "silence_ms": cfg.listen.silence_ms}
+            "peak_rss_mb": peak_rss_mb, "silence_ms": cfg.listen.silence_ms,
+            "decided_early": sum(t.endpoint_reason == "early" for t in turns) / max(len(turns), 1)}
+    if cut_short is not None:
+        data["cut_short"] = cut_short
     data["text"] = _text(data)
     return data
 
@@ -186,6 +221,11 @@ def _text(d: dict) -> str:
     for name, s in {**d["stages_s"], **d["latency_s"]}.items():
         if s["n"]:
             lines.append(f"{name:44} {ms(s['median']):>10} {ms(s['p90']):>10}")
+    lines += ["", f"decided early (a whole command, before the pause was over): {d['decided_early'] * 100:.0f} %"]
+    if "cut_short" in d:
+        c = d["cut_short"]
+        lines.append(f"cut short by an early decision, of {c['commands']} commands with a pause of 0.3-0.5 s "
+                     f"inside: {c['cut']} ({c['cut'] / max(c['commands'], 1) * 100:.1f} %)")
     lines += ["", "real-time factors (processing time / audio time):"]
     lines += [f"  {k:10} {v:.4f}" for k, v in d["real_time_factor"].items() if v is not None]
     lines += ["", "model load: " + ", ".join(f"{k} {v:.2f} s" for k, v in d["model_load_s"].items()),

@@ -67,8 +67,10 @@ def run(args, cfg: Config | None = None) -> int:
 
     async def live():
         heartbeat.start(asyncio.get_running_loop())
+        prepared = asyncio.ensure_future(assistant.prepare_replies())  # beside the listening
         async with wyoming_beside(assistant, cfg, args):
             await assistant.run(source)
+        await prepared
 
     try:
         asyncio.run(live())

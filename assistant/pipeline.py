@@ -328,6 +328,18 @@ class Assistant:
         self.events.emit(Kind.TURN, metrics=metrics)
         return spoken
 
+    async def prepare_replies(self) -> int:
+        """Synthesizes the home's on/off confirmations ahead, so that they play at once; at start, on the
+        voice's worker. Returns how many were made."""
+        snap = self.understanding.templates.snap
+        replies = []
+        for sentence in snap.keys if snap is not None and self.player.speaks else ():
+            if sentence.startswith(("turn on ", "turn off ")):
+                intent = self.understanding.lookup(sentence)
+                if intent is not None and (outcome := self.understanding.plan(intent)).commands:
+                    replies.append(outcome.reply)
+        return await self.workers.run("tts", self.player.prepare, dict.fromkeys(replies))
+
     async def handle_text(self, text: str, heard: Heard | None = None) -> Outcome:
         """A typed request, understood and carried out like a spoken one; `heard`: the close listening's
         reading, when the text came from audio."""

@@ -123,3 +123,20 @@ def test_cli_run_on_a_wav_file_of_any_rate(store, broker, spy, tmp_path):
     spy.settle()
     assert spy.on(KITCHEN) == [{"state": "ON"}]
     assert len(load_pcm16k(out)) > SAMPLE_RATE // 2
+
+
+def test_the_homes_confirmations_are_ready_before_they_are_needed(store, engines, make_assistant, spy):
+    """Said ahead at start, a confirmation plays as soon as the light is switched: the voice is not asked
+    again, and what plays is what it made then."""
+    a, sink, events = make_assistant()
+    assert run(a.prepare_replies()) >= 6  # on and off for each light and room of the example home
+    ready = a.player.kept["Turned on the kitchen light."]
+    sentences = engines.tts.sentences
+    engines.tts.sentences = lambda text: (_ for _ in ()).throw(AssertionError(f"synthesized {text!r} again"))
+    try:
+        run(a.run(FileSource(pcm=command(store, "Turn on the kitchen light."))))
+    finally:
+        engines.tts.sentences = sentences
+    spy.settle()
+    assert spy.on(KITCHEN) == [{"state": "ON"}]
+    assert any(c is ready[0] for c in sink.chunks)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from .sounds import Sounds
 
 log = logging.getLogger(__name__)
+REPLIES_KEPT = 256  # replies kept as audio (about 70 kB each): the home's confirmations are a few dozen
 
 
 class Player:
@@ -29,6 +31,7 @@ class Player:
         self.speaking = False  # a reply or a ring is playing: the conductor listens for "stop" meanwhile
         self.saying = ""  # the text being spoken, to tell the box's own voice from the user's
         self.cut = False  # interrupted: nothing more plays until the next turn
+        self.kept: OrderedDict[str, list[np.ndarray]] = OrderedDict()  # reply -> its audio, newest last
         self._one_at_a_time = asyncio.Lock()
         self._cue_tasks: set[asyncio.Task] = set()
 
@@ -47,18 +50,44 @@ class Player:
             stop()
 
     async def say(self, text: str, on_audio: Callable[[float], None] = lambda seconds: None) -> None:
-        """Synthesizes text sentence by sentence on the TTS worker and plays each as soon as it is ready;
-        `on_audio` hears each chunk's length in seconds just before it plays."""
-        chunks = self.tts.sentences(text)
+        """Synthesizes text sentence by sentence on the TTS worker and plays each as soon as it is ready
+        (a reply said before plays at once); `on_audio` hears each chunk's length in seconds just before
+        it plays."""
+        kept = self.kept.get(text)
+        chunks = iter(kept) if kept is not None else self.tts.sentences(text)
+        said: list[np.ndarray] = []
         self.speaking, self.saying = True, text
         try:
-            while not self.cut and (pcm := await self.workers.run("tts", next, chunks, None)) is not None:
+            while not self.cut:
+                pcm = next(chunks, None) if kept is not None else await self.workers.run("tts", next, chunks, None)
+                if pcm is None:
+                    if kept is None:  # all of it was said: kept for the next time
+                        self._keep(text, said)
+                    break
                 if self.cut:
                     break
+                said.append(pcm)
                 on_audio(len(pcm) / self.tts.sample_rate)
                 await self.play(pcm, self.tts.sample_rate)
         finally:
             self.speaking, self.saying = False, ""
+
+    def _keep(self, text: str, audio: list[np.ndarray]) -> None:
+        self.kept[text] = audio
+        self.kept.move_to_end(text)
+        while len(self.kept) > REPLIES_KEPT:
+            self.kept.popitem(last=False)
+
+    def prepare(self, replies: Iterable[str]) -> int:
+        """Synthesizes replies ahead (on the TTS worker, at start): said later, they play at once.
+        Returns how many were made."""
+        made = 0
+        for text in replies:
+            if self.tts is None or text in self.kept or len(self.kept) >= REPLIES_KEPT:
+                continue
+            self._keep(text, list(self.tts.sentences(text)))
+            made += 1
+        return made
 
     async def ring(self) -> None:
         """The timer's ring."""
