@@ -118,14 +118,14 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
             for t in list(assistant.timers.timers.values()):
                 assistant.timers.cancel(t)
         frames, cpu_wake = assistant.ears.frames, assistant.ears.cpu_s
+        wyoming = asyncio.run(bench_latency(assistant, store, pcm))
+        idle = idle_cpu(assistant)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the speech pipeline alone
         measured = len(turns)
         cut_short = paused_commands(assistant, texts[:-len(EVERYDAY)], voices, bus)
         del turns[measured:]  # the paused commands are counted on their own
-        wyoming = asyncio.run(bench_latency(assistant, store, pcm))
-        idle = idle_cpu(assistant)
         assistant.close()
         link.stop()
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the speech pipeline alone
     llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
     data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday, cut_short)
     data["llm"], data["wyoming"], data["replies_prepared"] = llm, wyoming, prepared
