@@ -105,3 +105,16 @@ def test_on_is_never_snapped_to_off(said):
     intent = a.understanding.lookup(said)
     off = [c for c in a.understanding.plan(intent).commands if "OFF" in c.payload] if intent else []
     assert off == [] and (intent is None or intent.name != "HassTurnOff")
+
+
+def test_a_home_without_devices_understands_nothing_and_does_not_fail(tmp_path):
+    """The appliance starts with no devices until discovery finds some."""
+    from conftest import home_config
+
+    from assistant.engines.load import Engines
+    from assistant.pipeline import Assistant
+
+    cfg = home_config(tmp_path, base='site = "demo"\n[llm]\nroute = "templates"\n')
+    a = Assistant(cfg, Engines(), None)
+    for said in ("turn on the kitchen light", "switch on all the lights", "kitchen", "what time is it"):
+        a.understanding.read(said)

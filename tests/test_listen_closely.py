@@ -70,8 +70,9 @@ def test_an_exact_on_off_is_checked_against_its_opposite_and_acted_on(make_assis
 def test_speech_no_command_fits_is_left_alone(make_assistant, spy, store):
     a, _, _ = make_assistant()
     heard = a.understanding.hear(a.engines.asr, spoken(store, "The kids are asleep upstairs, be quiet.", snr=12))
-    assert heard.checked, "the nearest commands were checked on the audio"
-    assert heard.free_fit - max(heard.checked.values()) > GAP
+    # No reading says any command's action ("turn", "set", "on", ...): nothing is even weighed; a command
+    # that was weighed must have fitted the audio worse than what was heard.
+    assert not heard.checked or heard.free_fit - max(heard.checked.values()) > GAP
     assert heard.intent is None
     run(a.run(FileSource(pcm=spoken(store, "The kids are asleep upstairs, be quiet.", snr=12)), awake=True))
     spy.settle()

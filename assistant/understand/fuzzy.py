@@ -71,6 +71,13 @@ def _numbers(text: str) -> tuple[str, list[str]]:
     return re.sub(r"\d+", NUM, text), nums
 
 
+FILLER = {"the", "a", "an", "to", "in", "of", "my", "please", "percent"}
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[\w']+", text.lower()))
+
+
 def _switched(text: str) -> str | None:
     """"on" or "off" when the words say exactly one of them."""
     words = set(text.split())
@@ -157,6 +164,8 @@ class VocabularySnap:
         if said := _switched(heard):  # "on" heard clearly is never snapped to "off", nor the other way
             short = [x for x in short if _switched(x[0]) in (None, said)]
         short = short[:40]
+        if not short:  # a home with no such sentence (no devices yet), or every one contradicts what was heard
+            return None
         heard_sound, heard_words = sound_key(heard), heard.split()
         scored = []
         for sentence, letters, i in short:
@@ -170,6 +179,19 @@ class VocabularySnap:
             scored.append((min((letters + sound + words) / 300, target / 100), sentence))
         scored.sort(reverse=True)
         return scored, nums
+
+    def action_heard(self, sentence: str, heard: str) -> bool:
+        """A fragment is no command: what was heard may be taken for a sentence of the home only if it has
+        one of the sentence's words besides the device or area it names and small words ("turn of the
+        kitchen like" may be "turn off the kitchen light"; "kitchen" or "office" alone may not), or if it
+        is about as long (a command misheard as other words whole, "do not forget your light", is left
+        to the audio check)."""
+        key, _ = _numbers(sentence)  # "set the hall light to 40 percent" is listed with a placeholder
+        said = _words(heard)
+        if len(re.findall(r"[\w']+", heard)) >= len(key.split()) - 1:
+            return True
+        action = _words(key.replace(NUM, " ")) - _words(self.target_of.get(key, "")) - FILLER
+        return not action or bool(action & said)
 
     def says_all(self, text: str) -> bool:
         """The text is one of the home's sentences as it is, and none of them goes on from it: a pause

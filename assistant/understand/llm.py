@@ -217,6 +217,8 @@ def _ungrounded(ids: list[str], all_devices: bool, g: Grounding, registry: Regis
 def _disagreement(verb: str, value: str | None, ids: list[str], g: Grounding, registry: Registry) -> str | None:
     """An action must do what the words say, where they say it: "turn everything on" once became
     "off all". Brightness and colour switch a light on, brightness 0 off."""
+    if not g.asks:  # a device's name said alone (or misheard from a word) is no request of it
+        return "it only names it"
     sense = "off" if verb == "off" or (verb == "brightness" and value == "0") else "on"
     if sense not in g.switch:
         return f"it does not say {sense}"
@@ -246,6 +248,8 @@ LIGHT_WORDS = {"dark", "darker", "bright", "brighter", "dim", "dimmer", "see", "
                *WHOLE, *(c for c in COLORS if " " not in c)}
 # Verbs for other kinds of device than lights, by the kind
 OTHER_VERBS = {"lock": "lock", "unlock": "lock", "secure": "lock", "open": "cover", "close": "cover"}
+# Words that ask nothing by themselves: a name with only these around it is no request
+FILLER = {"the", "a", "an", "my", "please", "and", "hey", "ok", "okay", "so", "um", "uh"}
 # "everything off except the bedroom": what follows one of these is left alone
 EXCEPT = re.compile(r"\b(except|but not|but the|apart from|other than|besides|save for|leave)\b")
 # Devices one answer line can name: about five tokens each, in the answer's 60
@@ -272,6 +276,7 @@ class Grounding:
     colours: frozenset[str] = frozenset()  # colours it says: a colour must be one of them
     other: frozenset[str] = frozenset()  # kinds of device its other verbs are for ("unlock": lock)
     here: bool = False  # its devices are the box's area's: it names no area or device, but a light
+    asks: bool = True  # it says more than the names of what it names ("kitchen light." alone asks nothing)
 
 
 def ground(text: str, registry: Registry, here: str = "") -> Grounding:
@@ -305,9 +310,12 @@ def ground(text: str, registry: Registry, here: str = "") -> Grounding:
     kinds = {"light"} | {d.domain for d in devices if _nouns(d) & set(stems)}
     rest = tuple(d.id for d in devices if d.domain in kinds and not d.members and d.id not in excluded)
     rest = rest if every and excluded and len(rest) <= LONGEST_LINE else ()
+    naming = {_stem(w) for i in named for n in (*registry.get(i).spoken_names, registry.get(i).area)
+              for w in n.split()}
+    asks = bool(set(stems) - naming - NOUNS["light"] - FILLER)
     return Grounding(tuple(named), every, tuple(excluded), rest, _switch(text),
                      _numbers(said), frozenset(said) & set(COLORS),
-                     frozenset(OTHER_VERBS[w] for w in said if w in OTHER_VERBS), bool(in_here and named))
+                     frozenset(OTHER_VERBS[w] for w in said if w in OTHER_VERBS), bool(in_here and named), asks)
 
 
 def _words(text: str) -> list[str]:

@@ -135,7 +135,8 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
     if not exact:
         nearest += [v for s in nearest[:2] for v in snap.variants(s)]
     candidates = [c for s in dict.fromkeys(nearest) for c in (s, flipped(s)) if c]
-    candidates = [s for s in dict.fromkeys(candidates) if _meaning(snap, understand, s, home) is not None]
+    candidates = [s for s in dict.fromkeys(candidates) if _meaning(snap, understand, s, home) is not None
+                  and any(snap.action_heard(s, r.text) for r in readings)]
     if not exact and said:
         # Weighing "on" against "off" on the audio is least reliable where the rest was misheard; a free
         # transcript that still has one of the two words clearly is the better witness for it.

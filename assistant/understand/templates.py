@@ -94,6 +94,16 @@ ACCEPTED_KEPT = 50_000  # answers kept across homes (a few hundred a home), then
 _ACCEPTED: dict[tuple, bool] = {}  # (home, sentence) -> the templates take it as it is
 
 
+def _name_alone(r, text: str) -> bool:
+    """Home Assistant takes a device's name said alone ("kitchen light") as "turn it on". A name is what
+    a misheard word or a word from the room most easily becomes ("office" near an office lamp), so alone
+    it is no command here: the action must be said."""
+    name = r.entities.get("name")
+    if r.intent.name not in ("HassTurnOn", "HassTurnOff") or name is None:
+        return False
+    return set(text.replace(str(name.text).lower(), " ").split()) <= {"the", "please"}
+
+
 class TemplateUnderstander:
     def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = (),
                  fuzzy: bool = True, custom_sentences: dict[str, str] | None = None, area: str = ""):
@@ -183,7 +193,7 @@ class TemplateUnderstander:
         # The user's own sentences are snapped onto only where the audio can be asked (rescore.py): text
         # alone cannot tell a misheard slot value from one the grammar does not have ("the dance scene").
         if snap is not None and snap.confidence >= (NEAR if exact is None else FUZZY_OVER_UNKNOWN) and (
-                snap.sentence not in self.custom_sentences):
+                snap.sentence not in self.custom_sentences) and self.snap.action_heard(snap.sentence, t):
             intent = self._exact(snap.sentence)
             return dataclasses.replace(intent, source=Source.FUZZY, confidence=round(snap.confidence, 3))
         return exact  # a command shape naming something this home does not have, or None
@@ -193,6 +203,8 @@ class TemplateUnderstander:
                            best_slot_name="name", intent_context=self.context)
         if r is not None and "conversation_command" in r.entities:
             return None  # "in 5 minutes turn off the light": a delayed command, which the box does not do
+        if r is not None and _name_alone(r, t):
+            return None
         if r is not None:
             return self._intent(r, t)
         return self._unknown_target(t)
