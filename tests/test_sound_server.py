@@ -1,0 +1,210 @@
+"""The live microphone and speaker, through a real sound server (PulseAudio, tests/sound_server.py) reached
+by PortAudio and ALSA as on a box: spoken commands in, the light on the broker, the spoken reply heard at
+the speaker; and a microphone and a speaker that are taken away and come back while the box runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+from conftest import home_file
+from sound_server import RATE, SPEAKER_RATE
+
+from assistant.audio import io
+from assistant.samples import piper, utterance
+
+KITCHEN = "zigbee2mqtt/kitchen_light/set"
+
+
+def onset(pcm: np.ndarray, level: int = 2000) -> int | None:
+    """The first sample louder than `level`."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > level)
+    return int(loud[0]) if len(loud) else None
+
+
+def tone(seconds: float, rate: int, freq: float = 880.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * freq * t) * 12000).astype(np.int16)
+
+
+def heard(engines, pcm: np.ndarray) -> str:
+    """What the speaker played, as the box's own recogniser hears it."""
+    import soxr
+
+    pcm16 = (soxr.resample(pcm.astype(np.float32) / 32768, SPEAKER_RATE, RATE) * 32767).astype(np.int16)
+    return engines.asr.transcribe(pcm16, None).lower()
+
+
+def command(store, text: str) -> np.ndarray:
+    return utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, text), 1.0)
+
+
+async def until(check, timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(step)
+    return True
+
+
+def test_microphone_and_speaker_through_portaudio(sound_server):
+    """The plumbing alone: what is said into the room arrives in 80 ms frames, in order and on time; what
+    is played comes out of the speaker. The latencies are measured (printed with -s)."""
+    mic, sink = io.MicSource("mic"), io.SpeakerSink("speaker")
+    click = tone(0.2, RATE)
+
+    async def go():
+        frames: list[tuple[float, np.ndarray]] = []
+
+        async def listen():
+            async for f in mic.frames():
+                frames.append((time.monotonic(), f))
+
+        task = asyncio.ensure_future(listen())
+        with sound_server.talk() as room:
+            assert await until(lambda: len(frames) >= 5, 5), "no frames from the microphone"
+            room.say(click)
+            assert await until(lambda: room.said_at and any(f.any() for _, f in frames), 5)
+            await sink.play(tone(0.3, SPEAKER_RATE, 440), SPEAKER_RATE)  # opens the stream
+            await asyncio.sleep(0.5)
+            played_at = time.monotonic()
+            await sink.play(tone(0.3, SPEAKER_RATE), SPEAKER_RATE)
+            await asyncio.sleep(0.5)
+        task.cancel()
+        return frames, room.said_at[0], played_at
+
+    frames, said_at, played_at = asyncio.run(go())
+    sink.close()
+    pcm = np.concatenate([f for _, f in frames])
+    got = next(t for t, f in frames if f.any())
+    assert all(len(f) == 1280 for _, f in frames) and mic.dropped == 0 and mic.reopened == 0
+    start = onset(pcm) - onset(click)
+    assert np.array_equal(pcm[start:start + len(click)], click)  # sample for sample
+    out_at = sound_server.speaker.sound_at(played_at - 0.2)
+    assert out_at is not None, "the speaker played nothing"
+    mic_ms, speaker_ms = (got - said_at) * 1000, (out_at - played_at) * 1000
+    print(f"\nthrough the sound server: microphone {mic_ms:.0f} ms (room to frame, frames of 80 ms), "
+          f"speaker {speaker_ms:.0f} ms (play() to the speaker)")
+    assert mic_ms < 500 and -50 < speaker_ms < 500
+
+
+def test_spoken_command_through_the_sound_server(sound_server, store, engines, make_assistant, spy):
+    """"Hey Jarvis, turn on the kitchen light" said into the microphone switches the light on the broker,
+    and the reply comes out of the speaker, on PulseAudio's default devices (`pulse`)."""
+    a, sink, events = make_assistant(sink=io.SpeakerSink("pulse"))
+    mic = io.MicSource("pulse")
+
+    async def go():
+        task = asyncio.ensure_future(a.run(mic))
+        with sound_server.talk() as room:
+            room.say(command(store, "Turn on the kitchen light."))
+            assert await until(lambda: any(e.kind == "turn" for e in events), 30), [e.kind for e in events]
+            await asyncio.sleep(0.5)  # the last of the reply leaves the speaker
+        task.cancel()
+
+    said_at = time.monotonic()
+    asyncio.run(go())
+    sink.close()
+    spy.settle()
+    assert spy.on(KITCHEN) == [{"state": "ON"}]
+    reply = heard(engines, sound_server.speaker.pcm(since=said_at))
+    assert "kitchen" in reply, reply
+    assert mic.dropped == 0, mic.stats()
+
+
+def test_microphone_unplugged_and_back_mid_run(sound_server, store, engines, make_assistant, spy, tmp_path,
+                                               monkeypatch):
+    """The microphone goes away while the box listens and comes back: the box says what is missing,
+    listens again without a restart, and answers the next command."""
+    import socket
+
+    notify_path = tmp_path / "notify"
+    manager = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    manager.bind(str(notify_path))
+    manager.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_path))
+    sound_server.quiet_default_source()
+    a, _, events = make_assistant(sink=io.SpeakerSink("speaker"))
+    mic = io.MicSource("mic")
+
+    async def go():
+        task = asyncio.ensure_future(a.run(mic))
+        with sound_server.talk() as room:
+            assert await until(lambda: a.ears.frame_at is not None, 5)
+            await asyncio.sleep(0.5)
+            sound_server.remove_mic()
+            assert await until(lambda: mic.missing, 5), "the microphone's going was not noticed"
+            await asyncio.sleep(1.0)
+            assert mic.missing and a.alive() is None  # silence meanwhile: the rest of the box goes on
+            sound_server.add_mic()
+            assert await until(lambda: mic.reopened == 1 and not mic.missing, 5), mic.stats()
+            spoken_from = time.monotonic()
+            room.say(command(store, "Turn on the kitchen light."))
+            assert await until(lambda: any(e.kind == "turn" for e in events), 30), [e.kind for e in events]
+            await asyncio.sleep(0.5)
+        task.cancel()
+        return spoken_from
+
+    spoken_from = asyncio.run(go())
+    a.player.sink.close()
+    spy.settle()
+    assert spy.on(KITCHEN) == [{"state": "ON"}]
+    assert "kitchen" in heard(engines, sound_server.speaker.pcm(since=spoken_from))
+    said = []
+    while True:
+        try:
+            said.append(manager.recv(4096).decode())
+        except BlockingIOError:
+            break
+    manager.close()
+    assert any(m.startswith("STATUS=audio input mic stopped") for m in said), said
+    assert "STATUS=listening on mic" in said, said
+
+
+def test_speaker_unplugged_and_back(sound_server):
+    """Gone and back between two replies: the next reply opens it again and is heard. Gone while nothing
+    can replace it: that reply fails, and the one after it is heard."""
+    sink = io.SpeakerSink("speaker")
+
+    async def go():
+        await sink.play(tone(0.3, SPEAKER_RATE), SPEAKER_RATE)
+        sound_server.remove_speaker()
+        sound_server.add_speaker()
+        t = time.monotonic()
+        await sink.play(tone(0.3, SPEAKER_RATE), SPEAKER_RATE)
+        await asyncio.sleep(0.5)
+        assert sound_server.speaker.sound_at(t) is not None, "the reply after the speaker came back"
+        assert sink.failed == 0  # its old stream was opened again, by the sink or by ALSA's pulse plugin
+        sound_server.remove_speaker()
+        with pytest.raises(Exception, match="host error|Input/output|matching"):
+            await sink.play(tone(0.3, SPEAKER_RATE), SPEAKER_RATE)
+        assert sink.failed == 1 and sink.missing
+        sound_server.add_speaker()
+        t = time.monotonic()
+        await sink.play(tone(0.3, SPEAKER_RATE), SPEAKER_RATE)
+        await asyncio.sleep(0.5)
+        assert sound_server.speaker.sound_at(t) is not None
+
+    asyncio.run(go())
+    sink.close()
+    assert sink.reopened >= 1 and sink.missing is None, sink.stats()
+
+
+def test_doctor_sees_the_devices_and_the_one_missing(sound_server, tmp_path):
+    from assistant import doctor
+    from assistant.startup import load_config
+
+    cfg = load_config(home_file(tmp_path, '[audio]\ninput_device = "mic"\noutput_device = "speaker"\n'))
+    with sound_server.talk() as room:
+        room.say(tone(1.0, RATE))
+        found = doctor.check_audio(cfg)
+    text = "\n".join(f"{f.level} {f.text}" for f in found)
+    assert "fail" not in text and "mic" in text and "speaker" in text, text
+    sound_server.quiet_default_source()
+    sound_server.remove_mic()
+    found = doctor.check_audio(cfg)
+    text = "\n".join(f"{f.level} {f.text}" for f in found)
+    assert any(f.level == "fail" and "mic" in f.text for f in found), text
