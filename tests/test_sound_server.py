@@ -12,8 +12,11 @@ import pytest
 from conftest import home_file
 from sound_server import RATE, SPEAKER_RATE
 
-from assistant.audio import io
+from assistant import doctor
+from assistant.audio import health, io
+from assistant.config import state_dir
 from assistant.samples import piper, utterance
+from assistant.startup import load_config
 
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 
@@ -132,6 +135,7 @@ def test_microphone_unplugged_and_back_mid_run(sound_server, store, engines, mak
 
     async def go():
         task = asyncio.ensure_future(a.run(mic))
+        report = asyncio.ensure_future(health.keep(mic, a.player.sink, state_dir(a.cfg), every_s=0.1))
         with sound_server.talk() as room:
             assert await until(lambda: a.ears.frame_at is not None, 5)
             await asyncio.sleep(0.5)
@@ -146,9 +150,13 @@ def test_microphone_unplugged_and_back_mid_run(sound_server, store, engines, mak
             assert await until(lambda: any(e.kind == "turn" for e in events), 30), [e.kind for e in events]
             await asyncio.sleep(0.5)
         task.cancel()
+        report.cancel()
         return spoken_from
 
     spoken_from = asyncio.run(go())
+    live = [f for f in doctor.check_live_audio(a.cfg)]
+    assert [f.level for f in live] == ["ok", "ok"], live
+    assert "microphone 'mic': working; opened again 1 times, 0 frames dropped" in live[0].text, live
     a.player.sink.close()
     spy.settle()
     assert spy.on(KITCHEN) == [{"state": "ON"}]
@@ -194,17 +202,28 @@ def test_speaker_unplugged_and_back(sound_server):
 
 
 def test_doctor_sees_the_devices_and_the_one_missing(sound_server, tmp_path):
-    from assistant import doctor
-    from assistant.startup import load_config
-
+    """`assistant doctor` lists what PortAudio sees, says the configured devices are there and records the
+    microphone's level; with the microphone gone, it says it cannot record from it."""
     cfg = load_config(home_file(tmp_path, '[audio]\ninput_device = "mic"\noutput_device = "speaker"\n'))
     with sound_server.talk() as room:
-        room.say(tone(1.0, RATE))
-        found = doctor.check_audio(cfg)
-    text = "\n".join(f"{f.level} {f.text}" for f in found)
-    assert "fail" not in text and "mic" in text and "speaker" in text, text
+        room.say(tone(2.0, RATE))
+        found = {f.text: f.level for f in doctor.check_audio(cfg)}
+    assert found["audio.input_device = 'mic' is present: 'mic'"] == "ok", found
+    assert found["audio.output_device = 'speaker' is present: 'speaker'"] == "ok", found
+    assert any(text.startswith("microphone level -") and level == "ok" for text, level in found.items()), found
     sound_server.quiet_default_source()
     sound_server.remove_mic()
     found = doctor.check_audio(cfg)
-    text = "\n".join(f"{f.level} {f.text}" for f in found)
-    assert any(f.level == "fail" and "mic" in f.text for f in found), text
+    assert any(f.level == "fail" and "mic" in f.text for f in found), found
+
+
+def test_bench_counts_the_live_microphone(sound_server, make_assistant, tmp_path):
+    """`assistant bench`'s line on the live microphone: frames taken against those due, and dropped."""
+    from assistant.bench import _live_text, live_input
+
+    a, _, _ = make_assistant()
+    with sound_server.talk():
+        live = live_input(a, "mic", seconds=2.0)
+    assert live["dropped"] == 0 and live["reopened"] == 0 and abs(live["frames"] - live["expected"]) <= 3, live
+    assert _live_text(live).startswith("live microphone 'mic': "), _live_text(live)
+    assert "not measured" in _live_text(live_input(a, "silence"))
