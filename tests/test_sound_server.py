@@ -141,8 +141,11 @@ def test_microphone_unplugged_and_back_mid_run(sound_server, store, engines, mak
             await asyncio.sleep(0.5)
             sound_server.remove_mic()
             assert await until(lambda: mic.missing, 5), "the microphone's going was not noticed"
-            await asyncio.sleep(1.0)
-            assert mic.missing and a.alive() is None  # silence meanwhile: the rest of the box goes on
+            announced = time.monotonic()
+            a.presence.inbox.queue.put(("say", "Dinner is ready."))  # the rest of the box goes on meanwhile
+            assert await until(lambda: any(e.kind == "announcement" for e in events) and not a.busy, 10)
+            assert mic.missing and a.alive() is None, mic.stats()
+            assert sound_server.speaker.sound_at(announced) is not None, "the announcement was not played"
             sound_server.add_mic()
             assert await until(lambda: mic.reopened == 1 and not mic.missing, 5), mic.stats()
             spoken_from = time.monotonic()

@@ -6,12 +6,14 @@ written only when something changed), where `assistant doctor`, another process,
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from pathlib import Path
 
 from ..state import StateFile
 
+log = logging.getLogger(__name__)
 FILE = "audio.json"
 SERVICE_STATE_DIR = Path("/var/lib/assistant")  # the service's StateDirectory, where doctor also looks
 
@@ -33,7 +35,11 @@ async def keep(source, sink, state_dir: Path, every_s: float = 15.0) -> None:
     while True:
         now = snapshot(source, sink)
         if now and now != last:
-            file.save({**now, "pid": os.getpid(), "started": started, "updated": time.time()})
+            try:
+                file.save({**now, "pid": os.getpid(), "started": started, "updated": time.time()})
+            except OSError as e:  # a state directory it cannot write: the box works on, unreported
+                if last is None:
+                    log.warning("cannot keep the audio report in %s: %s", file.path, e)
             last = now
         await asyncio.sleep(every_s)
 
