@@ -100,22 +100,31 @@ def test_spoken_command_through_the_sound_server(sound_server, store, engines, m
     a, sink, events = make_assistant(sink=io.SpeakerSink("pulse"))
     mic = io.MicSource("pulse")
 
+    pcm = command(store, "Turn on the kitchen light.")
+
     async def go():
         task = asyncio.ensure_future(a.run(mic))
         with sound_server.talk() as room:
-            room.say(command(store, "Turn on the kitchen light."))
+            room.say(pcm)
             assert await until(lambda: any(e.kind == "turn" for e in events), 30), [e.kind for e in events]
             await asyncio.sleep(0.5)  # the last of the reply leaves the speaker
         task.cancel()
+        return room.said_at[0] + len(pcm) / RATE - 1.0  # the end of speech (1 s of silence follows)
 
     said_at = time.monotonic()
-    asyncio.run(go())
+    end_of_speech = asyncio.run(go())
     sink.close()
     spy.settle()
     assert spy.on(KITCHEN) == [{"state": "ON"}]
     reply = heard(engines, sound_server.speaker.pcm(since=said_at))
     assert "kitchen" in reply, reply
     assert mic.dropped == 0, mic.stats()
+    turn = next(e.data["metrics"] for e in events if e.kind == "turn")
+    first = sound_server.speaker.sound_at(end_of_speech, level=500)
+    print(f"\nend of speech into the microphone to the first sound at the speaker (the 'done' sound): "
+          f"{(first - end_of_speech) * 1000:.0f} ms; the turn's own figures from the end of speech: the "
+          f"light {turn.eos_to_publish_s * 1000:.0f} ms, the reply's first audio "
+          f"{turn.eos_to_first_audio_s * 1000:.0f} ms")
 
 
 def test_microphone_unplugged_and_back_mid_run(sound_server, store, engines, make_assistant, spy, tmp_path,
