@@ -9,8 +9,9 @@ import time
 
 import numpy as np
 import pytest
-from conftest import home_file
+from conftest import EXAMPLE, home_file
 from sound_server import RATE, SPEAKER_RATE
+from test_home_live import wait_for
 
 from assistant import doctor
 from assistant.audio import health, io
@@ -239,3 +240,38 @@ def test_bench_counts_the_live_microphone(sound_server, make_assistant, tmp_path
     assert live["dropped"] == 0 and live["reopened"] == 0 and abs(live["frames"] - live["expected"]) <= 3, live
     assert _live_text(live).startswith("live microphone 'mic': "), _live_text(live)
     assert "not measured" in _live_text(live_input(a, "silence"))
+
+
+def test_the_service_command_on_the_default_devices(sound_server, store, broker, spy, tmp_path):
+    """`assistant run` as the service runs it, with the system's default microphone and speaker (ALSA's
+    default is PulseAudio's when a server runs): a spoken command switches the light, and the running
+    box's audio report is in its state directory, where `assistant doctor` reads it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    state = tmp_path / "service-state"
+    config = home_file(tmp_path, EXAMPLE.read_text())
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", "run", "--config", str(config), "--mqtt", broker.url],
+                            env={**os.environ, "STATE_DIRECTORY": str(state)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        with sound_server.talk() as room:
+            deadline = time.monotonic() + 60
+            while not (state / health.FILE).exists():  # written once the microphone is opened
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.1)
+            time.sleep(1.0)
+            room.say(command(store, "Turn on the kitchen light."))
+            assert wait_for(lambda: spy.on(KITCHEN), 30), "the light was not switched"
+        live = doctor.check_live_audio(load_config(home_file(tmp_path, f'state_dir = "{state}"\n')))
+        assert [f.level for f in live] == ["ok", "ok"] and "(the running assistant)" in live[0].text, live
+        assert "microphone 'default': working" in live[0].text, live
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
