@@ -22,8 +22,9 @@ not_installed() {
 }
 mapfile -t missing < <(not_installed "${apt_pkgs[@]}")
 mapfile -t missing_lean < <(not_installed "${lean_pkgs[@]}")
-if [ ${#missing[@]} -gt 0 ] || [ ${#missing_lean[@]} -gt 0 ]; then
-  echo "installing system packages: ${missing[*]} ${missing_lean[*]}"
+to_install=("${missing[@]}" "${missing_lean[@]}")
+if [ ${#to_install[@]} -gt 0 ]; then
+  echo "installing system packages: ${to_install[*]}"
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   [ ${#missing[@]} -eq 0 ] || \
