@@ -344,11 +344,19 @@ class SpeakerSink:
         self.stream = None
         self.rate: int | None = None
         self.stopping = False
-        self.busy = False  # playing: PortAudio is not initialised again under it (see rescan)
+        self.playing = False
+        self.quiet_from = 0.0  # when what was queued has been heard (monotonic)
         self.failed = 0  # plays that failed because the device did
         self.reopened = 0  # times the device was opened again after it failed or went away
         self.missing: str | None = None  # why the last play failed, until one works again
         _users.add(self)
+
+    GRACE_S = 1.0  # after the last sound, the next sentence of a reply may still be on its way
+
+    @property
+    def busy(self) -> bool:
+        """Playing, or just played: PortAudio is not initialised again under it (see rescan)."""
+        return self.playing or time.monotonic() < self.quiet_from + self.GRACE_S
 
     def stop(self) -> None:
         self.stopping = True
@@ -356,7 +364,7 @@ class SpeakerSink:
     async def play(self, pcm: np.ndarray, rate: int) -> None:
         import sounddevice as sd
 
-        self.busy = True
+        self.playing = True
         try:
             await self._play(sd, pcm, rate)
         except (sd.PortAudioError, ValueError) as e:
@@ -367,10 +375,13 @@ class SpeakerSink:
             self.missing = str(e)
             raise
         finally:
-            self.busy = False
+            self.playing = False
+            self.quiet_from = time.monotonic() + self.SLICE_S  # about when the last slice is heard
 
     async def _play(self, sd, pcm: np.ndarray, rate: int) -> None:
-        fresh = self.stream is None or self.rate != rate or not self.stream.active
+        if self.stream is not None and self.rate != rate:
+            self.close()  # what the other rate still holds is played out first
+        fresh = self.stream is None or not self.stream.active
         if fresh:
             self._open(sd, rate)
         self.stopping = False
@@ -399,7 +410,11 @@ class SpeakerSink:
             if not rescan(sd, by=self):
                 raise
             stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
-        stream.start()
+        try:
+            stream.start()
+        except sd.PortAudioError:
+            _close(stream, "the speaker")
+            raise
         if self.missing is not None:  # it had failed
             self.reopened += 1
             log.warning("audio output %s is back (opened again %d times since the start)", self.name,
