@@ -11,15 +11,26 @@ want_test=0
 apt_pkgs=(mosquitto libportaudio2 espeak-ng sox python3-venv)
 # the appliance tests: systemd-analyze, and the SD card image built without mounting anything
 [ $want_test -eq 1 ] && apt_pkgs+=(systemd mtools dosfstools fdisk e2fsprogs)
-missing=()
-for p in "${apt_pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing system packages: ${missing[*]}"
+# the tests' own sound server, reached through ALSA's pulse plugin as a box's devices are
+# (tests/sound_server.py); without their recommends, a desktop's worth of graphics drivers
+lean_pkgs=()
+[ $want_test -eq 1 ] && lean_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins)
+not_installed() {
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+mapfile -t missing < <(not_installed "${apt_pkgs[@]}")
+mapfile -t missing_lean < <(not_installed "${lean_pkgs[@]}")
+to_install=("${missing[@]}" "${missing_lean[@]}")
+if [ ${#to_install[@]} -gt 0 ]; then
+  echo "installing system packages: ${to_install[*]}"
   sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing[@]} -eq 0 ] || \
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ ${#missing_lean[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+    --no-install-recommends "${missing_lean[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .audio.io import FileSource, MemorySink
+from .audio.io import FileSource, MemorySink, MicSource, has_microphone
 from .broker import LocalBroker
 from .config import Config
 from .engines.load import Engines
@@ -24,7 +24,7 @@ from .models import ModelStore
 from .mqtt_link import MqttLink
 from .pipeline import Assistant
 from .samples import espeak, piper, utterance
-from .types import SAMPLE_RATE
+from .types import FRAME_SAMPLES, SAMPLE_RATE
 from .wyoming_server import bench_latency
 
 
@@ -77,6 +77,44 @@ def idle_cpu(assistant: Assistant, seconds: float = 20.0) -> float:
     return (time.process_time() - t) / seconds
 
 
+def live_input(assistant: Assistant, spec: str, seconds: float = 10.0) -> dict:
+    """The configured microphone, idle-listening through the conductor for `seconds`: the frames taken
+    against those it should have given, and what was dropped (a pipeline too slow for the audio thread),
+    reported lost by PortAudio (overflows) or opened again."""
+    if spec.startswith("file:") or spec in ("silence", "none"):
+        return {"device": spec, "unavailable": "audio.input_device is not a microphone"}
+    if not has_microphone():
+        return {"device": spec or "default", "unavailable": "no microphone here"}
+    mic = MicSource(spec)
+    before = assistant.ears.heard_s
+
+    async def listen() -> bool:
+        task = asyncio.ensure_future(assistant.run(mic))
+        deadline = time.monotonic() + 5
+        while assistant.ears.heard_s == before and time.monotonic() < deadline:  # from its first frame
+            await asyncio.sleep(0.01)
+        heard = assistant.ears.heard_s > before
+        if heard:
+            await asyncio.sleep(seconds)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return heard
+
+    if not asyncio.run(listen()):
+        return {"device": mic.name, "unavailable": f"no audio from it within 5 s ({mic.missing})"}
+    taken = round((assistant.ears.heard_s - before) * SAMPLE_RATE / FRAME_SAMPLES)
+    return {**mic.stats(), "seconds": seconds, "frames": taken,
+            "expected": round(seconds * SAMPLE_RATE / FRAME_SAMPLES)}
+
+
+def _live_text(x: dict) -> str:
+    if "unavailable" in x:
+        return f"live microphone {x['device']!r}: not measured ({x['unavailable']})"
+    return (f"live microphone {x['device']!r}: {x['frames']} frames taken in {x['seconds']:.0f} s "
+            f"(about {x['expected']} expected), {x['dropped']} dropped, {x['overflows']} overflows, "
+            f"opened again {x['reopened']} times")
+
+
 def pct(values: list[float], q: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
@@ -124,11 +162,13 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         measured = len(turns)
         cut_short = paused_commands(assistant, texts[:-len(EVERYDAY)], voices, bus)
         del turns[measured:]  # the paused commands are counted on their own
+        live = live_input(assistant, cfg.audio.input_device)
         assistant.close()
         link.stop()
     llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
     data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday, cut_short)
-    data["llm"], data["wyoming"], data["replies_prepared"] = llm, wyoming, prepared
+    data["llm"], data["wyoming"], data["replies_prepared"], data["live_input"] = llm, wyoming, prepared, live
+    data["text"] += "\n" + _live_text(live)
     data["text"] += "\n" + wyoming["text"]
     data["text"] += "".join(_llm_text(x) for x in llm)
     if llm:  # every backend measured stays loaded until here, so this is an upper bound
@@ -198,7 +238,8 @@ def report(turns: list[TurnMetrics], missed: int, loads: dict, wake_frame_s: flo
     rtf = {
         "wake": wake_frame_s / 0.08,
         "asr": statistics.median([t.asr_s / t.utterance_s for t in turns]) if turns else None,
-        "tts": statistics.median([t.tts_total_s / t.reply_audio_s for t in turns if t.reply_audio_s]) if turns else None,
+        "tts": (statistics.median([t.tts_total_s / t.reply_audio_s for t in turns if t.reply_audio_s])
+                if turns else None),
     }
     data = {"commands": len(turns) + len(everyday) + missed, "turns": len(turns) + len(everyday),
             "missed_wake_or_endpoint": missed,

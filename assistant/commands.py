@@ -9,10 +9,11 @@ from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 from . import bad_config
+from .audio import health
 from .audio.io import FileSource, WavSink, has_microphone, open_sink, open_source
 from .audio.wav import load_pcm16k, write_wav
 from .broker import LocalBroker, reachable
-from .config import Config, ConfigError
+from .config import Config, ConfigError, state_dir
 from .console import printer
 from .engines.load import Engines
 from .events import EventBus
@@ -68,9 +69,15 @@ def run(args, cfg: Config | None = None) -> int:
     async def live():
         heartbeat.start(asyncio.get_running_loop())
         prepared = asyncio.ensure_future(assistant.prepare_replies())  # beside the listening
-        async with wyoming_beside(assistant, cfg, args):
-            await assistant.run(source)
-        await prepared
+        # what the microphone and speaker go through, for `assistant doctor`
+        report = None if args.input else asyncio.create_task(health.keep(source, sink, state_dir(cfg)))
+        try:
+            async with wyoming_beside(assistant, cfg, args):
+                await assistant.run(source)
+            await prepared
+        finally:
+            if report is not None:
+                report.cancel()
 
     try:
         asyncio.run(live())

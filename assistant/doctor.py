@@ -63,6 +63,8 @@ def check_models(store: ModelStore, cfg: Config) -> list[Finding]:
 
 
 def check_audio(cfg: Config) -> list[Finding]:
+    """The devices PortAudio sees, whether the configured ones are among them, the microphone's level,
+    and what the running assistant's microphone and speaker have been through."""
     spec_in, spec_out = cfg.audio.input_device, cfg.audio.output_device
     out = []
     if spec_in.startswith("file:") or spec_in == "silence":
@@ -81,17 +83,56 @@ def check_audio(cfg: Config) -> list[Finding]:
                 out.append(Finding("fail", "audio in", "no microphone found (is it plugged in? `arecord -l` "
                                                        "lists what ALSA sees)"))
             else:
-                out.append(Finding("ok", "audio in", f"{len(ins)} input devices: {', '.join(ins)}; "
-                                                     f"using {spec_in or 'the default'}"))
-                out.append(_level(spec_in))
+                out.append(Finding("info", "audio in", f"{len(ins)} input devices: {', '.join(ins)}"))
+                found = _configured(spec_in, "input")
+                out.append(found)
+                if found.level == "ok":
+                    out.append(_level(spec_in))
     if spec_out == "none":
         out.append(Finding("info", "audio out", "replies are not played (audio.output_device = \"none\")"))
     else:
         devices = devices if devices is not None else _devices()
         outs = [d["name"] for d in devices or [] if d["max_output_channels"] > 0]
-        out.append(Finding("ok", "audio out", f"{len(outs)} output devices: {', '.join(outs)}") if outs else
-                   Finding("warn", "audio out", "no speaker found: the assistant acts but cannot answer aloud"))
-    return out
+        if outs:
+            out.append(Finding("info", "audio out", f"{len(outs)} output devices: {', '.join(outs)}"))
+            found = _configured(spec_out, "output")
+            out.append(found if found.level == "ok" else Finding("warn", found.what, found.text))
+        else:
+            out.append(Finding("warn", "audio out", "no speaker found: the assistant acts but cannot answer aloud"))
+    return out + check_live_audio(cfg)
+
+
+def _configured(spec: str, kind: str) -> Finding:
+    """Whether the configured device (`audio.input_device` or `audio.output_device`) is there, as
+    PortAudio matches a name: any device whose name contains it."""
+    import sounddevice as sd
+
+    what, key = ("audio in", "input_device") if kind == "input" else ("audio out", "output_device")
+    device = int(spec) if spec.isdigit() else (spec or None)
+    try:
+        name = sd.query_devices(device, kind)["name"]
+    except (ValueError, sd.PortAudioError) as e:
+        return Finding("fail", what, f"audio.{key} = {spec!r} names none of them ({e}): unplugged? "
+                                     f"`{'arecord' if kind == 'input' else 'aplay'} -L` lists ALSA's names")
+    return Finding("ok", what, f"audio.{key} = {spec!r} is present: {name!r}" if spec else
+                   f"the default {kind} device is present: {name!r}")
+
+
+def check_live_audio(cfg: Config) -> list[Finding]:
+    """What the running assistant's microphone and speaker went through (its state directory's report)."""
+    from .audio import health
+    from .config import state_dir
+
+    found = health.read(state_dir(cfg), health.SERVICE_STATE_DIR)
+    if found is None:
+        return []
+    path, report = found
+    if not health.running(report):
+        return [Finding("info", "audio live", f"{line} (when the assistant last ran; {path})")
+                for line in health.describe(report)]
+    trouble = any((report.get(k) or {}).get("missing") for k in ("input", "output"))
+    return [Finding("warn" if trouble else "ok", "audio live", f"{line} (the running assistant)")
+            for line in health.describe(report)]
 
 
 def _devices() -> list[dict] | None:

@@ -39,7 +39,8 @@ from .understand.understanding import Understanding
 from .workers import Workers
 
 log = logging.getLogger(__name__)
-FRAMES_STALL_S = 10.0  # between turns, a microphone this long without a frame is gone or hung
+FRAMES_STALL_S = 10.0  # between turns, a source this long without a frame is hung (a microphone that
+# stops is opened again by MicSource, which gives silence meanwhile)
 RING_LISTEN_S = 4.0  # after each ring of a timer, how long "stop" is heard without the wake word
 
 

@@ -2,8 +2,9 @@
 
 READY=1 once audio flows, STATUS= in words, WATCHDOG=1 from a heartbeat thread that pings only while
 the box shows it is alive (the event loop answers, audio frames are taken or a turn moves on, no model
-call hangs, the MQTT link's thread runs), so a stuck pipeline, a silent audio device or a dead link
-stops the pings and systemd restarts the service, while a long reply does not.
+call hangs, the MQTT link's thread runs), so a stuck pipeline, a source that hangs or a dead link
+stops the pings and systemd restarts the service, while a long reply does not. A microphone that stops
+is not a hung source: the source opens it again by itself and gives silence meanwhile (audio/io.py).
 """
 
 from __future__ import annotations

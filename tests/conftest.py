@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,7 @@ needs_devset = pytest.mark.skipif(
 # Fixtures that start mosquitto or load models (a test's fixture names include its fixtures' own):
 # every test using one is `slow`, left out of `make test-fast`.
 SLOW_FIXTURES = {"broker", "store", "engines", "make_assistant", "spy", "home_broker", "tls_broker",
-                 "openai_server", "trust_broker", "fuzzed"}
+                 "openai_server", "trust_broker", "fuzzed", "sound_server"}
 
 
 def pytest_collection_modifyitems(items):
@@ -79,8 +81,9 @@ def make_assistant(example_cfg, engines, broker):
     """An assistant on the example home wired to the test broker; returns (assistant, sink, events)."""
     made = []
 
-    def make(cfg=None, url=None, with_engines=None, paced=False):
-        """`paced`: the sink takes as long as its audio lasts, like a speaker."""
+    def make(cfg=None, url=None, with_engines=None, paced=False, sink=None):
+        """`paced`: the sink takes as long as its audio lasts, like a speaker; `sink`: another sink (a
+        speaker) instead of the one in memory."""
         cfg = cfg or config.load(EXAMPLE)
         cfg.mqtt.url = url or broker.url
         link = MqttLink.from_config(cfg.mqtt, f"assistant/{cfg.site}/availability")
@@ -89,7 +92,7 @@ def make_assistant(example_cfg, engines, broker):
         events = []
         bus = EventBus()
         bus.subscribe(events.append)
-        sink = MemorySink(paced=paced)
+        sink = sink or MemorySink(paced=paced)
         a = Assistant(cfg, with_engines or engines, link, sink, bus)
         made.append((a, link))
         link.wait_subscribed(5)  # so that what a test publishes next reaches it
@@ -99,6 +102,33 @@ def make_assistant(example_cfg, engines, broker):
     for a, link in made:
         a.close()
         link.stop()
+
+
+@pytest.fixture
+def sound_server(monkeypatch):
+    """A real PulseAudio sound server with a virtual microphone and speaker (tests/sound_server.py), its
+    own, stopped at the end; this process reaches it through PortAudio and ALSA as a box does. Skipped,
+    saying why, where its Debian packages are missing."""
+    import sounddevice as sd
+    from sound_server import SoundServer, missing
+
+    from assistant.audio import io
+
+    if (why := missing()) is not None:
+        pytest.skip(f"not run: {why}")
+    root = Path(tempfile.mkdtemp(prefix="sound-", dir="/tmp"))  # a socket's path must stay short
+    server = SoundServer(root)
+    try:
+        with monkeypatch.context() as m:
+            for key, value in server.env.items():
+                m.setenv(key, value)
+            server.start()
+            io.rescan(sd)  # PortAudio lists the server's devices
+            yield server
+    finally:
+        server.stop()
+        io.rescan(sd)  # and forgets them
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run(coro):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-import types
 
 import numpy as np
 import pytest
@@ -109,45 +108,6 @@ def test_silence_and_null_sink():
     assert all(len(f) == FRAME_SAMPLES and not f.any() for f in frames)
     assert isinstance(io.open_sink("none"), io.NullSink)
     assert isinstance(io.open_source("hw:1"), io.MicSource)
-
-
-def test_microphone_that_appears_late_is_waited_for(monkeypatch):
-    """PortAudio says the device is missing twice; the source re-scans devices and then opens it."""
-    calls = {"open": 0, "rescan": 0}
-
-    class Stream:
-        def __init__(self, callback, **kw):
-            calls["open"] += 1
-            if calls["open"] < 3:
-                raise FakeSd.PortAudioError("Error querying device")
-            self.callback = callback
-
-        def __enter__(self):
-            self.callback(np.ones((FRAME_SAMPLES, 1), np.int16), FRAME_SAMPLES, None, None)
-            return self
-
-        def __exit__(self, *a):
-            pass
-
-    class FakeSd(types.SimpleNamespace):
-        PortAudioError = type("PortAudioError", (Exception,), {})
-        InputStream = Stream
-
-        @staticmethod
-        def _terminate():
-            calls["rescan"] += 1
-
-        @staticmethod
-        def _initialize():
-            pass
-
-    import sys
-    monkeypatch.setitem(sys.modules, "sounddevice", FakeSd)
-    mic = io.MicSource("usb")
-    mic.retry_s = 0.01
-    frames = asyncio.run(_drain(mic, limit=1))
-    assert calls == {"open": 3, "rescan": 2}
-    assert frames[0].tolist() == [1] * FRAME_SAMPLES
 
 
 def heartbeat(env, checks):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -50,16 +52,31 @@ class FileSource:
 
 class MicSource:
     """The microphone through PortAudio. The audio thread hands frames to the loop; a full queue drops
-    the oldest frame and counts it, so a slow consumer never blocks the audio callback."""
+    the oldest frame and counts it, so a slow consumer never blocks the audio callback.
+
+    A microphone that stops mid-run (unplugged, its driver or sound server gone: PortAudio ends the stream,
+    or it just goes quiet) is noticed within `stall_s`, said in the log and in systemd's STATUS=, and opened
+    again as soon as it is back, without a restart. Meanwhile the source gives silence at the pace of a
+    microphone, so the rest of the box goes on (timers ring, announcements are spoken)."""
 
     realtime = True
 
-    retry_s = 2.0
+    retry_s = 2.0  # between two tries to open a device that is not there
+    stall_s = 2.0  # a device that gave no frame for this long has stopped (frames come every 80 ms)
 
     def __init__(self, device: str = "", max_frames: int = 64):
+        self.name = device or "default"
         self.device = int(device) if device.isdigit() else (device or None)
         self.queue: asyncio.Queue[np.ndarray] = asyncio.Queue(max_frames)
-        self.dropped = 0
+        self.dropped = 0  # frames the pipeline was too slow to take
+        self.overflows = 0  # callbacks in which PortAudio said input was lost before it reached us
+        self.reopened = 0  # times the device was opened again after it stopped
+        self.missing: str | None = None  # why there is no audio now, while the device is waited for
+        self.stream = None
+        self.heard_at = 0.0  # when the device last gave a frame (monotonic, set on the audio thread)
+        _users.add(self)
+
+    busy = False  # a rescan may always close the microphone's stream: it is opened again at once
 
     def _put(self, frame: np.ndarray) -> None:
         if self.queue.full():
@@ -73,32 +90,128 @@ class MicSource:
         loop = asyncio.get_running_loop()
 
         def callback(indata, frames, time_info, status):
-            if status:
-                log.debug("audio input status: %s", status)
-            loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
-
-        with await self._open(sd, callback):
-            while True:
-                yield await self.queue.get()
-
-    async def _open(self, sd, callback):
-        """Open the device, waiting for it when it is not there yet (a USB microphone enumerates late)."""
-        while True:
+            self.heard_at = time.monotonic()
+            if status and status.input_overflow:
+                self.overflows += 1
             try:
-                return sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16",
-                                      blocksize=FRAME_SAMPLES, device=self.device, callback=callback)
-            except (sd.PortAudioError, ValueError) as e:
-                msg = f"waiting for audio input {self.device or 'default'}: {e}"
+                loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
+            except RuntimeError:  # the loop has closed: the process is ending
+                pass
+
+        try:
+            await self._open(sd, callback)
+            while True:
+                try:
+                    frame = await asyncio.wait_for(self.queue.get(), self.stall_s / 4)
+                except TimeoutError:
+                    if self.stream is None and self._try_open(sd, callback):
+                        continue  # closed for a rescan of the devices (see rescan), and open again
+                    if (why := self._stopped()) is None:
+                        continue
+                    self._lost(why)
+                    async for frame in self._reopen(sd, callback):
+                        yield frame
+                    continue
+                yield frame
+        finally:
+            self.release()
+
+    def _stopped(self) -> str | None:
+        """Why the stream no longer gives audio, or None while it does."""
+        if self.stream is None:
+            return "it could not be opened again"
+        if not self.stream.active:
+            return "PortAudio ended its stream"
+        if (quiet := time.monotonic() - self.heard_at) > self.stall_s:
+            return f"no audio from it for {quiet:.1f} s"
+        return None
+
+    def _lost(self, why: str) -> None:
+        self.missing = why
+        msg = f"audio input {self.name} stopped ({why}); opening it again when it is back"
+        log.warning(msg)
+        notify(f"STATUS={msg}")
+        self.release()
+
+    async def _reopen(self, sd, callback) -> AsyncIterator[np.ndarray]:
+        """Silence at a microphone's pace, while the device is tried every `retry_s` until it opens."""
+        loop = asyncio.get_running_loop()
+        quiet = np.zeros(FRAME_SAMPLES, np.int16)
+        while not self._try_open(sd, callback):
+            due = loop.time()
+            for _ in range(max(1, round(self.retry_s * SAMPLE_RATE / FRAME_SAMPLES))):
+                due += FRAME_SAMPLES / SAMPLE_RATE
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                yield quiet
+        self.reopened += 1
+        log.warning("audio input %s is back (opened again %d times since the start)", self.name, self.reopened)
+        notify(f"STATUS=listening on {self.name}")
+
+    async def _open(self, sd, callback) -> None:
+        """Open the device at the start, waiting for it when it is not there yet (a USB microphone
+        enumerates late); no frames meanwhile, so systemd hears READY=1 only once audio flows."""
+        while not self._try_open(sd, callback):
+            await asyncio.sleep(self.retry_s)
+
+    def _try_open(self, sd, callback) -> bool:
+        try:
+            stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=FRAME_SAMPLES,
+                                    device=self.device, callback=callback)
+            self.heard_at = time.monotonic()  # a stall is counted from the start of the stream
+            stream.start()
+        except (sd.PortAudioError, ValueError) as e:
+            msg = f"waiting for audio input {self.name}: {e}"
+            if msg != self.missing:
                 log.warning(msg)
                 notify(f"STATUS={msg}")
-                await asyncio.sleep(self.retry_s)
-                sd._terminate()  # PortAudio lists devices only when initialised
-                sd._initialize()
+            self.missing = msg
+            rescan(sd)  # PortAudio lists devices only when initialised: a device plugged in since needs it
+            return False
+        self.stream, self.missing = stream, None
+        return True
+
+    def release(self) -> None:
+        """Close the stream (the frames loop opens it again); for a rescan of the devices and at the end."""
+        stream, self.stream = self.stream, None
+        _close(stream, "the microphone")
 
     def flush(self) -> None:
         """Forget audio heard while the assistant was busy or speaking (it would hear itself)."""
         while not self.queue.empty():
             self.queue.get_nowait()
+
+    def stats(self) -> dict:
+        return {"device": self.name, "dropped": self.dropped, "overflows": self.overflows,
+                "reopened": self.reopened, "missing": self.missing}
+
+
+# Everything holding a PortAudio stream (microphones and speakers), for a rescan of the devices.
+_users: weakref.WeakSet = weakref.WeakSet()
+
+
+def rescan(sd, by=None) -> bool:
+    """Initialise PortAudio again, so that it lists the devices plugged in since it was. That ends every
+    stream, so each user's stream is closed first (its owner opens it again); while a speaker other than
+    the one asking (`by`) is playing, nothing is done (False)."""
+    if any(u.busy for u in _users if u is not by):
+        return False
+    for u in list(_users):
+        u.release()
+    sd._terminate()
+    sd._initialize()
+    return True
+
+
+def _close(stream, what: str, drain: bool = False) -> None:
+    """`drain`: let what is queued play out first (a speaker at the end); else dropped at once."""
+    if stream is None:
+        return
+    try:
+        if drain:
+            stream.stop()
+        stream.close()
+    except Exception as e:  # noqa: BLE001 - a device that is gone cannot be stopped cleanly
+        log.debug("closing %s: %s", what, e)
 
 
 class LoopSource:
@@ -218,15 +331,32 @@ class WavSink(MemorySink):
 
 class SpeakerSink:
     """The speaker through PortAudio; play() returns when the audio is queued, end_of_reply() when heard.
-    Written a slice at a time, so stop() cuts a long reply within a slice."""
+    Written a slice at a time, so stop() cuts a long reply within a slice.
+
+    A speaker that went away between two replies is opened again by the next one, which then plays; one
+    that goes away mid-reply fails that reply (raised, so the turn says so), and the next opens it again."""
 
     SLICE_S = 0.1
 
     def __init__(self, device: str = ""):
+        self.name = device or "default"
         self.device = int(device) if device.isdigit() else (device or None)
         self.stream = None
         self.rate: int | None = None
         self.stopping = False
+        self.playing = False
+        self.quiet_from = 0.0  # when what was queued has been heard (monotonic)
+        self.failed = 0  # plays that failed because the device did
+        self.reopened = 0  # times the device was opened again after it failed or went away
+        self.missing: str | None = None  # why the last play failed, until one works again
+        _users.add(self)
+
+    GRACE_S = 1.0  # after the last sound, the next sentence of a reply may still be on its way
+
+    @property
+    def busy(self) -> bool:
+        """Playing, or just played: PortAudio is not initialised again under it (see rescan)."""
+        return self.playing or time.monotonic() < self.quiet_from + self.GRACE_S
 
     def stop(self) -> None:
         self.stopping = True
@@ -234,32 +364,73 @@ class SpeakerSink:
     async def play(self, pcm: np.ndarray, rate: int) -> None:
         import sounddevice as sd
 
+        self.playing = True
         try:
-            if self.stream is None or self.rate != rate:
-                self.close()
-                self.stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
-                self.stream.start()
-                self.rate = rate
-            self.stopping = False
-            step = int(rate * self.SLICE_S)
-            for i in range(0, len(pcm), step):
-                if self.stopping:
-                    self.stream.abort()  # drops what PortAudio still holds, then starts again clean
-                    self.stream.start()
-                    break
-                await asyncio.to_thread(self.stream.write, pcm[i:i + step].reshape(-1, 1))
-        except (sd.PortAudioError, ValueError):
-            self.close()  # the speaker went away (unplugged): the next reply opens it again
+            await self._play(sd, pcm, rate)
+        except (sd.PortAudioError, ValueError) as e:
+            self.release()
+            self.failed += 1
+            if self.missing is None:
+                log.warning("audio output %s failed: %s; the next reply opens it again", self.name, e)
+            self.missing = str(e)
             raise
+        finally:
+            self.playing = False
+            self.quiet_from = time.monotonic() + self.SLICE_S  # about when the last slice is heard
+
+    async def _play(self, sd, pcm: np.ndarray, rate: int) -> None:
+        if self.stream is not None and self.rate != rate:
+            self.close()  # what the other rate still holds is played out first
+        fresh = self.stream is None or not self.stream.active
+        if fresh:
+            self._open(sd, rate)
+        self.stopping = False
+        step = int(rate * self.SLICE_S)
+        for i in range(0, len(pcm), step):
+            if self.stopping:
+                self.stream.abort()  # drops what PortAudio still holds, then starts again clean
+                self.stream.start()
+                break
+            try:
+                await asyncio.to_thread(self.stream.write, pcm[i:i + step].reshape(-1, 1))
+            except sd.PortAudioError as e:
+                if fresh:
+                    raise
+                # The stream was opened for an earlier reply and the device went away since: open it anew.
+                log.info("audio output %s: its stream failed (%s); opening it again", self.name, e)
+                fresh, self.missing = True, str(e)
+                self._open(sd, rate)
+                await asyncio.to_thread(self.stream.write, pcm[i:i + step].reshape(-1, 1))
+
+    def _open(self, sd, rate: int) -> None:
+        self.release()
+        try:
+            stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
+        except ValueError:  # not listed: plugged in after PortAudio was initialised?
+            if not rescan(sd, by=self):
+                raise
+            stream = sd.OutputStream(samplerate=rate, channels=1, dtype="int16", device=self.device)
+        try:
+            stream.start()
+        except sd.PortAudioError:
+            _close(stream, "the speaker")
+            raise
+        if self.missing is not None:  # it had failed
+            self.reopened += 1
+            log.warning("audio output %s is back (opened again %d times since the start)", self.name,
+                        self.reopened)
+        self.stream, self.rate, self.missing = stream, rate, None
 
     async def end_of_reply(self) -> None:
         pass
 
+    def release(self) -> None:
+        stream, self.stream = self.stream, None
+        _close(stream, "the speaker")
+
     def close(self) -> None:
         stream, self.stream = self.stream, None
-        if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except Exception as e:  # noqa: BLE001 - a device that is gone cannot be stopped cleanly
-                log.debug("closing the speaker: %s", e)
+        _close(stream, "the speaker", drain=True)
+
+    def stats(self) -> dict:
+        return {"device": self.name, "failed": self.failed, "reopened": self.reopened, "missing": self.missing}
