@@ -119,7 +119,7 @@ class Waking:
     settled: bool = False  # the outcome was told (events, the listening sound)
 
     def won(self) -> bool:
-        return self.task.result().won
+        return self.task.cancelled() or self.task.result().won
 
 
 class Assistant:
@@ -166,6 +166,7 @@ class Assistant:
         """Listen to a source until it ends (a file) or forever (a microphone). `awake`: the source starts
         with the command itself, as if the wake word had just been heard."""
         self._state("idle")
+        self.waking = None  # one the last run left undecided is over
         frames = Frames(source)
         ep: Endpointer | None = self.ears.command() if awake else None  # what it heard before is not part of it
         metrics, refractory_until = TurnMetrics(), 0.0
