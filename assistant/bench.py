@@ -8,6 +8,7 @@ acknowledgement and to the first reply audio. A private broker is always used, s
 from __future__ import annotations
 
 import asyncio
+import copy
 import resource
 import statistics
 import tempfile
@@ -21,7 +22,7 @@ from .config import Config
 from .engines.load import Engines
 from .events import EventBus, TurnMetrics
 from .models import ModelStore
-from .mqtt_link import MqttLink
+from .mqtt_link import MqttLink, listener
 from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 from .types import FRAME_SAMPLES, SAMPLE_RATE
@@ -156,6 +157,9 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
             for t in list(assistant.timers.timers.values()):
                 assistant.timers.cancel(t)
         frames, cpu_wake = assistant.ears.frames, assistant.ears.cpu_s
+        agreement = arbitration_figures(assistant, store, broker.url, turns + everyday,
+                                        utterance(0.4, piper(store, f"{phrase}."), 0.5,
+                                                  piper(store, "Turn on the kitchen light."), 0.2))
         wyoming = asyncio.run(bench_latency(assistant, store, pcm))
         idle = idle_cpu(assistant)
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the speech pipeline alone
@@ -168,13 +172,84 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
     llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
     data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday, cut_short)
     data["llm"], data["wyoming"], data["replies_prepared"], data["live_input"] = llm, wyoming, prepared, live
-    data["text"] += "\n" + _live_text(live)
-    data["text"] += "\n" + wyoming["text"]
+    data["arbitration"] = agreement
+    data["text"] += "\n" + _live_text(live) + "\n" + agreement["text"] + "\n" + wyoming["text"]
     data["text"] += "".join(_llm_text(x) for x in llm)
     if llm:  # every backend measured stays loaded until here, so this is an upper bound
         data["peak_rss_with_llm_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         data["text"] += f"\npeak RSS with the LLM figures measured: {data['peak_rss_with_llm_mb']:.0f} MB"
     return data
+
+
+def arbitration_figures(assistant: Assistant, store: ModelStore, url: str, alone: list[TurnMetrics],
+                        pcm) -> dict:
+    """How long the boxes take to agree on which one answers (wake word to decision), and how long the
+    turn waited for it (the latency arbitration adds): alone (the commands above), with a second box that
+    hears the command 6 dB lower, and with a box online that hears nothing. The last two at the speed of
+    a microphone, as a live box hears; the second box shares this one's recogniser."""
+    from .engines.vad_silero import SileroVad
+    from .engines.wake_openwakeword import OpenWakeWord
+
+    cfg = assistant.cfg
+    mine: list[TurnMetrics] = []
+    assistant.events.subscribe(lambda ev: mine.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+    other_cfg = copy.deepcopy(cfg)
+    other_cfg.site = f"{cfg.site}-beside"
+    link = MqttLink(url, f"{cfg.mqtt.topic_prefix}/{other_cfg.site}/availability")
+    link.start()
+    link.wait_connected(5)
+    theirs: list[dict] = []
+    bus = EventBus()
+    bus.subscribe(lambda ev: theirs.append(ev.data) if ev.kind == "arbitration" else None)
+    other = Assistant(other_cfg, Engines(wake=OpenWakeWord(store, cfg.wake.entries()), vad=SileroVad(store),
+                                         asr=assistant.engines.asr), link, None, bus)
+    link.wait_subscribed(5)
+    _wait(lambda: other_cfg.site in assistant.arbiter.peers())
+
+    async def both():
+        await asyncio.gather(assistant.run(FileSource(pcm=pcm, paced=True)),
+                             other.run(FileSource(pcm=(pcm // 2), paced=True)))
+    asyncio.run(both())
+    two = mine[-1:]
+    other.close()
+    link.stop()
+    silent = f"{cfg.mqtt.topic_prefix}/{cfg.site}-elsewhere/availability"
+    peer = listener(url, [silent], lambda *a: None)
+    peer.publish(silent, "online", qos=1, retain=True).wait_for_publish(5)
+    _wait(lambda: f"{cfg.site}-elsewhere" in assistant.arbiter.peers())
+    asyncio.run(assistant.run(FileSource(pcm=pcm, paced=True)))
+    elsewhere = mine[-1:]
+    peer.publish(silent, "", qos=1, retain=True).wait_for_publish(5)
+    peer.loop_stop()
+    peer.disconnect()
+
+    def ms(values) -> float | None:
+        v = [x for x in values if x is not None]
+        return round(statistics.median(v) * 1000, 1) if v else None
+
+    data = {"window_ms": cfg.arbitration.window_ms, "enabled": cfg.arbitration.enabled,
+            "alone": {"decision_ms": ms(t.agree_s for t in alone), "turn_wait_ms": ms(t.agree_wait_s for t in alone)},
+            "two_boxes": {"decision_ms": ms(t.agree_s for t in two), "turn_wait_ms": ms(t.agree_wait_s for t in two),
+                          "other_decision_ms": theirs[-1]["waited_ms"] if theirs else None,
+                          "other_won": theirs[-1]["won"] if theirs else None},
+            "box_online_elsewhere": {"decision_ms": ms(t.agree_s for t in elsewhere),
+                                     "turn_wait_ms": ms(t.agree_wait_s for t in elsewhere)}}
+    f = lambda v: "-" if v is None else f"{v:.1f} ms"  # noqa: E731
+    a, t, e = data["alone"], data["two_boxes"], data["box_online_elsewhere"]
+    rows = [("alone on the broker", a, ""),
+            ("two boxes hear it, this one louder", t,
+             f"   (the other: {f(t['other_decision_ms'])}, {'answered too!' if t['other_won'] else 'silent'})"),
+            ("a box online that heard nothing", e, "")]
+    data["text"] = "\n".join(
+        [f"arbitration (window {data['window_ms']} ms): wake word to decision, and the turn's wait for it"] +
+        [f"  {name:36} {f(r['decision_ms']):>9}   turn waited {f(r['turn_wait_ms'])}{more}" for name, r, more in rows])
+    return data
+
+
+def _wait(cond, timeout_s: float = 5.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.02)
 
 
 def llm_figures(cfg: Config, store: ModelStore, registry, tts) -> list[dict]:

@@ -240,6 +240,14 @@ class WyomingConfig:
     idle_timeout_s: float = 60.0  # a connection silent this long is closed
 
 
+@dataclass
+class ArbitrationConfig:
+    """Several boxes on one broker that hear the same wake word agree on the one that answers."""
+
+    enabled: bool = True  # off: this box answers every wake word it hears, and claims none
+    window_ms: int = 150  # how long a box waits for the others' claims after its own wake word, at most
+
+
 LLM_ROUTES = ("templates", "templates_then_llm", "llm")
 LLM_BACKENDS = ("auto", "hailo", "llama_cpp", "openai")
 
@@ -262,6 +270,7 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     llm: LlmConfig = field(default_factory=LlmConfig)
     wyoming: WyomingConfig = field(default_factory=WyomingConfig)
+    arbitration: ArbitrationConfig = field(default_factory=ArbitrationConfig)
     device: list[DeviceConfig] = field(default_factory=list)
     customize: list[CustomizeConfig] = field(default_factory=list)
     intent: list[IntentConfig] = field(default_factory=list)
@@ -491,6 +500,13 @@ def _check_wyoming(cfg: Config) -> None:
         raise ConfigError(f"{file}: 'wyoming.idle_timeout_s' should be positive, got {w.idle_timeout_s}")
 
 
+def _check_arbitration(cfg: Config) -> None:
+    w = cfg.arbitration.window_ms
+    if not 10 <= w <= 2000:
+        raise ConfigError(f"{cfg.path}: 'arbitration.window_ms' should be between 10 and 2000 (milliseconds), "
+                          f"got {w}")
+
+
 def _check_sounds(cfg: Config) -> None:
     """Own sound files exist (relative to this file); that each is a WAV is checked at start-up."""
     for name, path in cfg.sounds.own().items():
@@ -525,6 +541,7 @@ def _check(cfg: Config) -> None:
     _check_llm_models(cfg)
     _check_time_zone(cfg)
     _check_wyoming(cfg)
+    _check_arbitration(cfg)
     _check_sounds(cfg)
     u = cfg.understand
     if not 0 <= u.ask_threshold <= u.act_threshold <= 1:

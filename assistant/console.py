@@ -12,14 +12,16 @@ def printer(out=sys.stdout):
         d = ev.data
         line = {
             Kind.WAKE: lambda: f"wake      {d['word']}, score {d['score']} at {d['at_s']} s",
+            Kind.ARBITRATION: lambda: None if d["won"] else (
+                f"not mine  {d['winner']} heard it better ({d['winner_rank']} dB against {d['rank']} dB)"),
             Kind.TRANSCRIPT: lambda: f"heard     {d['text']!r}",
             Kind.INTENT: lambda: f"intent    {d['intent'].name} {_target(d['intent'])}",
             Kind.COMMAND: lambda: f"mqtt ->   {d['topic']} {d['payload']}",
             Kind.REPLY: lambda: f"reply     {d['text']}",
             Kind.ERROR: lambda: f"problem   {d['message']}",
         }.get(ev.kind)
-        if line:
-            print(line(), file=out, flush=True)
+        if line and (text := line()) is not None:
+            print(text, file=out, flush=True)
 
     return show
 

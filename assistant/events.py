@@ -19,6 +19,8 @@ class TurnMetrics:
 
     wake_score: float = 0.0
     wake_audio_s: float = 0.0  # position in the input where the wake word fired
+    agree_s: float | None = None  # from the wake word to the boxes' agreement on who answers
+    agree_wait_s: float = 0.0  # of that, how long the command, taken in, waited for it: the turn's delay
     endpoint_reason: str = ""
     hangover_s: float = 0.0  # audio: end of speech to endpoint decision
     utterance_s: float = 0.0  # audio length handed to ASR
@@ -51,6 +53,7 @@ class Kind(StrEnum):
 
     STATE = "state"  # state: idle | listening | thinking | speaking
     WAKE = "wake"  # word (which wake word: its manifest name or file stem), score, at_s (position in the input)
+    ARBITRATION = "arbitration"  # won, winner (site), rank, winner_rank, boxes, waited_ms, why: which box answers
     TRANSCRIPT = "transcript"  # text, seconds (audio length)
     INTENT = "intent"  # intent: what will be carried out (or was asked about and confirmed)
     ASK = "ask"  # intent: asked back about; a "yes" in the next turn carries it out

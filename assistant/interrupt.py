@@ -41,6 +41,7 @@ class Interrupter:
         self.stops = stops
         self.phrases = {name: words(phrase) for name, phrase in phrases.items()}
         self.ep: Endpointer | None = None
+        self.woke_by: tuple[str, float] = ("", 0.0)  # the wake word that cut the sound last, and its score
 
     def start(self) -> None:
         self.ears.wake.reset()
@@ -56,6 +57,7 @@ class Interrupter:
         word, score = await self.workers.run("listen", self.ears.wake_score, frame)
         said_by_the_reply = (own := self.phrases.get(word)) and own <= words(saying)
         if score >= self.wake_threshold and not said_by_the_reply:
+            self.woke_by = (word, score)
             return Cut.WAKE
         end = self.ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))
         if end is None:

@@ -13,11 +13,13 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import handlers
+from . import arbitration, handlers
 from .ahead import HearingAhead
+from .arbitration import Arbiter, Decision
 from .audio.player import Player
 from .audio.sounds import Sounds
 from .config import Config, state_dir
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 FRAMES_STALL_S = 10.0  # between turns, a source this long without a frame is hung (a microphone that
 # stops is opened again by MicSource, which gives silence meanwhile)
 RING_LISTEN_S = 4.0  # after each ring of a timer, how long "stop" is heard without the wake word
+LEVEL_FRAMES = 12  # the last second of frames: the wake word's speech level is taken from them
 
 
 class Frames:
@@ -66,7 +69,8 @@ class Frames:
 
 class Ears:
     """The wake words and the endpointer over the incoming frames, with the wake words' CPU counted for
-    the benchmark. Called on the listen worker."""
+    the benchmark, and the speech level of the last second (for the boxes' agreement on who answers).
+    Called on the listen worker."""
 
     def __init__(self, cfg: Config, engines: Engines):
         self.cfg, self.wake, self.vad = cfg, engines.wake, engines.vad
@@ -74,12 +78,19 @@ class Ears:
         self.frames = 0  # scored for the wake word
         self.heard_s = 0.0  # audio taken in all, the clock of wake events and the refractory time
         self.frame_at: float | None = None  # when the last frame came in (monotonic)
+        self.energies: deque[float] = deque(maxlen=LEVEL_FRAMES)  # each frame's mean square
 
     def count(self, frame: np.ndarray) -> float:
         """Every frame taken in, listened to or not; returns the input's clock."""
         self.frame_at = time.monotonic()
         self.heard_s += len(frame) / SAMPLE_RATE
+        f = frame.astype(np.float32)
+        self.energies.append(float(np.dot(f, f)) / max(len(f), 1))
         return self.heard_s
+
+    def level_db(self) -> float:
+        """The speech level of the last second, dBFS (the wake word's, when it has just fired)."""
+        return arbitration.level_db(self.energies)
 
     def wake_score(self, frame: np.ndarray) -> tuple[str, float]:
         """The wake word that scores highest on this frame, and its score."""
@@ -98,10 +109,26 @@ class Ears:
                           start_timeout_s=start_timeout_s or c.start_timeout_s, max_s=c.max_seconds)
 
 
+@dataclass
+class Waking:
+    """A wake word heard, while the boxes on the broker agree on which one answers it."""
+
+    word: str
+    score: float
+    at_s: float  # position in the input
+    metrics: TurnMetrics
+    task: asyncio.Future[Decision]
+    settled: bool = False  # the outcome was told (events, the listening sound)
+
+    def won(self) -> bool:
+        return self.task.cancelled() or self.task.result().won
+
+
 class Assistant:
     """Makes the parts once, then runs the conversation: waits for the wake word, hands each command to
-    a `Turn`, listens for an answer without the wake word after a question (and for "stop" after a
-    timer's ring), and takes mute, announcements and rings only between turns."""
+    a `Turn` (when the other boxes on the broker agree that this one answers), listens for an answer
+    without the wake word after a question (and for "stop" after a timer's ring), and takes mute,
+    announcements and rings only between turns."""
 
     def __init__(self, cfg: Config, engines: Engines, link: MqttLink | None, sink=None,
                  events: EventBus | None = None):
@@ -129,6 +156,8 @@ class Assistant:
         if engines.brain is not None:
             engines.brain.registry = self.home.registry  # the live one, with discovered devices
         self.parts = Parts(cfg, engines, self.understanding, self.player, link, self.events, self.workers)
+        self.arbiter = Arbiter(cfg, link)
+        self.waking: Waking | None = None  # the wake word whose command is being taken in, until agreed on
         self.muted = False  # the wake word is ignored; announcements are still spoken
         self.busy = False  # in a turn or speaking: the audio loop takes no frames meanwhile
         if link:
@@ -141,11 +170,18 @@ class Assistant:
         """Listen to a source until it ends (a file) or forever (a microphone). `awake`: the source starts
         with the command itself, as if the wake word had just been heard."""
         self._state("idle")
+        self.waking = None  # one the last run left undecided is over
         frames = Frames(source)
         ep: Endpointer | None = self._command() if awake else None  # what it heard before is not part of it
         metrics, refractory_until = TurnMetrics(), 0.0
         async for frame in frames:
             heard_s = self.ears.count(frame)
+            if ep is not None and self._lost():  # another box answers: back to the wake word, silently
+                ep = None
+                self.ahead.forget()
+                self.ears.wake.reset()
+                refractory_until = heard_s + self.cfg.wake.refractory_s
+                continue
             if ep is None and await self._between_turns(source, frames):
                 source.flush()  # it heard itself
                 if self._cut_by() is Cut.WAKE:
@@ -161,14 +197,17 @@ class Assistant:
                 word, score = await self.workers.run("listen", self.ears.wake_score, frame)
                 if score < self.cfg.wake.threshold or heard_s < refractory_until:
                     continue
-                metrics = TurnMetrics(wake_score=score, wake_audio_s=heard_s)
-                self.events.emit(Kind.WAKE, word=word, score=round(score, 3), at_s=round(heard_s, 2))
-                ep = self._listen()
+                metrics, ep = self._woke(word, score, heard_s)
                 continue
             end = ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))
             if end is None and (end := await self.ahead.step(ep, source.realtime)) is None:
                 continue
             ep = None
+            if not await self._answers():  # another box heard the wake word better
+                self.ahead.forget()
+                self.ears.wake.reset()
+                refractory_until = heard_s + self.cfg.wake.refractory_s
+                continue
             if end.reason == "no_speech":
                 metrics.note_endpoint(end)
                 self.understanding.forget()
@@ -192,27 +231,70 @@ class Assistant:
             refractory_until = heard_s + self.cfg.wake.refractory_s
             self._state("idle")
         end = ep.finish() if ep is not None else None
-        if end is not None:  # a file that ends mid-command, or before the noise after it let up
+        # a file that ends mid-command, or before the noise after it let up
+        if end is not None and await self._answers():
             metrics.note_endpoint(end)
             await self._turn(end.audio, metrics)
             self._state("idle")
-
-    def _listen(self, start_timeout_s: float | None = None) -> Endpointer:
-        """The wake word was heard: the command starts now."""
-        self.player.cue("listening")
-        self._state("listening")
-        return self._command(start_timeout_s)
 
     def _command(self, start_timeout_s: float | None = None) -> Endpointer:
         """A command starts now: a fresh endpointer, and nothing heard ahead of it."""
         self.ahead.forget()
         return self.ears.command(start_timeout_s)
 
+    def _woke(self, word: str, score: float, heard_s: float) -> tuple[TurnMetrics, Endpointer]:
+        """The wake word was heard: the command is taken in from now on, while the boxes on the broker agree
+        on which one answers (arbitration.py). The wake event, the listening sound and the state wait for
+        the agreement: a box that does not answer makes no sound."""
+        metrics = TurnMetrics(wake_score=score, wake_audio_s=heard_s)
+        task = asyncio.ensure_future(self.arbiter.agree(score, self.ears.level_db()))
+        waking = self.waking = Waking(word, score, heard_s, metrics, task)
+        task.add_done_callback(lambda _: self._settle(waking))
+        return metrics, self._command()
+
+    def _settle(self, waking: Waking) -> None:
+        """The boxes agreed: tell it, once. The box that answers listens from now on, audibly."""
+        if waking.settled or waking.task.cancelled():
+            return
+        waking.settled = True
+        decision = waking.task.result()
+        waking.metrics.agree_s = decision.waited_s
+        self.events.emit(Kind.ARBITRATION, **decision.summary())
+        if decision.won:
+            self.events.emit(Kind.WAKE, word=waking.word, score=round(waking.score, 3), at_s=round(waking.at_s, 2))
+            self.player.cue("listening")
+            self._state("listening")
+
+    def _lost(self) -> bool:
+        """Another box answers the wake word whose command is being taken in."""
+        waking = self.waking
+        if waking is None or not waking.task.done():
+            return False
+        self._settle(waking)
+        if waking.won():
+            return False
+        self.waking = None
+        return True
+
+    async def _answers(self) -> bool:
+        """A command was taken in: whether this box answers it, once the boxes agree (they have, unless the
+        command was shorter than the window); counted as the turn's delay."""
+        waking, self.waking = self.waking, None
+        if waking is None:  # no wake word started it: an answer, "stop" after a ring
+            return True
+        t = time.perf_counter()
+        await asyncio.wait({waking.task})
+        waking.metrics.agree_wait_s = time.perf_counter() - t
+        self._settle(waking)
+        return waking.won()
+
     def _barge_in(self, frames: Frames) -> tuple[TurnMetrics, Endpointer]:
-        """The wake word cut a reply: a new command, starting in the frames heard since."""
+        """The wake word cut a reply: a new command, starting in the frames heard since, if the boxes
+        agree that this one answers it."""
         frames.give_back(self.after_cut)
         self.after_cut = []
-        return TurnMetrics(), self._listen()
+        word, score = self.interrupter.woke_by
+        return self._woke(word, score, self.ears.heard_s)
 
     def _cut_by(self) -> Cut | None:
         """What cut the last turn or announcement short, once; a "stop" also ends a question asked and
