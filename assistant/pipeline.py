@@ -78,11 +78,11 @@ class Assistant:
         self.cfg, self.engines, self.link = cfg, engines, link
         self.events = events or EventBus()
         self.home = Home(cfg)
-        self.presence = Presence(cfg, link, self.events)
+        self.timers = Timers(state_dir(cfg), self.events)
+        self.presence = Presence(cfg, link, self.events, self.timers)
         custom = CustomIntents(custom_grammar(cfg), cfg.language)
         self.workers = Workers()
         self.player = Player(sink, engines.tts, self.workers)
-        self.timers = Timers(state_dir(cfg), self.events)
         self.understanding = Understanding(cfg, self.home.registry, custom,
                                            handlers.for_home(cfg, self.home, custom, self.timers, self.player).plan)
         self.ears = Ears(cfg, engines)

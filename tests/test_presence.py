@@ -142,3 +142,24 @@ def test_a_flood_of_announcements_is_bounded(make_assistant, spy):
     assert a.presence.inbox.queue.qsize() <= min(MAX_QUEUED, SAYS_PER_MINUTE)
     run(a.run(FileSource(pcm=silence(0.3))))
     assert len([e for e in events if e.kind == "announcement"]) <= min(MAX_QUEUED, SAYS_PER_MINUTE)
+
+
+def test_timers_are_announced_at_every_connect_none_before_the_first(make_assistant):
+    """Home Assistant's Next timer sensor shows "none" on a box that never had a timer, not "unknown", and
+    a broker restarted without persistence learns the running ones again."""
+    b = LocalBroker().start()
+    try:
+        a, _, _ = make_assistant(url=b.url)
+        with MqttRecorder(b.url, topics=(f"{BASE}/timers",)) as late:  # subscribed after: what is retained
+            assert wait_for(lambda: late.messages)
+            assert json.loads(late.messages[-1][1]) == {"count": 0, "next": None, "timers": []}
+        a.timers.start(300, "pizza")
+        b.stop()
+        b.start()
+        assert wait_for(lambda: a.link.connected, timeout=15)
+        with MqttRecorder(b.url, topics=(f"{BASE}/timers",)) as late:
+            assert wait_for(lambda: late.messages)
+            timers = json.loads(late.messages[-1][1])
+        assert timers["count"] == 1 and timers["next"]["label"] == "pizza timer"
+    finally:
+        b.stop()
