@@ -246,8 +246,8 @@ def test_home_assistant_adds_the_box_by_its_address_and_the_broker(hass, home):
         agents = ws.call("conversation/agent/list")["agents"]
     assert {"engine_id": "stt.assistant_asr", "supported_languages": ["en"]} in stt
     assert any(p["engine_id"] == "tts.assistant_tts" for p in tts)
-    assert [v["voice_id"] for v in voices] == ["piper-joe-medium"]
-    assert [(w["id"], w["phrase"]) for w in wake] == [("hey_jarvis", "hey jarvis")]
+    assert voices == [{"voice_id": "piper-joe-medium", "name": "piper-joe-medium"}]
+    assert wake == [{"id": "hey_jarvis", "name": "hey_jarvis", "phrase": "hey jarvis"}]
     # no conversation agent comes from Wyoming in 2024.3: only Home Assistant's own
     assert [a["id"] for a in agents] == ["homeassistant"]
 
