@@ -87,7 +87,7 @@ class HomeAssistant:
             try:
                 if requests.get(f"{self.url}/api/onboarding", timeout=2).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting to answer
                 pass
             if time.monotonic() > end:
                 raise HassError(f"Home Assistant did not answer within {timeout_s:.0f} s:\n{self.log_tail()}")
