@@ -1,9 +1,10 @@
 # make demo   set everything up, then run the assistant on the example home
 # make test   set everything up, then run the tests
 # make test-fast  the same, only the tests that need no models, broker or synthesized speech (under a minute)
+# make test-ha  the box with a real Home Assistant Core 2024.3.3, installed into .venv-ha (minutes the first time)
 # make bench  measure the pipeline
 # make appliance-test  boot the installed app in an arm64 Debian container (root; slow on a cold cache)
-.PHONY: setup setup-test demo test test-fast bench appliance-test
+.PHONY: setup setup-test demo test test-fast test-ha bench appliance-test
 
 setup:
 	./setup.sh
@@ -19,6 +20,9 @@ test: setup-test
 
 test-fast: setup-test
 	.venv/bin/python -m pytest -q -m "not slow"
+
+test-ha: setup-test
+	./tests/ha/run.sh
 
 bench: setup
 	.venv/bin/assistant bench

@@ -110,7 +110,10 @@ class MqttLink:
     def stop(self) -> None:
         self._stopping.set()
         if self.connected and self.availability_topic:
-            self.client.publish(self.availability_topic, "offline", qos=1, retain=True).wait_for_publish(1)
+            try:
+                self.client.publish(self.availability_topic, "offline", qos=1, retain=True).wait_for_publish(1)
+            except (RuntimeError, ValueError):  # the broker went away since the check: nothing to tell it
+                pass
         self.client.disconnect()
         self.client.loop_stop()
 

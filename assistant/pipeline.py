@@ -136,7 +136,7 @@ class Assistant:
         self.events = events or EventBus()
         self.home = Home(cfg)
         self.timers = Timers(state_dir(cfg), self.events)
-        self.presence = Presence(cfg, link, self.events, self.timers.summary)
+        self.presence = Presence(cfg, link, self.events, self.timers)
         custom = CustomIntents(custom_grammar(cfg), cfg.language)
         self.workers = Workers()
         sounds = Sounds(engines.tts.sample_rate, cfg.sounds.own()) if sink is not None and engines.tts else None

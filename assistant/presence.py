@@ -17,7 +17,6 @@ import queue
 import re
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import asdict
 
 from . import __version__
@@ -100,11 +99,9 @@ class Presence:
     transcript and intent (retained, for Home Assistant's sensors), each intent carried out, and on every
     (re)connect the box's own discovery configs."""
 
-    def __init__(self, cfg: Config, link, events, timers: Callable[[], dict] = lambda: None):
-        """`timers`: all timers now, for Home Assistant's timer sensor (retained; a restarted broker
-        may have lost it)."""
+    def __init__(self, cfg: Config, link, events, timers=None):
         self.cfg = cfg
-        self.timers = timers
+        self.timers = timers  # the box's Timers: all of them are announced on every (re)connect
         self.link = link
         self.base = base_topic(cfg)
         self.state = "idle"
@@ -130,8 +127,8 @@ class Presence:
         self._publish(f"{self.base}/mute", "ON" if self.muted else "OFF")
         self._publish(f"{self.base}/state", self._shown_state())
         self._publish(f"{self.base}/error", "")  # a config error said at an earlier start is over
-        if (timers := self.timers()) is not None:
-            self._publish(f"{self.base}/timers", json.dumps(timers))
+        if self.timers is not None:  # "none" in Home Assistant before the first timer, not "unknown"
+            self._publish(f"{self.base}/timers", json.dumps(self.timers.summary_now()))
         self._publish_health()
 
     def _publish_health(self) -> None:

@@ -154,3 +154,8 @@ class Timers:
         """All timers, the next to end first: Home Assistant's timer sensor shows this."""
         timers = [self.describe(t) for t in self.ringing() + self.active()]
         return {"count": len(timers), "next": timers[0] if timers else None, "timers": timers}
+
+    def summary_now(self) -> dict:
+        """summary() from another thread: the MQTT thread's announcement after a (re)connect."""
+        with self.lock:
+            return self.summary()

@@ -94,10 +94,12 @@ def describe(cfg, store: ModelStore) -> Info:
     ours = {"attribution": Attribution("Offline voice assistant", ""), "installed": True, "version": __version__}
 
     def model(name: str) -> dict:
-        """One of the manifest's models, credited to where it comes from."""
+        """One of the manifest's models, credited to where it comes from. Home Assistant shows a voice's and
+        a wake word's description as its name (homeassistant/components/wyoming/tts.py, wake_word.py), so
+        the description is the model's name; the licence is in the attribution."""
         m = store.model(name)
         return {"name": name, "attribution": Attribution(m.license, m.upstream), "installed": True,
-                "description": f"{m.role} model; licence: {m.license}", "version": _version(m), "languages": lang}
+                "description": name, "version": _version(m), "languages": lang}
 
     def own(w: WakeEntry) -> dict:
         """A wake word from the owner's own model file."""

@@ -165,3 +165,24 @@ def test_the_timers_are_shown_again_after_a_broker_restart_and_at_start(make_ass
             assert wait_for(lambda: timers(late) and timers(late)[-1]["count"] == 1)
     finally:
         b.stop()
+
+
+def test_timers_are_announced_at_every_connect_none_before_the_first(make_assistant):
+    """Home Assistant's Next timer sensor shows "none" on a box that never had a timer, not "unknown", and
+    a broker restarted without persistence learns the running ones again."""
+    b = LocalBroker().start()
+    try:
+        a, _, _ = make_assistant(url=b.url)
+        with MqttRecorder(b.url, topics=(f"{BASE}/timers",)) as late:  # subscribed after: what is retained
+            assert wait_for(lambda: late.messages)
+            assert json.loads(late.messages[-1][1]) == {"count": 0, "next": None, "timers": []}
+        a.timers.start(300, "pizza")
+        b.stop()
+        b.start()
+        assert wait_for(lambda: a.link.connected, timeout=15)
+        with MqttRecorder(b.url, topics=(f"{BASE}/timers",)) as late:
+            assert wait_for(lambda: late.messages)
+            timers = json.loads(late.messages[-1][1])
+        assert timers["count"] == 1 and timers["next"]["label"] == "pizza timer"
+    finally:
+        b.stop()

@@ -93,6 +93,8 @@ def test_describe_names_every_service_with_its_model_and_licence(serve, store):
     whisper = info.asr[0].models[0]
     assert whisper.name == "whisper-tiny.en" and whisper.languages == ["en"]
     assert whisper.attribution.name == store.model("whisper-tiny.en").license and whisper.version
+    # what Home Assistant shows as the voice's and the wake word's names
+    assert (info.tts[0].voices[0].description, info.wake[0].models[0].description) == ("piper-joe-medium", "hey_jarvis")
     assert info.tts[0].supports_synthesize_streaming and info.tts[0].voices[0].name == "piper-joe-medium"
     assert info.wake[0].models[0].phrase == "hey jarvis" and info.handle[0].supports_home_control
 
