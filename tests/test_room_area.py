@@ -8,18 +8,14 @@ from pathlib import Path
 
 import pytest
 from conftest import home_config, run
+from test_answers import understanding
 
-from assistant import config, handlers
+from assistant import config
 from assistant.audio.io import FileSource
-from assistant.audio.player import Player
 from assistant.engines.base import Hypothesis
-from assistant.events import EventBus
 from assistant.home.live import Home
 from assistant.samples import piper, utterance
-from assistant.timers import Timers
 from assistant.understand import llm
-from assistant.understand.custom import CustomIntents
-from assistant.understand.custom import from_config as custom_grammar
 from assistant.understand.rescore import choose, heard_verb, meaning, to_check
 from assistant.understand.understanding import Understanding, Verdict
 
@@ -73,13 +69,6 @@ def box(tmp_path: Path, area: str = "") -> config.Config:
     """The home above, as said to a box in `area` (none when empty)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     return home_config(tmp_path, base=(f'area = "{area}"\n' if area else "") + HOME)
-
-
-def understanding(cfg: config.Config, state: Path) -> Understanding:
-    cfg.llm.route, cfg.state_dir = "templates", str(state)
-    home, custom = Home(cfg), CustomIntents(custom_grammar(cfg), cfg.language)
-    plan = handlers.for_home(cfg, home, custom, Timers(state, EventBus()), Player(None, None, None)).plan
-    return Understanding(cfg, home.registry, custom, plan)
 
 
 @pytest.fixture(scope="module")
