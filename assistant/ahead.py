@@ -12,6 +12,7 @@ pipeline takes it, so there the reading is waited for and its time counted as au
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 from .endpoint import Endpoint, Endpointer
 from .understand.rescore import Heard
 
+log = logging.getLogger(__name__)
 EARLY_PAUSE_S = 0.2  # a pause this long starts a reading: shorter ones come between words
 
 Hearing = tuple[str, Heard | None]  # the transcript, and the close listening's readings when it ran
@@ -76,7 +78,8 @@ class HearingAhead:
             return None
         try:
             hearing = await r.task
-        except Exception:  # noqa: BLE001 - the turn recognises the audio itself and reports what fails
+        except Exception as e:  # noqa: BLE001 - the turn recognises the audio itself and reports what fails
+            log.warning("reading ahead failed, recognising again: %s: %s", type(e).__name__, e)
             return None
         if not realtime and end.reason != "early":  # the reading ran while the pause went by
             end.hangover_s = max(end.hangover_s, r.pause_s + r.seconds)

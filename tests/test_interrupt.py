@@ -80,4 +80,4 @@ def test_its_own_voice_saying_stop_does_not_stop_it(store, engines, make_assista
     echo = [to_pcm16k(c.astype(np.float32) / 32768, engines.tts.sample_rate) for c in engines.tts.sentences(text)]
     run(a.run(FileSource(pcm=utterance(0.1, echo[0], 0.5, echo[1], 0.5, echo[2], 2.0), paced=True)))
     assert interruptions(events) == [] and replies(events) == [text]
-    assert abs(played_s(sink) - full_length_s(engines, text) - 0.25) < 0.1  # all of it, and the pause after
+    assert text in a.player.kept  # kept as audio: only a reply played to its end is

@@ -51,6 +51,7 @@ def test_an_unplugged_speaker_ends_the_reply_not_the_box(store, make_assistant, 
 
 def test_a_failing_recogniser_is_apologised_for_and_the_next_command_works(store, engines, make_assistant, spy):
     a, sink, events = make_assistant()
+    a.ahead.enabled = False  # the recogniser's one failure is the turn's own, not a reading ahead of it
     a.engines.asr = FailsOnce(engines.asr, "encode", MemoryError("out of memory"))
     try:
         run(a.run(FileSource(pcm=command(store, "Turn on the kitchen light."))))
