@@ -193,6 +193,7 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
     voices = {"piper": lambda t: piper(store, t), "espeak": lambda t: espeak(t, "en-us", 150)}
     texts = commands_for(cfg)
     ours: list[float] = []
+    ours_stages = {"endpoint_hangover": [], "asr": [], "understand": [], "publish": []}
     theirs = {"asr": [], "understand": [], "publish": [], "tts_first_audio": [], "excluding": []}
     misheard, ours_missed, ours_unpublished = [], 0, 0
     with (LocalBroker() as broker, tempfile.TemporaryDirectory() as state,
@@ -209,8 +210,9 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
         ha = listener(broker.url, ["homeassistant-bench/#"], lambda *a: None)
 
         def their_turn(command: np.ndarray) -> None:
-            # what Home Assistant streams to speech to text: the command and the silence its VAD waits through
-            text, asr_s = asyncio.run(transcribe(asr_port, utterance(command, HA_SILENCE_S)))
+            # what Home Assistant streams to speech to text after the wake word: the pause, the command and the
+            # silence its VAD waits through
+            text, asr_s = asyncio.run(transcribe(asr_port, utterance(0.5, command, HA_SILENCE_S)))
             t = time.perf_counter()
             result = agent.recognize(text)
             understand_s = time.perf_counter() - t
@@ -231,10 +233,14 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
             nonlocal ours_missed, ours_unpublished
             before = len(turns)
             asyncio.run(assistant.run(FileSource(pcm=utterance(0.4, wake, 0.5, command, 0.2))))
-            done = [t.eos_to_publish_s for t in turns[before:] if t.eos_to_publish_s is not None]
+            done = [t for t in turns[before:] if t.eos_to_publish_s is not None]
             ours_missed += len(turns) == before
             ours_unpublished += len(turns) > before and not done
-            ours.extend(done)
+            ours.extend(t.eos_to_publish_s for t in done)
+            for t in done:
+                for k, v in (("endpoint_hangover", t.hangover_s), ("asr", t.asr_s), ("understand", t.understand_s),
+                             ("publish", t.publish_s)):
+                    ours_stages[k].append(v)
 
         # one of each first, unmeasured: both sides' models warm
         warm = piper(store, texts[0])
@@ -261,15 +267,16 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
         ha.disconnect()
         assistant.close()
         link.stop()
-    return report(ours, theirs, k, misheard, ours_missed, ours_unpublished)
+    return report(ours, theirs, k, misheard, ours_missed, ours_unpublished, ours_stages)
 
 
 def report(ours: list[float], theirs: dict, commands: int, misheard: list[str], ours_missed: int = 0,
-           ours_unpublished: int = 0) -> dict:
+           ours_unpublished: int = 0, ours_stages: dict | None = None) -> dict:
     including = [x + HA_SILENCE_S for x in theirs["excluding"]]
     data = {
         "commands": commands, "ha_silence_s": HA_SILENCE_S,
         "ours_end_of_speech_to_mqtt_publish": _stat(ours),
+        "ours_stages": {k: _stat(v) for k, v in (ours_stages or {}).items()},
         "ours_missed": ours_missed, "ours_not_published": ours_unpublished,
         "theirs_stages": {k: _stat(v) for k, v in theirs.items() if k != "excluding"},
         "theirs_end_of_speech_to_mqtt_publish_excluding_silence": _stat(theirs["excluding"]),
@@ -287,8 +294,8 @@ def report(ours: list[float], theirs: dict, commands: int, misheard: list[str], 
 def _text(d: dict) -> str:
     ms = lambda s: f"{s * 1000:7.1f} ms"  # noqa: E731
 
-    def row(name: str, s: dict) -> str:
-        return f"{name:52} {ms(s['median']):>10} {ms(s['p90']):>10} {s['n']:>4}" if s["n"] else f"{name:52} -"
+    def row(name: str, s: dict, width: int = 52) -> str:
+        return f"{name:{width}} {ms(s['median']):>10} {ms(s['p90']):>10} {s['n']:>4}" if s["n"] else f"{name:{width}} -"
 
     lines = [f"beside Home Assistant's chain (wyoming-faster-whisper, hassil, wyoming-piper): {d['commands']} "
              f"commands, taking turns", "", f"{'end of speech to MQTT publish':52} {'median':>10} {'p90':>10} {'n':>4}",
@@ -296,10 +303,14 @@ def _text(d: dict) -> str:
              row(f"theirs, with the {d['ha_silence_s']} s silence wait",
                  d["theirs_end_of_speech_to_mqtt_publish_including_silence"]),
              row("theirs, without it", d["theirs_end_of_speech_to_mqtt_publish_excluding_silence"]), "",
-             "their stages:"]
+             "our stages:"]
+    ours_names = {"endpoint_hangover": "endpoint hangover (audio after the end of speech)",
+                  "asr": "speech to text", "understand": "understand", "publish": "MQTT publish"}
+    lines += ["  " + row(ours_names[k], s, 50) for k, s in d["ours_stages"].items()]
+    lines += ["", "their stages:"]
     names = {"asr": "audio-stop to transcript", "understand": "hassil recognise", "publish": "MQTT publish",
              "tts_first_audio": "piper first audio (not in the figure above)"}
-    lines += ["  " + row(names[k], s)[2:] for k, s in d["theirs_stages"].items()]
+    lines += ["  " + row(names[k], s, 50) for k, s in d["theirs_stages"].items()]
     if "ratio_ours_over_theirs_including_silence" in d:
         lines += ["", f"ours / theirs (medians): {d['ratio_ours_over_theirs_including_silence']:.2f} with their "
                       f"silence wait, {d['ratio_ours_over_theirs_excluding_silence']:.2f} without it"]
