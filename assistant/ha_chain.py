@@ -307,6 +307,8 @@ def _text(d: dict) -> str:
     ours_names = {"endpoint_hangover": "endpoint hangover (audio after the end of speech)",
                   "asr": "speech to text", "understand": "understand", "publish": "MQTT publish"}
     lines += ["  " + row(ours_names[k], s, 50) for k, s in d["ours_stages"].items()]
+    if d["ours_stages"]:
+        lines.append("  (they overlap: speech to text starts while the endpoint is still waiting)")
     lines += ["", "their stages:"]
     names = {"asr": "audio-stop to transcript", "understand": "hassil recognise", "publish": "MQTT publish",
              "tts_first_audio": "piper first audio (not in the figure above)"}
