@@ -195,7 +195,7 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
     ours: list[float] = []
     ours_stages = {"endpoint_hangover": [], "asr": [], "understand": [], "publish": []}
     theirs = {"asr": [], "understand": [], "publish": [], "tts_first_audio": [], "excluding": []}
-    misheard, ours_missed, ours_unpublished = [], 0, 0
+    misheard, ours_missed, ours_unpublished = [], 0, []
     with (LocalBroker() as broker, tempfile.TemporaryDirectory() as state,
           their_servers(venv, store, cfg.asr.threads, cfg.asr.beam_size) as (asr_port, tts_port)):
         cfg.mqtt.url, cfg.state_dir = broker.url, state
@@ -205,6 +205,9 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
         turns: list[TurnMetrics] = []
         bus = EventBus()
         bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+        heard: list[str] = []
+        said = {"transcript": "heard", "reply": "said"}
+        bus.subscribe(lambda ev: heard.append(f"{said[ev.kind]} {ev.data['text']!r}") if ev.kind in said else None)
         assistant = Assistant(cfg, engines, link, MemorySink(), bus)
         asyncio.run(assistant.prepare_replies())
         ha = listener(broker.url, ["homeassistant-bench/#"], lambda *a: None)
@@ -230,12 +233,13 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
             theirs["tts_first_audio"].append(asyncio.run(first_audio(tts_port, REPLIES[result.intent.name])))
 
         def our_turn(wake: np.ndarray, command: np.ndarray) -> None:
-            nonlocal ours_missed, ours_unpublished
-            before = len(turns)
+            nonlocal ours_missed
+            before, said = len(turns), len(heard)
             asyncio.run(assistant.run(FileSource(pcm=utterance(0.4, wake, 0.5, command, 0.2))))
             done = [t for t in turns[before:] if t.eos_to_publish_s is not None]
             ours_missed += len(turns) == before
-            ours_unpublished += len(turns) > before and not done
+            if len(turns) > before and not done:
+                ours_unpublished.append(" / ".join(heard[said:]))
             ours.extend(t.eos_to_publish_s for t in done)
             for t in done:
                 for k, v in (("endpoint_hangover", t.hangover_s), ("asr", t.asr_s), ("understand", t.understand_s),
@@ -271,13 +275,13 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
 
 
 def report(ours: list[float], theirs: dict, commands: int, misheard: list[str], ours_missed: int = 0,
-           ours_unpublished: int = 0, ours_stages: dict | None = None) -> dict:
+           ours_unpublished: list[str] = (), ours_stages: dict | None = None) -> dict:
     including = [x + HA_SILENCE_S for x in theirs["excluding"]]
     data = {
         "commands": commands, "ha_silence_s": HA_SILENCE_S,
         "ours_end_of_speech_to_mqtt_publish": _stat(ours),
         "ours_stages": {k: _stat(v) for k, v in (ours_stages or {}).items()},
-        "ours_missed": ours_missed, "ours_not_published": ours_unpublished,
+        "ours_missed": ours_missed, "ours_not_published": list(ours_unpublished),
         "theirs_stages": {k: _stat(v) for k, v in theirs.items() if k != "excluding"},
         "theirs_end_of_speech_to_mqtt_publish_excluding_silence": _stat(theirs["excluding"]),
         "theirs_end_of_speech_to_mqtt_publish_including_silence": _stat(including),
@@ -319,6 +323,8 @@ def _text(d: dict) -> str:
     if d["theirs_not_understood"]:
         lines.append(f"theirs not understood ({len(d['theirs_not_understood'])}): "
                      + "; ".join(repr(t) for t in d["theirs_not_understood"]))
-    if d["ours_missed"] or d["ours_not_published"]:
-        lines.append(f"ours: {d['ours_missed']} missed, {d['ours_not_published']} not published")
+    if d["ours_missed"]:
+        lines.append(f"ours missed (no wake word or no end of the command): {d['ours_missed']}")
+    if d["ours_not_published"]:
+        lines.append(f"ours not published ({len(d['ours_not_published'])}): " + "; ".join(d["ours_not_published"]))
     return "\n".join(lines)
