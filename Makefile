@@ -3,8 +3,9 @@
 # make test-fast  the same, only the tests that need no models, broker or synthesized speech (under a minute)
 # make test-ha  the box with a real Home Assistant Core 2024.3.3, installed into .venv-ha (minutes the first time)
 # make bench  measure the pipeline
+# make bench-ha-chain  Home Assistant's voice chain beside this one, in .venv-wyoming (made the first time)
 # make appliance-test  boot the installed app in an arm64 Debian container (root; slow on a cold cache)
-.PHONY: setup setup-test demo test test-fast test-ha bench appliance-test
+.PHONY: setup setup-test demo test test-fast test-ha bench bench-ha-chain appliance-test
 
 setup:
 	./setup.sh
@@ -26,6 +27,10 @@ test-ha: setup-test
 
 bench: setup
 	.venv/bin/assistant bench
+
+bench-ha-chain: setup
+	./tools/wyoming-venv.sh .venv-wyoming
+	.venv/bin/assistant bench --beside-home-assistant --wyoming-venv .venv-wyoming
 
 appliance-test: setup-test
 	./.ci/appliance-setup.sh

@@ -69,7 +69,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("wav")
     c = cmd("bench", commands.bench, "Measure the whole pipeline on synthesized commands.")
     c.add_argument("--json", action="store_true", help="machine-readable output")
-    c.add_argument("--repeat", type=int, default=2, help="times each command is run")
+    c.add_argument("--repeat", type=int, help="times each command is run (default 2)")
+    c.add_argument("--beside-home-assistant", action="store_true", help="instead: Home Assistant's chain "
+                   "(wyoming-faster-whisper, hassil, wyoming-piper) and this one on the same commands, taking "
+                   "turns; prints ours over theirs, end of speech to MQTT publish (--repeat defaults to 1)")
+    c.add_argument("--wyoming-venv", help="the virtualenv with wyoming-faster-whisper and wyoming-piper (default: "
+                   "$ASSISTANT_WYOMING_VENV, or .venv-wyoming in the source tree; made by tools/wyoming-venv.sh)")
     from . import doctor
 
     cmd("doctor", doctor.main, "Say what works on this box and what does not; exit 1 when something "

@@ -199,9 +199,18 @@ def demo(args) -> int:
 
 
 def bench(args) -> int:
+    if args.beside_home_assistant:
+        from .ha_chain import missing, run_beside, wyoming_venv
+
+        venv = wyoming_venv(args.wyoming_venv)
+        why = missing(venv)  # said before any model is loaded
+        report = ({"not_measured": why, "text": why} if why else
+                  run_beside(config_from(args), store_from(args), venv, repeat=args.repeat or 1))
+        print(json.dumps(report, indent=2) if args.json else report["text"])
+        return 0
     from .bench import run_bench
 
-    report = run_bench(config_from(args), store_from(args), repeat=args.repeat)
+    report = run_bench(config_from(args), store_from(args), repeat=args.repeat or 2)
     print(json.dumps(report, indent=2) if args.json else report["text"])
     return 0
 
