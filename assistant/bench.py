@@ -41,12 +41,26 @@ def commands_for(cfg: Config) -> list[str]:
 EVERYDAY = ["Set a timer for five minutes.", "What time is it?", "How much time is left on my timer?"]
 
 
+def private_link(cfg: Config, url: str) -> MqttLink:
+    """A link to the benchmark's own broker, connected."""
+    link = MqttLink(url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability")
+    link.start()
+    link.wait_connected(5)
+    return link
+
+
+def collect_turns(bus: EventBus) -> list[TurnMetrics]:
+    """Every turn's metrics, as the turns end."""
+    turns: list[TurnMetrics] = []
+    bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+    return turns
+
+
 def paused_commands(assistant: Assistant, texts: list[str], voices: dict, bus: EventBus, seed: int = 0) -> dict:
     """Each command said with a pause of 0.3 to 0.5 s between two of its words (after the first two):
     how many were cut short, their turn taking less than all of the speech."""
     rng = np.random.default_rng(seed)
-    turns: list[TurnMetrics] = []
-    bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+    turns = collect_turns(bus)
     cut = 0
     for voice, say in voices.items():
         for text in texts:
@@ -134,12 +148,9 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
     texts = commands_for(cfg) + EVERYDAY
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as state:
         cfg.mqtt.url, cfg.state_dir = broker.url, state  # the timers it starts are not the user's
-        link = MqttLink(broker.url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability")
-        link.start()
-        link.wait_connected(5)
-        turns: list[TurnMetrics] = []
+        link = private_link(cfg, broker.url)
         bus = EventBus()
-        bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+        turns = collect_turns(bus)
         sink = MemorySink()
         assistant = Assistant(cfg, engines, link, sink, bus)
         prepared = asyncio.run(assistant.prepare_replies())  # as the box does at start

@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from .audio.io import FileSource, MemorySink
-from .bench import commands_for, pct
+from .bench import collect_turns, commands_for, pct, private_link
 from .broker import LocalBroker, free_port
 from .config import Config
 from .engines.load import Engines
-from .events import EventBus, TurnMetrics
+from .events import EventBus
 from .models import ModelStore
-from .mqtt_link import MqttLink, listener
+from .mqtt_link import listener
 from .pipeline import Assistant
 from .samples import espeak, piper, utterance
 from .types import SAMPLE_RATE
@@ -199,12 +199,9 @@ def run_beside(cfg: Config, store: ModelStore, venv: Path, repeat: int = 1) -> d
     with (LocalBroker() as broker, tempfile.TemporaryDirectory() as state,
           their_servers(venv, store, cfg.asr.threads, cfg.asr.beam_size) as (asr_port, tts_port)):
         cfg.mqtt.url, cfg.state_dir = broker.url, state
-        link = MqttLink(broker.url, f"{cfg.mqtt.topic_prefix}/{cfg.site}/availability")
-        link.start()
-        link.wait_connected(5)
-        turns: list[TurnMetrics] = []
+        link = private_link(cfg, broker.url)
         bus = EventBus()
-        bus.subscribe(lambda ev: turns.append(ev.data["metrics"]) if ev.kind == "turn" else None)
+        turns = collect_turns(bus)
         heard: list[str] = []
         said = {"transcript": "heard", "reply": "said"}
         bus.subscribe(lambda ev: heard.append(f"{said[ev.kind]} {ev.data['text']!r}") if ev.kind in said else None)
