@@ -206,6 +206,7 @@ def arbitration_figures(assistant: Assistant, store: ModelStore, url: str, alone
     assistant.events.subscribe(lambda ev: mine.append(ev.data["metrics"]) if ev.kind == "turn" else None)
     other_cfg = copy.deepcopy(cfg)
     other_cfg.site = f"{cfg.site}-beside"
+    other_cfg.llm.route = "templates"  # it only claims wake words: no second LLM in memory
     link = MqttLink(url, f"{cfg.mqtt.topic_prefix}/{other_cfg.site}/availability")
     link.start()
     link.wait_connected(5)
