@@ -31,7 +31,7 @@ Hearing = tuple[str, Heard | None]  # the transcript, and the close listening's 
 @dataclass
 class Reading:
     pause_s: float  # how long the pause had lasted when the reading began
-    task: asyncio.Future  # -> Hearing
+    task: asyncio.Future | None = None  # -> Hearing
     seconds: float = 0.0  # the recogniser's time
     whole: bool = False  # a complete command that cannot go on
 
@@ -56,18 +56,20 @@ class HearingAhead:
         if r is not None and ep.since_speech_s < r.pause_s:  # the speaker went on
             r = self.reading = None
         if r is None and ep.since_speech_s >= EARLY_PAUSE_S:
-            r = self.reading = Reading(ep.since_speech_s, asyncio.ensure_future(self._read(ep.audio())))
+            r = self.reading = Reading(ep.since_speech_s)
+            r.task = asyncio.ensure_future(self._read(r, ep.audio()))
             if not realtime:
                 await asyncio.wait([r.task])
         if r is not None and r.task.done() and not r.task.exception() and r.whole:
             return ep.end_early(ep.since_speech_s if realtime else r.pause_s + r.seconds)
         return None
 
-    async def _read(self, audio: np.ndarray) -> Hearing:
+    async def _read(self, r: Reading, audio: np.ndarray) -> Hearing:
+        """Fills in its own reading: by the time it is done, a newer one may have replaced it."""
         t = time.perf_counter()
         text, heard = await self.hear(audio)
-        self.reading.seconds = time.perf_counter() - t
-        self.reading.whole = self.whole(heard)
+        r.seconds = time.perf_counter() - t
+        r.whole = self.whole(heard)
         return text, heard
 
     async def at_end(self, end: Endpoint, realtime: bool) -> tuple[Hearing, float] | None:

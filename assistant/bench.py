@@ -180,6 +180,8 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         live = live_input(assistant, cfg.audio.input_device)
         assistant.close()
         link.stop()
+    if engines.brain is not None:  # the box's own LLM, if a command reached it: the figures load theirs
+        engines.brain.close()
     llm = llm_figures(cfg, store, assistant.home.registry, engines.tts)
     data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday, cut_short)
     data["llm"], data["wyoming"], data["replies_prepared"], data["live_input"] = llm, wyoming, prepared, live

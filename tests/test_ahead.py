@@ -72,3 +72,33 @@ def test_without_early_decisions_the_whole_pause_is_waited(store, make_assistant
     run(a.run(awake=True, source=said(store, "Turn on the kitchen light.")))
     spy.settle()
     assert spy.on(KITCHEN) == [{"state": "ON"}] and endpoints(events) == ["pause"]
+
+
+def test_a_reading_dropped_while_it_runs_finishes_without_error():
+    """On a live microphone the speaker may go on while a reading runs: it is dropped, and when it ends it
+    fills in its own reading, not the newer one (or none)."""
+    import asyncio
+
+    from assistant.ahead import HearingAhead
+    from assistant.endpoint import Endpointer
+
+    async def slow_hear(audio):
+        await asyncio.sleep(0.05)
+        return "turn on the kitchen light", None
+
+    async def scenario():
+        ahead = HearingAhead(slow_hear, lambda heard: False)
+        ep = Endpointer()
+        frame = np.zeros(1280, np.int16)
+        for probs in [[0.9] * 5] * 4 + [[0.0] * 5] * 2:  # speech, then 0.32 s of pause: a reading begins
+            ep.feed(frame, probs)
+            await ahead.step(ep, realtime=True)
+        first = ahead.reading
+        ep.feed(frame, [0.9] * 5)  # the speaker goes on: the reading is dropped while it runs
+        await ahead.step(ep, realtime=True)
+        assert ahead.reading is None
+        await first.task  # it ends on its own reading without error
+        return first
+
+    first = asyncio.run(scenario())
+    assert first.seconds > 0 and first.whole is False
