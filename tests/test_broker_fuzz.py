@@ -140,7 +140,7 @@ def test_hostile_traffic_never_stops_misleads_or_hijacks(fuzzed):
     home = a.home
     count = {"messages": 0, "batches": 0}
 
-    @settings(max_examples=150, derandomize=True, deadline=None, database=None, phases=(Phase.generate,),
+    @settings(max_examples=100, derandomize=True, deadline=None, database=None, phases=(Phase.generate,),
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(batch=batches)
     def batch_keeps_the_home_safe(batch):
