@@ -167,7 +167,7 @@ def test_the_loudest_box_answers_in_every_one_of_20_trials(n, command, make_boxe
         time.sleep(0.2)  # the next trial's claims are another wake word's
 
 
-@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("n", [3])  # two boxes are the 20 trials' case above; end to end, three say more
 def test_one_box_acts_and_the_others_stay_silent_end_to_end(n, command, make_boxes, arb_broker):
     boxes = make_boxes(SITES[:n])
     with MqttRecorder(arb_broker.url) as spy:

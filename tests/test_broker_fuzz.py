@@ -179,4 +179,4 @@ def test_hostile_traffic_never_stops_misleads_or_hijacks(fuzzed):
     took = time.monotonic() - t0
     print(f"fuzz: {count['messages']} messages in {count['batches']} batches, {took:.1f} s; "
           f"rejected {link.rejected.total} ({link.rejected.summary()})")
-    assert count["messages"] >= 2000 and link.rejected.total > 0
+    assert count["messages"] >= 1500 and link.rejected.total > 0

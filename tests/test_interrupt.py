@@ -42,7 +42,7 @@ def full_length_s(engines, text: str) -> float:
 def test_stop_without_the_wake_word_cuts_a_long_announcement(store, engines, make_assistant, spy):
     a, sink, events = make_assistant(paced=True)
     announce(a, spy, LONG)
-    run(a.run(FileSource(pcm=utterance(3.0, piper(store, "Stop."), 2.0), paced=True)))
+    run(a.run(FileSource(pcm=utterance(3.0, piper(store, "Stop."), 1.0), tail_s=0.3, paced=True)))
     assert interruptions(events) == ["stop"]
     full = full_length_s(engines, LONG)
     assert full > 10 and played_s(sink) < 5.5, (full, played_s(sink))  # cut within about a second of "stop"
@@ -53,7 +53,7 @@ def test_the_wake_word_cuts_a_reply_and_the_command_after_it_is_carried_out(stor
     a, sink, events = make_assistant(paced=True)
     announce(a, spy, LONG)
     run(a.run(FileSource(pcm=utterance(3.0, piper(store, "Hey Jarvis."), 0.4,
-                                       piper(store, "Turn on the kitchen light."), 2.0), paced=True)))
+                                       piper(store, "Turn on the kitchen light."), 1.0), tail_s=0.5, paced=True)))
     spy.settle()
     assert interruptions(events) == ["wake"]
     assert spy.on(KITCHEN) == [{"state": "ON"}]
@@ -78,6 +78,6 @@ def test_its_own_voice_saying_stop_does_not_stop_it(store, engines, make_assista
     a, sink, events = make_assistant(paced=True)
     announce(a, spy, text)
     echo = [to_pcm16k(c.astype(np.float32) / 32768, engines.tts.sample_rate) for c in engines.tts.sentences(text)]
-    run(a.run(FileSource(pcm=utterance(0.1, echo[0], 0.5, echo[1], 0.5, echo[2], 2.0), paced=True)))
+    run(a.run(FileSource(pcm=utterance(0.1, echo[0], 0.5, echo[1], 0.5, echo[2], 1.0), tail_s=0.3, paced=True)))
     assert interruptions(events) == [] and replies(events) == [text]
     assert text in a.player.kept  # kept as audio: only a reply played to its end is
