@@ -24,7 +24,7 @@ from .events import EventBus, TurnMetrics
 from .models import ModelStore
 from .mqtt_link import MqttLink, listener
 from .pipeline import Assistant
-from .samples import espeak, piper, utterance
+from .samples import espeak, piper, trimmed, utterance
 from .types import FRAME_SAMPLES, SAMPLE_RATE
 from .wyoming_server import bench_latency
 
@@ -66,7 +66,7 @@ def paused_commands(assistant: Assistant, texts: list[str], voices: dict, bus: E
         for text in texts:
             words = text.split()
             at = int(rng.integers(2, len(words)))
-            parts = [_trimmed(say(" ".join(words[:at]))), _trimmed(say(" ".join(words[at:])))]
+            parts = [trimmed(say(" ".join(words[:at]))), trimmed(say(" ".join(words[at:])))]
             pause = float(rng.uniform(0.3, 0.5))
             before = len(turns)
             asyncio.run(assistant.run(FileSource(pcm=utterance(0.2, parts[0], pause, parts[1], 1.0)), awake=True))
@@ -75,12 +75,6 @@ def paused_commands(assistant: Assistant, texts: list[str], voices: dict, bus: E
     for t in list(assistant.timers.timers.values()):
         assistant.timers.cancel(t)
     return {"commands": len(texts) * len(voices), "cut": cut}
-
-
-def _trimmed(pcm: np.ndarray) -> np.ndarray:
-    """Without the voice's silence before and after, so that a pause is the one put in."""
-    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
-    return pcm[loud[0]:loud[-1] + 1] if len(loud) else pcm
 
 
 def idle_cpu(assistant: Assistant, seconds: float = 20.0) -> float:

@@ -8,12 +8,12 @@ while the reply itself says it."""
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
 import numpy as np
 
 from .endpoint import Endpointer
+from .understand.fuzzy import words
 
 STOP_MAX_S = 2.0  # longer speech is not a stop command: the room, or the reply heard back
 WINDOW_S = 30.0  # frames kept while waiting for speech, then started afresh
@@ -26,10 +26,6 @@ class Cut(StrEnum):
     STOP = "stop"  # stop, cancel, never mind: silence
 
 
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z']+", text.lower()))
-
-
 class Interrupter:
     def __init__(self, ears, asr, workers, wake_threshold: float, vad_threshold: float, stops,
                  phrases: dict[str, str]):
@@ -39,7 +35,7 @@ class Interrupter:
         self.ears, self.asr, self.workers = ears, asr, workers
         self.wake_threshold, self.vad_threshold = wake_threshold, vad_threshold
         self.stops = stops
-        self.phrases = {name: words(phrase) for name, phrase in phrases.items()}
+        self.phrases = {name: set(words(phrase)) for name, phrase in phrases.items()}
         self.ep: Endpointer | None = None
         self.woke_by: tuple[str, float] = ("", 0.0)  # the wake word that cut the sound last, and its score
 
@@ -55,7 +51,7 @@ class Interrupter:
     async def hear(self, frame: np.ndarray, saying: str) -> Cut | None:
         """One microphone frame while the box plays `saying` (empty for a ring): a reason to stop, or None."""
         word, score = await self.workers.run("listen", self.ears.wake_score, frame)
-        said_by_the_reply = (own := self.phrases.get(word)) and own <= words(saying)
+        said_by_the_reply = (own := self.phrases.get(word)) and own <= set(words(saying))
         if score >= self.wake_threshold and not said_by_the_reply:
             self.woke_by = (word, score)
             return Cut.WAKE
@@ -66,7 +62,7 @@ class Interrupter:
         if end.reason != "pause" or speech_s > STOP_MAX_S:  # too long for a stop
             return None
         text = await self.workers.run("asr", self.asr.transcribe, end.audio, STOP_HINT)
-        heard = words(text)
-        if heard and self.stops(text) and not heard <= words(saying):
+        heard = set(words(text))
+        if heard and self.stops(text) and not heard <= set(words(saying)):
             return Cut.STOP
         return None

@@ -41,6 +41,12 @@ def espeak(text: str, voice: str = "en-us", speed: int = 150) -> np.ndarray:
         return load_pcm16k(f.name)
 
 
+def trimmed(pcm: np.ndarray) -> np.ndarray:
+    """Without the voice's own silence before and after, so that a pause put in is the one heard."""
+    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
+    return pcm[loud[0]:loud[-1] + 1] if len(loud) else pcm
+
+
 def utterance(*parts: np.ndarray | float) -> np.ndarray:
     """Join speech and pauses (a float is seconds of silence)."""
     return np.concatenate([silence(p) if isinstance(p, (int, float)) else p for p in parts])

@@ -8,15 +8,9 @@ from conftest import run
 from test_voice_e2e import KITCHEN
 
 from assistant.audio.io import FileSource
-from assistant.samples import piper, utterance
+from assistant.samples import piper, trimmed, utterance
 
 BEDROOM = "zigbee2mqtt/bedroom_light/set"
-
-
-def trimmed(pcm: np.ndarray) -> np.ndarray:
-    """Without the voice's own silence before and after, so that a pause is as long as the test says."""
-    loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > 300)
-    return pcm[loud[0]:loud[-1] + 1]
 
 
 def said(store, *parts) -> FileSource:

@@ -16,7 +16,15 @@ import pytest
 from conftest import EXAMPLE, home_config
 
 from assistant import config
-from assistant.arbitration import LEVEL_FLOOR_DB, MAX_PEERS, Arbiter, Claim, level_db, parse_claim, rank
+from assistant.arbitration import (
+    LEVEL_FLOOR_DB,
+    MAX_PEERS,
+    Arbiter,
+    Claim,
+    level_db,
+    parse_claim,
+    rank,
+)
 from assistant.config import ConfigError
 from assistant.mqtt_topics import Rejections
 

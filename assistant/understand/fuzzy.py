@@ -74,8 +74,9 @@ def _numbers(text: str) -> tuple[str, list[str]]:
 FILLER = {"the", "a", "an", "to", "in", "of", "my", "please", "percent"}
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[\w']+", text.lower()))
+def words(text: str) -> list[str]:
+    """The words of a text, without case or punctuation ("40%" says "40 percent")."""
+    return re.findall(r"[\w']+", text.lower().replace("%", " percent"))
 
 
 def _switched(text: str) -> str | None:
@@ -187,11 +188,11 @@ class VocabularySnap:
         is about as long (a command misheard as other words whole, "do not forget your light", is left
         to the audio check)."""
         key, _ = _numbers(sentence)  # "set the hall light to 40 percent" is listed with a placeholder
-        said = _words(heard)
-        if len(re.findall(r"[\w']+", heard)) >= len(key.split()) - 1:
+        said = words(heard)
+        if len(said) >= len(key.split()) - 1:
             return True
-        action = _words(key.replace(NUM, " ")) - _words(self.target_of.get(key, "")) - FILLER
-        return not action or bool(action & said)
+        action = set(words(key.replace(NUM, " "))) - set(words(self.target_of.get(key, ""))) - FILLER
+        return not action or bool(action & set(said))
 
     def says_all(self, text: str) -> bool:
         """The text is one of the home's sentences as it is, and none of them goes on from it: a pause

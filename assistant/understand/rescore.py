@@ -48,11 +48,6 @@ class Heard:
     free_fit: float | None = None  # the best free transcript's fit, scored the same way
 
 
-def words(text: str) -> list[str]:
-    """The words of a reading, without case or punctuation."""
-    return re.findall(r"[\w']+", text.lower().replace("%", " percent"))
-
-
 def meaning(intent: Intent | None, registry):
     """What an intent does, by the devices it reaches ("the bedroom lights" is "the bedroom light" in a
     bedroom with one light)."""

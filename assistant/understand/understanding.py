@@ -20,6 +20,7 @@ from ..home.registry import Registry
 from ..types import Intent, Outcome, Source
 from . import rescore
 from .custom import CustomIntents
+from .fuzzy import words
 from .templates import TemplateUnderstander
 
 # An answer to "Should I ...?" is read as a whole: a negation or a cancel word anywhere wins ("Right,
@@ -115,8 +116,8 @@ class Understanding:
         intent = heard.intent
         if intent.confidence < self.cfg.understand.act_threshold or intent.unknown_name:
             return False
-        said = len(rescore.words(intent.text))
-        if any(len(rescore.words(r.text)) > said or r.text.rstrip().endswith(("...", "\u2026", "-"))
+        said = len(words(intent.text))
+        if any(len(words(r.text)) > said or r.text.rstrip().endswith(("...", "\u2026", "-"))
                for r in heard.readings):
             return False
         return snap.says_all(self.templates.clean(intent.text))

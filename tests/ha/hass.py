@@ -204,7 +204,9 @@ class Socket:
     """Home Assistant's websocket API: commands with their results, and the events of a subscription."""
 
     def __init__(self, url: str, token: str):
-        from websockets.sync.client import connect  # a test dependency: only `make test-ha` needs it
+        from websockets.sync.client import (
+            connect,  # a test dependency: only `make test-ha` needs it
+        )
 
         self.stack = ExitStack()
         self.ws = self.stack.enter_context(connect(url, max_size=None, open_timeout=30))
