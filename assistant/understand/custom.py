@@ -18,7 +18,6 @@ import string
 from pathlib import Path
 
 from hassil import recognize_best
-from hassil.sample import sample_intents
 
 from ..types import Intent, Source
 from .grammar import (
@@ -31,8 +30,6 @@ from .grammar import (
     check,
     hassil_intents,
 )
-
-SNAP_SENTENCES = 300  # an intent that says more ways than this (number ranges, long lists) is matched exactly only
 
 
 # -- sources ------------------------------------------------------------------------------------------
@@ -164,22 +161,6 @@ class CustomIntents:
     def reply(self, intent: Intent) -> str:
         template = self.grammar.intents[intent.name].reply or "Done."
         return string.Formatter().vformat(template, (), _Blank(intent.slots))
-
-    def sentences(self, per_intent: int = SNAP_SENTENCES) -> dict[str, str]:
-        """Every sentence the grammar accepts, each with a key of what it means, for snapping misheard
-        speech onto."""
-        if self.intents is None:
-            return {}
-        said: dict[str, list[str]] = {}
-        for name, text in sample_intents(self.intents, max_sentences_per_intent=per_intent + 1,
-                                         language=self.language):
-            said.setdefault(name, []).append(" ".join(text.split()))
-        out = {}
-        for texts in (t for t in said.values() if len(t) <= per_intent):
-            for text in texts:
-                if (i := self.understand(text)) is not None:
-                    out[text] = f"custom:{i.name}:{sorted(i.slots.items())}"
-        return out
 
     def vocabulary(self) -> list[str]:
         """Words worth hinting to the speech recogniser: slot values and the sentences' own words."""

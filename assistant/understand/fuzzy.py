@@ -86,10 +86,8 @@ def _switched(text: str) -> str | None:
 
 
 class VocabularySnap:
-    def __init__(self, registry: Registry, accepts=lambda sentence: True, extra: dict[str, str] | None = None,
-                 here: str = ""):
-        """`accepts`: whether the templates understand a sentence (shapes they do not know are dropped);
-        `extra`: more sentences this home can say, each with a meaning key (e.g. custom intents); `here`:
+    def __init__(self, registry: Registry, accepts=lambda sentence: True, here: str = ""):
+        """`accepts`: whether the templates understand a sentence (shapes they do not know are dropped); `here`:
         the box's own area, which "the lights" (no area named) mean, so that those sentences are the
         home's too."""
         self.sentences: dict[str, str] = {}  # sentence -> meaning (sentences that mean the same share it)
@@ -123,7 +121,6 @@ class VocabularySnap:
                         *WHOLE}, key=len, reverse=True)
         self._names = re.compile(rf"\b({'|'.join(map(re.escape, names))})\b") if here and names else None
         self.sentences = {k: v for k, v in self.sentences.items() if accepts(k.replace(NUM, "50"))}
-        self.sentences.update(extra or {})
         self.keys = list(self.sentences)
         self.form = {k: v for k, v in self.form.items() if k in self.sentences}
         self.by_shape: dict[str, list[str]] = {}

@@ -9,7 +9,9 @@ not always its only plausible one. So instead of one transcript:
 2. unless that reading matched a template exactly (and is not an on/off: the one word that flips the
    meaning is the one most often misheard), the decoder is asked how well the home's nearest sentences
    fit the audio: the snap's shortlist for the top readings, each on/off command's opposite, and the
-   nearest two with one slot changed (every other colour, every other device or area).
+   nearest two with one slot changed (every other colour, every other device or area); and the user's
+   own grammar's nearest paths to the top readings (paths.py, whatever its size), with the nearest
+   one's slots changed one at a time.
    The best-fitting one is the reading; its lead over the best-fitting sentence that means something
    else is the confidence. If even the best-fitting command fits far worse than what was freely heard
    (scored the same way), what was said is not a command at all, and no snap is made of it.
@@ -22,12 +24,14 @@ batch; a few milliseconds each, see FasterWhisper.score).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass
 
 from ..engines.base import Hypothesis, NBestAsr
 from ..home.actions import targets
 from ..types import Intent, Source
+from .paths import GrammarGraph, tokens
 
 WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosing among the readings
 SPREAD = 1.0  # readings this much less likely (nats per token) than the best are not considered
@@ -37,6 +41,8 @@ UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
 MAX_CANDIDATES = 32
 SHORTLIST = 3  # nearest sentences taken from each of the top two readings
 VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
+GRAMMAR_PATHS = 4  # nearest paths of the user's grammar taken from each of the top two readings
+GRAMMAR_VARIANTS = 4  # values tried in place of each slot of the nearest path
 
 
 @dataclass
@@ -88,8 +94,11 @@ def heard_verb(readings: list) -> str | None:
     return None
 
 
-def _meaning(snap, understand, sentence: str, registry):
-    """What a home sentence does, remembered with the home's sentences (parsing costs milliseconds)."""
+def _meaning(snap, understand, sentence: str, registry, known: dict[str, Intent]):
+    """What a home sentence does, remembered with the home's sentences (parsing costs milliseconds);
+    `known`: sentences whose intent is known already (the grammar's paths)."""
+    if sentence in known:
+        return meaning(known[sentence], registry)
     if sentence not in snap.understood:
         snap.understood[sentence] = meaning(understand(sentence), registry)
     return snap.understood[sentence]
@@ -113,13 +122,32 @@ def choose(readings: list, understand) -> tuple[object, Intent | None]:
     return best[1], best[2]
 
 
+def grammar_paths(grammar: GrammarGraph, readings: list, clean) -> dict[str, Intent]:
+    """The user's grammar's sentences nearest to the top readings, and the nearest one's one-slot
+    variants, each with its intent taken from its path; only those the readings say enough of (see
+    GrammarGraph.heard_enough)."""
+    paths = sorted((p for h in readings[:2] for p in grammar.nearest(clean(h.text), GRAMMAR_PATHS)),
+                   key=lambda p: p.cost)
+    if not paths:
+        return {}
+    paths += grammar.variants(paths[0], per_slot=GRAMMAR_VARIANTS)
+    forms = {t[0]: w for r in readings for w in re.findall(r"[\w'%]+", r.text.lower()) if len(t := tokens(w)) == 1}
+    out: dict[str, Intent] = {}
+    for p in paths:
+        said = p.said_as(forms)
+        if said not in out and any(grammar.heard_enough(p, clean(r.text)) for r in readings):
+            out[said] = Intent(name=p.intent, text=p.text, domain="custom", slots=dict(p.slots), source=Source.CUSTOM)
+    return out
+
+
 def to_check(readings: list, intent: Intent | None, exact: bool, said: str | None, understander,
-             understand) -> list[str]:
+             understand, known: dict[str, Intent] | None = None) -> list[str]:
     """The home's sentences worth weighing on the audio, likeliest first: the understood one and the
     nearest ones to the top readings; for the two nearest, the same words with one slot changed (another
     colour, another device or area: a misheard name or colour is the commonest miss); each followed by its
     on/off opposite unless the readings clearly heard one of the two words (`said`)."""
     snap, home = understander.snap, understander.registry
+    known = known or {}
     nearest: list[str] = []
     if intent is not None and not intent.unknown_name:
         nearest.append(intent.text)
@@ -130,8 +158,11 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
     if not exact:
         nearest += [v for s in nearest[:2] for v in snap.variants(s)]
     candidates = [c for s in dict.fromkeys(nearest) for c in (s, flipped(s)) if c]
-    candidates = [s for s in dict.fromkeys(candidates) if _meaning(snap, understand, s, home) is not None
+    candidates = [s for s in dict.fromkeys(candidates) if _meaning(snap, understand, s, home, known) is not None
                   and any(snap.action_heard(s, r.text) for r in readings)]
+    if known:  # the grammar's paths take turns with the home's sentences, nearest first
+        own = [s for s in known if s not in candidates]
+        candidates = [s for pair in itertools.zip_longest(own, candidates) for s in pair if s]
     if not exact and said:
         # Weighing "on" against "off" on the audio is least reliable where the rest was misheard; a free
         # transcript that still has one of the two words clearly is the better witness for it.
@@ -140,10 +171,11 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
 
 
 def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
-         unsure: float = 0.75) -> Heard:
+         unsure: float = 0.75, grammar: GrammarGraph | None = None) -> Heard:
     """`understand`: text -> Intent (the conductor's, custom intents first); `understander`: the
     templates (its `snap` lists the home's sentences, `clean` normalises text); `unsure`: the confidence
-    given to an exactly heard on/off whose opposite fits the audio almost as well (one that asks back)."""
+    given to an exactly heard on/off whose opposite fits the audio almost as well (one that asks back);
+    `grammar`: the user's own intents as a graph, whose nearest paths are weighed too."""
     encoded = asr.encode(audio)
     readings = asr.hypotheses(encoded, hotwords, max(1, n))
     if not readings:
@@ -154,10 +186,11 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
-    candidates = to_check(readings, intent, exact, said, understander, understand)
+    known = grammar_paths(grammar, readings, understander.clean) if grammar is not None and not exact else {}
+    candidates = to_check(readings, intent, exact, said, understander, understand, known)
     if not candidates:
         return Heard(readings[0].text, intent, readings)
-    meanings = {s: _meaning(snap, understand, s, home) for s in candidates}
+    meanings = {s: _meaning(snap, understand, s, home, known) for s in candidates}
     # The free reading is scored the same way, so that the two fits are comparable.
     *fits, free = asr.score(encoded, [as_spoken(s) for s in candidates] + [readings[0].text], hotwords)
     fit = dict(zip(candidates, fits))
@@ -180,7 +213,7 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
         # Heard exactly, and the audio agrees: keep it unless its opposite fits almost as well.
         return Heard(readings[0].text, intent if lead >= MARGIN else dataclasses.replace(intent, confidence=unsure),
                      readings, fit, free)
-    chosen = understand(best)
+    chosen = known.get(best) or understand(best)
     source = Source.CUSTOM if chosen.source is Source.CUSTOM else Source.FUZZY  # the user's own keep their route
     return Heard(readings[0].text, dataclasses.replace(chosen, source=source, confidence=round(confidence, 3)),
                  readings, fit, free)

@@ -106,10 +106,9 @@ def _name_alone(r, text: str) -> bool:
 
 class TemplateUnderstander:
     def __init__(self, registry: Registry, language: str = "en", strip_prefixes: tuple[str, ...] = (),
-                 fuzzy: bool = True, custom_sentences: dict[str, str] | None = None, area: str = ""):
-        """`custom_sentences`: the user's own intents' sentences, each with a key of what it means, which
-        misheard speech may be snapped onto as well (see below). `area`: the area the box stands in,
-        meant where a light command names no area and no device; empty: none."""
+                 fuzzy: bool = True, area: str = ""):
+        """`area`: the area the box stands in, meant where a light command names no area and no device;
+        empty: none."""
         data = get_intents(language)
         if data is None:
             raise ValueError(f"no sentence templates for language {language!r}")
@@ -129,7 +128,6 @@ class TemplateUnderstander:
         # Longest first, so "hey jarvis" is stripped before "jarvis".
         self.strip_prefixes = sorted({normalize(p) for p in strip_prefixes}, key=len, reverse=True)
         self.fuzzy = fuzzy
-        self.custom_sentences = custom_sentences or {}
         self._version = -1
         self._refresh()
         self.understand("turn on the light")  # hassil parses templates lazily: pay that at start-up
@@ -150,8 +148,7 @@ class TemplateUnderstander:
             "state": TextSlotList.from_tuples([("on", "on"), ("off", "off")], allow_template=False),
         }
         # The sentences to snap misheard text onto depend on the devices, so they follow the registry too.
-        self.snap = (VocabularySnap(self.registry, accepts=self._exact_target, extra=self.custom_sentences,
-                                    here=self.area) if self.fuzzy else None)
+        self.snap = VocabularySnap(self.registry, accepts=self._exact_target, here=self.area) if self.fuzzy else None
 
     def _exact_target(self, sentence: str) -> bool:
         """Whether the templates take a sentence of the snap's vocabulary as it is. Checking the few
@@ -190,10 +187,8 @@ class TemplateUnderstander:
         if exact is not None and not exact.unknown_name:
             return exact
         snap = self.snap.nearest(t) if self.snap else None
-        # The user's own sentences are snapped onto only where the audio can be asked (rescore.py): text
-        # alone cannot tell a misheard slot value from one the grammar does not have ("the dance scene").
         if snap is not None and snap.confidence >= (NEAR if exact is None else FUZZY_OVER_UNKNOWN) and (
-                snap.sentence not in self.custom_sentences) and self.snap.action_heard(snap.sentence, t):
+                self.snap.action_heard(snap.sentence, t)):
             intent = self._exact(snap.sentence)
             return dataclasses.replace(intent, source=Source.FUZZY, confidence=round(snap.confidence, 3))
         return exact  # a command shape naming something this home does not have, or None

@@ -21,6 +21,8 @@ from ..types import Intent, Outcome, Source
 from . import rescore
 from .custom import CustomIntents
 from .fuzzy import words
+from .grammar import FILLER
+from .paths import GrammarGraph
 from .templates import TemplateUnderstander
 
 # An answer to "Should I ...?" is read as a whole: a negation or a cancel word anywhere wins ("Right,
@@ -76,18 +78,17 @@ class Understanding:
         phrases = [w.phrase for w in cfg.wake.entries()]
         spoken = tuple(p for phrase in phrases for p in (phrase, *phrase.split()[-1:]))  # "hey jarvis", "jarvis"
         self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=spoken,
-                                              fuzzy=cfg.understand.fuzzy,
-                                              custom_sentences=custom.sentences() if cfg.understand.fuzzy else None,
-                                              area=self.here)
+                                              fuzzy=cfg.understand.fuzzy, area=self.here)
+        # The user's own intents, whatever their size, as one graph the close listening searches.
+        self.grammar = GrammarGraph(custom.intents, FILLER) if custom and cfg.understand.fuzzy else None
         self.pending: Question | None = None
-        self._custom_words = custom.vocabulary()
 
     # -- hearing --------------------------------------------------------------------------------------
 
     @property
     def hotwords(self) -> str | None:
         """Device names for the recogniser, as the registry knows them now (discovery changes them)."""
-        return self.registry.asr_hint(self._custom_words) if self.cfg.asr.hints else None
+        return self.registry.asr_hint() if self.cfg.asr.hints else None
 
     def listens_closely(self, asr) -> bool:
         """Several readings of the audio, weighed against the home's sentences (rescore.py)."""
@@ -98,7 +99,7 @@ class Understanding:
         """The readings of the audio and what they mean (runs on the recogniser's worker)."""
         u = self.cfg.understand
         return rescore.hear(asr, audio, self.hotwords, self.templates, self.lookup, n=self.cfg.asr.nbest,
-                            check=u.check, unsure=self.unsure)
+                            check=u.check, unsure=self.unsure, grammar=self.grammar)
 
     def lookup(self, text: str) -> Intent | None:
         """The user's own intents first: they are the most specific sentences this home has."""
@@ -120,7 +121,10 @@ class Understanding:
         if any(len(words(r.text)) > said or r.text.rstrip().endswith(("...", "\u2026", "-"))
                for r in heard.readings):
             return False
-        return snap.says_all(self.templates.clean(intent.text))
+        said = self.templates.clean(intent.text)
+        if intent.source is Source.CUSTOM:
+            return self.grammar is not None and self.grammar.says_all(said)
+        return snap.says_all(said)
 
     # -- deciding -------------------------------------------------------------------------------------
 

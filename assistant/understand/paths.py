@@ -1,0 +1,390 @@
+"""The user's own grammar as one word graph, searched for the paths nearest to what was heard.
+
+A grammar of a few templates over slot lists says thousands or millions of sentences ("[can I get] [a]
+[{size}] [{roast}] [{shots}] {drink} [with {milk}] [and {sugar}]"): too many to list and compare one by
+one. Compiled once into a graph whose arcs are words, slot lists and nothing (hassil's own FST, its
+placeholders standing for the lists), it is searched with an edit distance in time that grows with the
+graph and the transcript, not with the number of sentences:
+
+- a heard word on a grammar word costs how unlike they are (letters and a sound-alike spelling), a grammar
+  word not heard costs one, a heard word the grammar has no place for costs one (a filler word little);
+- a slot list is one arc, crossed by the heard words nearest to one of its values.
+
+The best path of each template is a reading of what was said, with its intent and slot values taken from
+the path, not from re-parsing text; the close listening (rescore.py) weighs them, and their one-slot
+variants, on the audio.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from hassil import Alternative, Group, ListReference, RangeSlotList, RuleReference, TextChunk, TextSlotList
+from hassil.fst import EPS, intents_to_fst
+from hassil.sample import sample_expression
+from rapidfuzz import fuzz
+
+from .fuzzy import sound_key
+
+SKIP = "<skip>"
+MISSED = 1.0  # a grammar word that was not heard
+EXTRA = 1.0  # a heard word the grammar has no place for
+FILLER_EXTRA = 0.3  # ... when it is a word people put around commands ("please", "um")
+LONGEST_VALUE = 6  # words of the longest slot value, said (bounds the spans a slot arc is tried on)
+VALUES_PER_SLOT = 40  # sayings of one slot value kept (a value that is itself a template)
+SMALL_WORDS = {"the", "a", "an", "to", "in", "of", "my", "with", "and", "for", "me", "i", "some"}
+
+UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+         "sixteen seventeen eighteen nineteen").split()
+TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def tokens(text: str) -> list[str]:
+    """The words of a text as the graph has them: lower case, no punctuation ("what's" is "whats"),
+    numbers said in words as digits ("twenty five" -> "25"), "40%" as "40 percent"."""
+    out: list[str] = []
+    tens = False  # the word before was a tens word ("twenty"), which a unit may complete
+    for w in re.findall(r"\w+", text.lower().replace("%", " percent ").replace("'", "")):
+        if w in UNITS and tens and 0 < UNITS.index(w) < 10:
+            out[-1] = str(int(out[-1]) + UNITS.index(w))
+            tens = False
+            continue
+        tens = w in TENS
+        out.append(str(UNITS.index(w)) if w in UNITS else str(20 + 10 * TENS.index(w)) if tens else w)
+    return out
+
+
+def similarity(heard: str, word: str) -> float:
+    """0..1, how alike a heard word and a grammar word are, by letters and by sound."""
+    if heard == word:
+        return 1.0
+    if heard.isdigit() or word.isdigit():
+        return 0.0  # a different number is a different value, however alike its digits
+    return max(fuzz.ratio(heard, word), fuzz.ratio(sound_key(heard), sound_key(word))) / 100
+
+
+@dataclass(frozen=True)
+class SlotArc:
+    slot: str  # the slot's name in the intent
+    values: tuple[tuple[tuple[str, ...], object, str], ...]  # (words said, value meant, text said)
+
+
+@dataclass
+class Path:
+    """A sentence of the grammar, as the search found it."""
+
+    intent: str
+    words: list[str]  # the sentence's words (as `tokens` gives them), slot values as said
+    spelled: list[str]  # the same words as the grammar writes them ("twelve", not "12")
+    slots: dict[str, object]
+    cost: float  # edit cost against what was heard
+    template: int = 0
+    # each slot: its words in `words` (from, to) and its place in `spelled`
+    spans: list[tuple[str, int, int, int]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.spelled)
+
+    def said_as(self, forms: dict[str, str]) -> str:
+        """The sentence written the way the recogniser wrote the same words ("what's" for the grammar's
+        "whats", "12" or "twelve"), so that weighing it on the audio does not weigh the spelling; `forms`:
+        a word as `tokens` gives it -> as the recogniser wrote it."""
+        out, i = [], 0
+        for piece in self.spelled:
+            n = len(tokens(piece)) or 1
+            said = self.words[i:i + n]
+            out.append(" ".join(forms[w] for w in said) if said and all(w in forms for w in said) else piece)
+            i += n
+        return " ".join(out)
+
+    @property
+    def meaning(self) -> tuple:
+        return ("custom", self.intent, tuple(sorted((k, str(v)) for k, v in self.slots.items())))
+
+
+class GrammarGraph:
+    def __init__(self, intents, filler: list[str] = ()):
+        """`intents`: hassil's Intents of the user's grammar; `filler`: words skipped anywhere."""
+        self.filler = {w for f in filler for w in f.split()}
+        fst = intents_to_fst(intents, slot_lists=intents.slot_lists).remove_spaces()
+        self.slots = self._slot_arcs(intents)
+        self.arcs: dict[int, list[tuple[int, str | SlotArc | None, str | None]]] = defaultdict(list)
+        self.spelling: dict[str, str] = {}  # a grammar word as `tokens` gives it -> as the grammar writes it
+        for s, arcs in fst.arcs.items():
+            for a in arcs:
+                label = None if a.in_label in (EPS, SKIP) else a.in_label
+                if label and label.startswith("{") and label.endswith("}"):
+                    label = self.slots.get(label[1:-1])
+                    if label is None:
+                        continue  # a list the grammar does not define: hassil would not match it either
+                elif label:
+                    said = label.lower()
+                    label = " ".join(tokens(label)) or None  # "Twelve" -> "12", as heard words are
+                    if label:
+                        self.spelling.setdefault(label, said)
+                intent = a.out_label[len("intent:"):] if a.out_label.startswith("intent:") else None
+                self.arcs[s].append((a.to_state, label, intent))
+        self.final = set(fst.final_states)
+        self.start = fst.start
+        self.templates = self._templates()
+        # One final state per template, so that the search ends with the best path of each.
+        first_free = max([*self.arcs, *(t for arcs in self.arcs.values() for t, _, _ in arcs)]) + 1
+        self.ends = {tpl: first_free + tpl for tpl in set(self.templates.values())}
+        for s, arcs in self.arcs.items():
+            self.arcs[s] = [(self.ends[self.templates[s]] if t in self.final and s in self.templates else t, lab, i)
+                            for t, lab, i in arcs]
+        self.order = self._topological(fst.start)
+        self.vocabulary = sorted({lab for arcs in self.arcs.values() for _, lab, _ in arcs if isinstance(lab, str)}
+                                 | {w for arc in self.slots.values() for said, _, _ in arc.values for w in said})
+
+    @staticmethod
+    def _slot_arcs(intents) -> dict[str, SlotArc]:
+        """Each slot name used in the templates, with the values of its list as words."""
+        refs: dict[str, str] = {}
+
+        def walk(e):
+            if isinstance(e, ListReference):
+                refs.setdefault(e.slot_name, e.list_name)
+            elif isinstance(e, Group):
+                for item in e.items:
+                    walk(item)
+            elif isinstance(e, RuleReference):
+                rule = intents.expansion_rules.get(e.rule_name)
+                if rule is not None and e.rule_name not in seen_rules:
+                    seen_rules.add(e.rule_name)
+                    walk(rule.expression)
+
+        seen_rules: set[str] = set()
+        for intent in intents.intents.values():
+            for data in intent.data:
+                for sentence in data.sentences:
+                    walk(sentence.expression)
+        out = {}
+        for slot, list_name in refs.items():
+            sl = intents.slot_lists.get(list_name)
+            values: list[tuple[tuple[str, ...], object, str]] = []
+            if isinstance(sl, RangeSlotList):
+                values = [((str(n),), n, str(n)) for n in range(sl.start, sl.stop + 1, sl.step)]
+            elif isinstance(sl, TextSlotList):
+                for v in sl.values:
+                    out_value = v.value_out
+                    for said in itertools.islice(sample_expression(v.text_in), VALUES_PER_SLOT):
+                        ws = tuple(tokens(said))
+                        if ws:
+                            said = " ".join(said.lower().split())
+                            values.append((ws, out_value if out_value is not None else said, said))
+            if values:
+                out[slot] = SlotArc(slot, tuple(values))
+        return out
+
+    def _topological(self, start: int) -> list[int]:
+        indegree: dict[int, int] = defaultdict(int)
+        states = {start} | set(self.arcs) | {t for arcs in self.arcs.values() for t, _, _ in arcs}
+        for arcs in self.arcs.values():
+            for t, _, _ in arcs:
+                indegree[t] += 1
+        ready = [s for s in states if indegree[s] == 0]
+        order = []
+        while ready:
+            s = ready.pop()
+            order.append(s)
+            for t, _, _ in self.arcs.get(s, ()):
+                indegree[t] -= 1
+                if indegree[t] == 0:
+                    ready.append(t)
+        if len(order) != len(states):
+            raise ValueError("the grammar's graph has a loop")  # hassil templates never do
+        return order
+
+    def _templates(self) -> dict[int, int]:
+        """Each state's template (the first state after an intent's start that it is reached from)."""
+        of: dict[int, int] = {}
+        starts = [t for t, _, intent in self.arcs.get(self.start, ()) if intent]
+        firsts = [t for s in starts for t, _, _ in self.arcs.get(s, ())]
+        for i, first in enumerate(firsts):
+            stack = [first]
+            while stack:
+                s = stack.pop()
+                if s in of or s in self.final:
+                    continue
+                of[s] = i
+                stack += [t for t, _, _ in self.arcs.get(s, ())]
+        return of
+
+    # -- search ---------------------------------------------------------------------------------------
+
+    def nearest(self, text: str, k: int = 3) -> list[Path]:
+        """The k nearest sentences of different templates, nearest first."""
+        heard = tokens(text)
+        if not heard:
+            return []
+        m = len(heard)
+        extra = [FILLER_EXTRA if w in self.filler else EXTRA for w in heard]
+        unlike = {w: [1.0 - similarity(h, w) for h in heard] for w in self.vocabulary}
+        spans = {name: self._span_costs(arc, heard, unlike) for name, arc in self.slots.items()}
+        inf = float("inf")
+        cost = {s: [inf] * (m + 1) for s in self.order}
+        back: dict[int, list] = {s: [None] * (m + 1) for s in self.order}
+        cost[self.start][0] = 0.0
+        intent_of: dict[int, str] = {}
+        for s in self.order:
+            row, brow = cost[s], back[s]
+            if min(row) == inf:
+                continue
+            for j in range(m):  # heard words the grammar has no place for, here
+                c = row[j] + extra[j]
+                if c < row[j + 1]:
+                    row[j + 1], brow[j + 1] = c, (s, j, None, None)
+            for t, label, intent in self.arcs.get(s, ()):
+                if intent:
+                    intent_of[t] = intent
+                trow, tback = cost[t], back[t]
+                if label is None:
+                    for j in range(m + 1):
+                        if row[j] < trow[j]:
+                            trow[j], tback[j] = row[j], (s, j, None, None)
+                elif isinstance(label, str):
+                    miss = unlike[label]
+                    for j in range(m + 1):
+                        c = row[j]
+                        if c == inf:
+                            continue
+                        if c + MISSED < trow[j]:
+                            trow[j], tback[j] = c + MISSED, (s, j, label, None)
+                        if j < m and c + miss[j] < trow[j + 1]:
+                            trow[j + 1], tback[j + 1] = c + miss[j], (s, j, label, None)
+                else:
+                    table = spans[label.slot]
+                    for j in range(m + 1):
+                        c = row[j]
+                        if c == inf:
+                            continue
+                        for e, (sc, value) in table[j].items():
+                            if c + sc < trow[e]:
+                                trow[e], tback[e] = c + sc, (s, j, label, value)
+        paths = [self._path(end, m, back, intent_of, cost[end][m], tpl) for tpl, end in self.ends.items()
+                 if cost[end][m] < inf]
+        paths.sort(key=lambda p: p.cost)
+        out, seen = [], set()
+        for p in paths:
+            if p.meaning not in seen:
+                seen.add(p.meaning)
+                out.append(p)
+        return out[:k]
+
+    def _span_costs(self, arc: SlotArc, heard: list[str], unlike) -> list[dict[int, tuple[float, int]]]:
+        """For each start j, the end e of the heard words a slot may cover and the cost of the value
+        nearest to heard[j:e] (and which value)."""
+        m = len(heard)
+        table: list[dict[int, tuple[float, int]]] = [dict() for _ in range(m + 1)]
+        for vi, (said, _, _) in enumerate(arc.values):
+            n = len(said)
+            table_costs = [unlike.get(w) or [1.0 - similarity(h, w) for h in heard] for w in said]
+            for j in range(m + 1):
+                # the value's words against heard[j:e]: a small edit distance, e up to n + 2 words on
+                prev = [float(i) * MISSED for i in range(n + 1)]  # no heard words yet
+                spans = {j: prev[n]}
+                for e in range(j, min(m, j + n + 2)):
+                    cur = [prev[0] + EXTRA] + [0.0] * n
+                    for i in range(1, n + 1):
+                        cur[i] = min(prev[i] + EXTRA, cur[i - 1] + MISSED, prev[i - 1] + table_costs[i - 1][e])
+                    prev = cur
+                    spans[e + 1] = prev[n]
+                for e, c in spans.items():
+                    if e not in table[j] or c < table[j][e][0]:
+                        table[j][e] = (c, vi)
+        return table
+
+    def _path(self, last: int, m: int, back, intent_of, cost: float, template: int) -> Path:
+        words: list[str] = []
+        spelled: list[str] = []
+        slots: dict[str, object] = {}
+        spans: list[tuple[str, int, int, int]] = []
+        s, j, intent = last, m, ""
+        steps = []
+        while True:
+            b = back[s][j]
+            if b is None:
+                break
+            steps.append(b)
+            if s in intent_of:
+                intent = intent_of[s]
+            s, j = b[0], b[1]
+        for _, _, label, value in reversed(steps):
+            if isinstance(label, str):
+                words.append(label)
+                spelled.append(self.spelling.get(label, label))
+            elif isinstance(label, SlotArc):
+                said, meant, text = label.values[value]
+                spans.append((label.slot, len(words), len(words) + len(said), len(spelled)))
+                words += list(said)
+                spelled.append(text)
+                slots[label.slot] = meant
+        return Path(intent, words, spelled, slots, round(cost, 3), template, spans)
+
+    def variants(self, path: Path, heard: str = "", per_slot: int = 6) -> list[Path]:
+        """The same sentence with one slot's value changed: the values whose words are nearest to the
+        heard ones first (a misheard value is the commonest miss), `per_slot` of each."""
+        out = []
+        near = " ".join(tokens(heard))
+        for slot, a, b, at in path.spans:
+            arc = self.slots[slot]
+            others = [v for v in arc.values if str(v[1]) != str(path.slots[slot])]
+            here = near or " ".join(path.words[a:b])
+            others.sort(key=lambda v: -fuzz.partial_ratio(" ".join(v[0]), here))
+            for ws, meant, text in others[:per_slot]:
+                shift = len(ws) - (b - a)
+                spans = [(n, x + shift * (x > a), y + shift * (y > a), z) for n, x, y, z in path.spans]
+                out.append(Path(path.intent, path.words[:a] + list(ws) + path.words[b:],
+                                path.spelled[:at] + [text] + path.spelled[at + 1:], {**path.slots, slot: meant},
+                                path.cost, path.template, spans))
+        return out
+
+    # -- what a path may be taken for ------------------------------------------------------------------
+
+    def heard_enough(self, path: Path, heard: str) -> bool:
+        """A fragment is no command: a short sentence of the grammar ("latte", "a latte") is taken only
+        when it was heard word for word, and a longer one only if what was heard is at least half as long
+        or has one of its words besides the slot values and small words ("soy milk" is not "a latte with
+        soy milk", "office" is not "coffee")."""
+        said = [w for w in tokens(heard) if w not in self.filler]
+        if len(path.words) <= 2:
+            return said == path.words
+        if 2 * len(said) >= len(path.words):
+            return True
+        in_slots = {i for _, a, b, _ in path.spans for i in range(a, b)}
+        literal = {w for i, w in enumerate(path.words) if i not in in_slots} - SMALL_WORDS
+        return bool(literal & set(said))
+
+    def says_all(self, text: str) -> bool:
+        """The text is a sentence of the grammar as it is, and no sentence goes on from it: a pause after
+        it is not one in the middle of a sentence."""
+        here = self._closure({self.start})
+        for w in tokens(text):
+            nxt: set[int] = set()
+            for s in here:
+                for t, label, _ in self.arcs.get(s, ()):
+                    if label == w:
+                        nxt.add(t)
+                    elif isinstance(label, SlotArc) and any(said == (w,) for said, _, _ in label.values):
+                        nxt.add(t)  # one-word values; a longer value makes the sentence wait, as is safe
+            here = self._closure(nxt)
+            if not here:
+                return False
+        ends = set(self.ends.values())
+        finished = bool(here & ends)
+        goes_on = any(label is not None for s in here for _, label, _ in self.arcs.get(s, ()))
+        return finished and not goes_on
+
+    def _closure(self, states: set[int]) -> set[int]:
+        out, stack = set(states), list(states)
+        while stack:
+            for t, label, _ in self.arcs.get(stack.pop(), ()):
+                if label is None and t not in out:
+                    out.add(t)
+                    stack.append(t)
+        return out
