@@ -22,7 +22,13 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from hassil import Alternative, Group, ListReference, RangeSlotList, RuleReference, TextChunk, TextSlotList
+from hassil import (
+    Group,
+    ListReference,
+    RangeSlotList,
+    RuleReference,
+    TextSlotList,
+)
 from hassil.fst import EPS, intents_to_fst
 from hassil.sample import sample_expression
 from rapidfuzz import fuzz
