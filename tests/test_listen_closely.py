@@ -143,6 +143,8 @@ def test_one_light_in_an_area_means_the_same_by_either_name(make_assistant):
     ("Make my kitchen light blue Make my kitchen light blue Make", "Make my kitchen light blue"),
     ("Turn off the lights in the living room. Turn", "Turn off the lights in the living room."),
     ("Set a timer for 5 minutes. Set a timer", "Set a timer for 5 minutes."),
+    ("Can I get a medium cappuccino? Can I get a medium capp", "Can I get a medium cappuccino?"),  # cut off
+    ("Turn on the lamp and the lamp", "Turn on the lamp and the lamp"),
     ("turn on the kitchen light and turn on the hall light", "turn on the kitchen light and turn on the hall light"),
     ("What time is it?", "What time is it?"),
 ])

@@ -33,16 +33,41 @@ def _word(w: str) -> str:
 
 def without_repeat(text: str) -> str:
     """The text up to where it starts over: "Make the light blue Make the light blue Make" -> "Make the
-    light blue". A sentence that only begins like an earlier one ("turn on the kitchen light and turn on
-    the hall light") is kept whole: what follows must repeat what came before, word for word."""
+    light blue", "Can I get a mocha? Can I get a mo" -> "Can I get a mocha?". A sentence that only begins like
+    an earlier one ("turn on the kitchen light and turn on the hall light") is kept whole: what follows must
+    repeat what came before, word for word (the last word may be cut off where the decoding stopped)."""
     words = text.split()
     norm = [_word(w) for w in words]
     for k in range(2, len(words)):
         tail = norm[k:]
         at_sentence_end = words[k - 1][-1:] in ".?!"
-        if (len(tail) >= 2 or at_sentence_end) and tail == (norm[:k] * (len(tail) // k + 1))[:len(tail)]:
+        again = (norm[:k] * (len(tail) // k + 1))[:len(tail)]
+        if (len(tail) >= 2 or at_sentence_end) and tail[:-1] == again[:-1] and tail[-1] and \
+                again[-1].startswith(tail[-1]):
             return " ".join(words[:k])
     return text
+
+
+def without_hint(text: str, hint: str | None) -> str:
+    """The text without the hint said back: the decoder takes the hint ("Kitchen light, sofa lamp.") as
+    text said before, and on little speech it may say it again. Nobody says two of its names in a row
+    with nothing between them, so such a run is the hint's, and is taken out."""
+    if not hint:
+        return text
+    items = [[_word(w) for w in item.split()] for item in re.split(r"[,.]\s*", hint) if item.strip()]
+    said = text.split()
+    norm = [_word(w) for w in said]
+    keep = [True] * len(said)
+    i = 0
+    while i < len(said):
+        j, names = i, 0
+        while (item := next((it for it in items if norm[j:j + len(it)] == it), None)) is not None:
+            j += len(item)
+            names += 1
+        if names >= 2:
+            keep[i:j] = [False] * (j - i)
+        i = max(j, i + 1)
+    return " ".join(w for w, k in zip(said, keep) if k).strip()
 
 
 class FasterWhisper:
@@ -64,7 +89,7 @@ class FasterWhisper:
             audio, language="en", beam_size=self.beam_size, hotwords=hotwords or None,
             condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
         )
-        return " ".join(s.text.strip() for s in segments).strip()
+        return without_hint(" ".join(s.text.strip() for s in segments).strip(), hotwords)
 
     # -- several readings, and scoring given sentences ------------------------------------------------
 
@@ -96,7 +121,8 @@ class FasterWhisper:
         for tokens, score in zip(r.sequences_ids, r.scores):
             # generate's score is the sum of log-probabilities over the length: make it a per-token average
             # counting the end of text, as faster-whisper's avg_logprob does
-            text = without_repeat(self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot]).strip())
+            said = self.tokenizer.decode([t for t in tokens if t < self.tokenizer.eot]).strip()
+            text = without_hint(without_repeat(said), hotwords)
             logprob = float(score) * len(tokens) / (len(tokens) + 1)
             if text and text not in out:
                 out[text] = Hypothesis(text, logprob)

@@ -17,6 +17,7 @@ variants, on the audio.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections import defaultdict
@@ -39,7 +40,9 @@ SKIP = "<skip>"
 MISSED = 1.0  # a grammar word that was not heard
 EXTRA = 1.0  # a heard word the grammar has no place for
 FILLER_EXTRA = 0.3  # ... when it is a word people put around commands ("please", "um")
-LONGEST_VALUE = 6  # words of the longest slot value, said (bounds the spans a slot arc is tried on)
+JOINED = 3  # heard words compared with a slot value as one string, spaces left out
+JOINED_LIKENESS = 0.6  # ... when at least this alike
+VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
 VALUES_PER_SLOT = 40  # sayings of one slot value kept (a value that is itself a template)
 SMALL_WORDS = {"the", "a", "an", "to", "in", "of", "my", "with", "and", "for", "me", "i", "some"}
 
@@ -72,6 +75,18 @@ def similarity(heard: str, word: str) -> float:
     return max(fuzz.ratio(heard, word), fuzz.ratio(sound_key(heard), sound_key(word))) / 100
 
 
+@functools.lru_cache(maxsize=4096)
+def _joined_sound(text: str) -> str:
+    return sound_key(text).replace(" ", "")
+
+
+def value_likeness(heard: str, value: str) -> float:
+    """0..1, how alike heard words and a slot value are as a whole, spaces left out ("floor taco" and
+    "cortado"), by letters and by sound."""
+    return max(fuzz.ratio(heard.replace(" ", ""), value.replace(" ", "")),
+               fuzz.ratio(_joined_sound(heard), _joined_sound(value))) / 100
+
+
 @dataclass(frozen=True)
 class SlotArc:
     slot: str  # the slot's name in the intent
@@ -90,6 +105,7 @@ class Path:
     template: int = 0
     # each slot: its words in `words` (from, to) and its place in `spelled`
     spans: list[tuple[str, int, int, int]] = field(default_factory=list)
+    heard: dict[str, str] = field(default_factory=dict)  # each slot: the heard words it was matched to
 
     @property
     def text(self) -> str:
@@ -122,7 +138,9 @@ class GrammarGraph:
         self.spelling: dict[str, str] = {}  # a grammar word as `tokens` gives it -> as the grammar writes it
         for s, arcs in fst.arcs.items():
             for a in arcs:
-                label = None if a.in_label in (EPS, SKIP) else a.in_label
+                if a.in_label == SKIP:
+                    continue  # hassil's "anything here"; a heard word the grammar has no place for costs EXTRA
+                label = None if a.in_label == EPS else a.in_label
                 if label and label.startswith("{") and label.endswith("}"):
                     label = self.slots.get(label[1:-1])
                     if label is None:
@@ -272,7 +290,7 @@ class GrammarGraph:
                         for e, (sc, value) in table[j].items():
                             if c + sc < trow[e]:
                                 trow[e], tback[e] = c + sc, (s, j, label, value)
-        paths = [self._path(end, m, back, intent_of, cost[end][m], tpl) for tpl, end in self.ends.items()
+        paths = [self._path(end, m, back, intent_of, cost[end][m], tpl, heard) for tpl, end in self.ends.items()
                  if cost[end][m] < inf]
         paths.sort(key=lambda p: p.cost)
         out, seen = [], set()
@@ -287,6 +305,8 @@ class GrammarGraph:
         nearest to heard[j:e] (and which value)."""
         m = len(heard)
         table: list[dict[int, tuple[float, int]]] = [dict() for _ in range(m + 1)]
+        joined = [{e: " ".join(heard[j:e]) for e in range(j + 1, min(m, j + JOINED) + 1)} for j in range(m + 1)]
+        said_joined = [text for _, _, text in arc.values]
         for vi, (said, _, _) in enumerate(arc.values):
             n = len(said)
             table_costs = [unlike.get(w) or [1.0 - similarity(h, w) for h in heard] for w in said]
@@ -300,27 +320,36 @@ class GrammarGraph:
                         cur[i] = min(prev[i] + EXTRA, cur[i - 1] + MISSED, prev[i - 1] + table_costs[i - 1][e])
                     prev = cur
                     spans[e + 1] = prev[n]
+                for e in range(j + 1, min(m, j + JOINED) + 1):  # split or joined differently: "floor taco"
+                    like = value_likeness(joined[j][e], said_joined[vi])
+                    if like >= JOINED_LIKENESS:
+                        c = max(n, e - j) * (1 - like)
+                        spans[e] = min(spans.get(e, c), c)
                 for e, c in spans.items():
                     if e not in table[j] or c < table[j][e][0]:
                         table[j][e] = (c, vi)
         return table
 
-    def _path(self, last: int, m: int, back, intent_of, cost: float, template: int) -> Path:
+    def _path(self, last: int, m: int, back, intent_of, cost: float, template: int, said_words: list[str]) -> Path:
         words: list[str] = []
         spelled: list[str] = []
         slots: dict[str, object] = {}
         spans: list[tuple[str, int, int, int]] = []
         s, j, intent = last, m, ""
-        steps = []
+        steps, ends = [], []  # each step, and where in the heard words it ended
         while True:
             b = back[s][j]
             if b is None:
                 break
             steps.append(b)
+            ends.insert(0, j)
             if s in intent_of:
                 intent = intent_of[s]
             s, j = b[0], b[1]
-        for _, _, label, value in reversed(steps):
+        heard: dict[str, str] = {}
+        for (s, j, label, value), e in zip(reversed(steps), ends):
+            if isinstance(label, SlotArc):
+                heard[label.slot] = " ".join(said_words[j:e])
             if isinstance(label, str):
                 words.append(label)
                 spelled.append(self.spelling.get(label, label))
@@ -330,24 +359,30 @@ class GrammarGraph:
                 words += list(said)
                 spelled.append(text)
                 slots[label.slot] = meant
-        return Path(intent, words, spelled, slots, round(cost, 3), template, spans)
+        return Path(intent, words, spelled, slots, round(cost, 3), template, spans, heard)
 
-    def variants(self, path: Path, heard: str = "", per_slot: int = 6) -> list[Path]:
-        """The same sentence with one slot's value changed: the values whose words are nearest to the
-        heard ones first (a misheard value is the commonest miss), `per_slot` of each."""
+    def variants(self, path: Path, per_slot: int = 6) -> list[Path]:
+        """The same sentence with one slot's value changed: the values nearest to the words heard there
+        first (a misheard value is the commonest miss: "no cut" for "mocha"), `per_slot` of each, none
+        far less like them than the path's own value; none where the value was heard word for word (the
+        nearest paths of the other readings cover those)."""
         out = []
-        near = " ".join(tokens(heard))
         for slot, a, b, at in path.spans:
             arc = self.slots[slot]
-            others = [v for v in arc.values if str(v[1]) != str(path.slots[slot])]
-            here = near or " ".join(path.words[a:b])
-            others.sort(key=lambda v: -fuzz.partial_ratio(" ".join(v[0]), here))
+            heard = path.heard.get(slot, "")
+            exact = tokens(heard) == path.words[a:b]
+            if exact:
+                continue
+            floor = value_likeness(heard, path.spelled[at]) - VARIANT_SPREAD
+            likeness = {v[2]: value_likeness(heard, v[2]) for v in arc.values}
+            others = sorted((v for v in arc.values if str(v[1]) != str(path.slots[slot]) and likeness[v[2]] >= floor),
+                            key=lambda v: -likeness[v[2]])
             for ws, meant, text in others[:per_slot]:
                 shift = len(ws) - (b - a)
                 spans = [(n, x + shift * (x > a), y + shift * (y > a), z) for n, x, y, z in path.spans]
                 out.append(Path(path.intent, path.words[:a] + list(ws) + path.words[b:],
                                 path.spelled[:at] + [text] + path.spelled[at + 1:], {**path.slots, slot: meant},
-                                path.cost, path.template, spans))
+                                path.cost, path.template, spans, path.heard))
         return out
 
     # -- what a path may be taken for ------------------------------------------------------------------
@@ -394,3 +429,14 @@ class GrammarGraph:
                     out.add(t)
                     stack.append(t)
         return out
+
+    def sentence_count(self) -> int:
+        """How many sentences the grammar says (each slot value counted once per way it is said)."""
+        ways = {self.start: 1}
+        for s in self.order:
+            n = ways.get(s, 0)
+            if not n:
+                continue
+            for t, label, _ in self.arcs.get(s, ()):
+                ways[t] = ways.get(t, 0) + n * (len(label.values) if isinstance(label, SlotArc) else 1)
+        return sum(ways.get(e, 0) for e in self.ends.values())

@@ -41,8 +41,9 @@ UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
 MAX_CANDIDATES = 32
 SHORTLIST = 3  # nearest sentences taken from each of the top two readings
 VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
+FAMILY_LEAD = 0.25  # a lead in closeness that leaves the home's or the grammar's sentences out
 GRAMMAR_PATHS = 4  # nearest paths of the user's grammar taken from each of the top two readings
-GRAMMAR_VARIANTS = 4  # values tried in place of each slot of the nearest path
+GRAMMAR_VARIANTS = 12  # values tried in place of each slot of the nearest path not heard as it is
 
 
 @dataclass
@@ -122,14 +123,15 @@ def choose(readings: list, understand) -> tuple[object, Intent | None]:
     return best[1], best[2]
 
 
-def grammar_paths(grammar: GrammarGraph, readings: list, clean) -> dict[str, Intent]:
+def grammar_paths(grammar: GrammarGraph, readings: list, clean) -> tuple[dict[str, Intent], float]:
     """The user's grammar's sentences nearest to the top readings, and the nearest one's one-slot
     variants, each with its intent taken from its path; only those the readings say enough of (see
-    GrammarGraph.heard_enough)."""
-    paths = sorted((p for h in readings[:2] for p in grammar.nearest(clean(h.text), GRAMMAR_PATHS)),
-                   key=lambda p: p.cost)
-    if not paths:
-        return {}
+    GrammarGraph.heard_enough). And how close the nearest is to its reading, 0..1."""
+    found = [(p, len(tokens(h.text))) for h in readings[:2] for p in grammar.nearest(clean(h.text), GRAMMAR_PATHS)]
+    if not found:
+        return {}, 0.0
+    closeness = max(0.0, max(1 - p.cost / max(n, 1) for p, n in found))
+    paths = sorted((p for p, _ in found), key=lambda p: p.cost)
     paths += grammar.variants(paths[0], per_slot=GRAMMAR_VARIANTS)
     forms = {t[0]: w for r in readings for w in re.findall(r"[\w'%]+", r.text.lower()) if len(t := tokens(w)) == 1}
     out: dict[str, Intent] = {}
@@ -137,23 +139,30 @@ def grammar_paths(grammar: GrammarGraph, readings: list, clean) -> dict[str, Int
         said = p.said_as(forms)
         if said not in out and any(grammar.heard_enough(p, clean(r.text)) for r in readings):
             out[said] = Intent(name=p.intent, text=p.text, domain="custom", slots=dict(p.slots), source=Source.CUSTOM)
-    return out
+    return out, closeness
 
 
 def to_check(readings: list, intent: Intent | None, exact: bool, said: str | None, understander,
-             understand, known: dict[str, Intent] | None = None) -> list[str]:
+             understand, known: dict[str, Intent] | None = None, known_closeness: float = 0.0) -> list[str]:
     """The home's sentences worth weighing on the audio, likeliest first: the understood one and the
     nearest ones to the top readings; for the two nearest, the same words with one slot changed (another
     colour, another device or area: a misheard name or colour is the commonest miss); each followed by its
-    on/off opposite unless the readings clearly heard one of the two words (`said`)."""
+    on/off opposite unless the readings clearly heard one of the two words (`said`). With `known`, the
+    user's grammar's sentences (and how close the nearest is, 0..1): the two take turns, unless one
+    is far nearer to what was heard than the other (weighing a sentence costs milliseconds)."""
     snap, home = understander.snap, understander.registry
     known = known or {}
     nearest: list[str] = []
     if intent is not None and not intent.unknown_name:
         nearest.append(intent.text)
     if not exact:
-        for h in readings[:2]:
-            nearest += [s for s, _ in snap.shortlist(understander.clean(h.text), SHORTLIST)]
+        short = [x for h in readings[:2] for x in snap.shortlist(understander.clean(h.text), SHORTLIST)]
+        closeness = max((c for _, c in short), default=0.0)
+        if known and known_closeness > closeness + FAMILY_LEAD:
+            short = []
+        elif known and closeness > known_closeness + FAMILY_LEAD:
+            known = {}
+        nearest += [s for s, _ in short]
     nearest = list(dict.fromkeys(nearest))
     if not exact:
         nearest += [v for s in nearest[:2] for v in snap.variants(s)]
@@ -186,13 +195,15 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
-    known = grammar_paths(grammar, readings, understander.clean) if grammar is not None and not exact else {}
-    candidates = to_check(readings, intent, exact, said, understander, understand, known)
+    known, closeness = grammar_paths(grammar, readings, understander.clean) if grammar and not exact else ({}, 0.0)
+    candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
     if not candidates:
         return Heard(readings[0].text, intent, readings)
     meanings = {s: _meaning(snap, understand, s, home, known) for s in candidates}
     # The free reading is scored the same way, so that the two fits are comparable.
-    *fits, free = asr.score(encoded, [as_spoken(s) for s in candidates] + [readings[0].text], hotwords)
+    # Weighed without the hint: every sentence is read again in full after the prompt, so a prompt of
+    # device names doubles the cost, and it would favour its own words.
+    *fits, free = asr.score(encoded, [as_spoken(s) for s in candidates] + [readings[0].text])
     fit = dict(zip(candidates, fits))
     best = max(candidates, key=fit.get)
     if free - fit[best] > GAP:

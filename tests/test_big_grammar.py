@@ -1,0 +1,136 @@
+"""The user's grammar, whatever its size, heard through the grammar graph (understand/paths.py): a
+grammar of fifty million sentences is listened to as closely as one of a few hundred, a fragment or a
+single word is no order, and what the recogniser is hinted is never said back. Spoken audio, real models,
+the real broker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEVSET, EXAMPLE, home_config, run
+from test_home_live import wait_for
+
+from assistant.audio.io import FileSource
+from assistant.audio.mix import add_noise
+from assistant.audio.wav import load_pcm16k
+from assistant.engines.asr_faster_whisper import without_hint
+from assistant.samples import espeak, piper, trimmed, utterance
+from assistant.understand.custom import load_file
+from assistant.understand.grammar import FILLER, hassil_intents
+from assistant.understand.paths import GrammarGraph
+
+BIG = Path(__file__).parent / "grammars" / "coffee_orders.yaml"
+# The same lists, one template: a few thousand sentences
+SMALL = """language: en
+intents:
+  OrderDrink:
+    data:
+      - sentences: ["[can I get] [a] [{size}] {drink} [with {milk}]"]
+"""
+
+ORDERS = [  # (said, slots meant)
+    ("Can I get a large latte with oat milk?", {"size": "large", "drink": "latte", "milk": "oat"}),
+    ("Can I get a medium cappuccino?", {"size": "medium", "drink": "cappuccino"}),
+    ("Can I get a small americano with soy milk?", {"size": "small", "drink": "americano", "milk": "soy"}),
+    ("Can I get a cortado with almond milk?", {"drink": "cortado", "milk": "almond"}),
+    ("Can I get a large mocha with cream?", {"size": "large", "drink": "mocha", "milk": "cream"}),
+]
+VOICES = [lambda store, t: piper(store, t), lambda store, t: espeak(t, "en-us+m3", 150),
+          lambda store, t: espeak(t, "en-gb+f2", 145)]
+
+
+def coffee_home(tmp_path, grammar: Path):
+    tmp_path.mkdir(exist_ok=True)
+    return home_config(tmp_path, base=f'sentences_file = "{grammar.as_posix()}"\n' + EXAMPLE.read_text())
+
+
+def small_grammar(tmp_path) -> Path:
+    big = BIG.read_text()
+    p = tmp_path / "small.yaml"
+    p.write_text(SMALL + big[big.index("lists:"):])
+    return p
+
+
+def graph(path: Path) -> GrammarGraph:
+    return GrammarGraph(hassil_intents(load_file(path)), FILLER)
+
+
+def test_the_grammars_say_what_the_test_needs(tmp_path):
+    big, small = graph(BIG), graph(small_grammar(tmp_path))
+    assert big.sentence_count() > 50_000_000 and 1_000 < small.sentence_count() < 10_000
+    path = big.nearest("can i get a large double shot latte with a bit of soy milk")[0]
+    assert path.slots == {"size": "large", "shots": "2", "drink": "latte", "milk": "some"}
+
+
+def orders_heard(make_assistant, spy, cfg, store) -> tuple[list[str], list[str]]:
+    """The orders (said in each voice, with kitchen noise at 12 dB) that published exactly their slots,
+    and those that published something else."""
+    a, _, events = make_assistant(cfg)
+    a.player.sink = None
+    noise = load_pcm16k(DEVSET / "noise-rir" / "noise1.wav")
+    right, wrong = [], []
+    offset = 0
+    for i, (text, slots) in enumerate(ORDERS):
+        for v, voice in enumerate(VOICES):
+            pcm = add_noise(utterance(0.5, trimmed(voice(store, text)), 1.0), noise, 12, offset)
+            offset += 7919
+            before, seen = len(spy.messages), len(events)
+            run(a.run(FileSource(pcm=pcm), awake=True))
+            wait_for(lambda: any(t.endswith("/intent/OrderDrink") for t, _ in spy.messages[before:]), timeout=1)
+            got = [json.loads(p).get("slots") for t, p in spy.messages[before:] if t.endswith("/intent/OrderDrink")]
+            heard = [e.data["text"] for e in events[seen:] if e.kind == "transcript"]
+            (right if got == [slots] else wrong if got else []).append(f"{text} ({v}): heard {heard}, got {got}")
+    return right, wrong
+
+
+@pytest.mark.skipif(not DEVSET.exists(), reason="needs the development audio's noise")
+def test_a_grammar_of_fifty_million_sentences_is_heard_as_closely_as_a_small_one(tmp_path, make_assistant, spy,
+                                                                                  store):
+    small, small_wrong = orders_heard(make_assistant, spy, coffee_home(tmp_path / "s", small_grammar(tmp_path)), store)
+    big, big_wrong = orders_heard(make_assistant, spy, coffee_home(tmp_path / "b", BIG), store)
+    n = len(ORDERS) * len(VOICES)
+    print(f"\nexactly right of {n} orders in noise at 12 dB: a grammar of a few thousand sentences {len(small)}, "
+          f"of fifty million {len(big)}; wrong orders {len(small_wrong)} and {len(big_wrong)}")
+    # The rest are asked back ("Did you say ...?"); tiny.en hears espeak in noise poorly ("no cut" for "mocha").
+    assert len(big) >= len(small) - 1 and len(big) >= 2 * n // 3, (small, big)
+    assert not big_wrong and not small_wrong, (small_wrong, big_wrong)
+
+
+@pytest.mark.parametrize("said", ["Pause.", "Next.", "Office.", "Kitchen.", "Oat milk.", "Large.",
+                                  "Did you remember to buy milk?", "Can you pass me the remote?"])
+def test_a_word_or_a_fragment_orders_nothing(tmp_path, make_assistant, spy, store, said):
+    a, _, events = make_assistant(coffee_home(tmp_path, BIG))
+    a.player.sink = None
+    for voice in VOICES:
+        before = len(spy.messages)
+        run(a.run(FileSource(pcm=utterance(0.5, trimmed(voice(store, said)), 1.0)), awake=True))
+        spy.settle()
+        acted = [t for t, _ in spy.messages[before:] if "/intent/" in t or t.startswith("home/")]
+        heard = [e.data["text"] for e in events if e.kind == "transcript"][-1:]
+        assert not acted, (said, heard, acted)
+
+
+def test_the_hint_said_back_is_taken_out():
+    hint = "Kitchen light, living room lamp, sofa lamp."
+    assert without_hint("Kitchen light, living room lamp. Turn on the sofa lamp.", hint) == "Turn on the sofa lamp."
+    assert without_hint("Sofa lamp, kitchen light.", hint) == ""
+    both = "Turn on the kitchen light and the sofa lamp."
+    assert without_hint(both, hint) == both  # two names with a word between them were said
+
+
+def test_the_hint_never_becomes_words_on_short_and_silent_clips(tmp_path, make_assistant, store):
+    a, _, _ = make_assistant(coffee_home(tmp_path, BIG))
+    asr, hint = a.engines.asr, a.understanding.hotwords
+    names = [n.strip().lower() for n in hint.rstrip(".").split(",")]
+    assert names and not {"latte", "oat", "cappuccino"} & set(hint.lower().replace(",", " ").split())
+    clips = {"silence": np.zeros(16000, np.int16), "long silence": np.zeros(48000, np.int16)}
+    for said in ("Yes.", "Stop.", "Pause.", "A latte.", "Thank you."):
+        for v, voice in enumerate(VOICES):
+            clips[f"{said} {v}"] = trimmed(voice(store, said))  # short, no silence around
+            clips[f"{said} {v} padded"] = utterance(1.5, trimmed(voice(store, said)), 2.0)
+    for name, pcm in clips.items():
+        readings = [h.text.lower() for h in asr.hypotheses(asr.encode(pcm), hint, 4)] + [asr.transcribe(pcm, hint)]
+        assert not [r for r in readings for n in names if n in r], (name, readings)
