@@ -11,6 +11,7 @@ import numpy as np
 from .types import SAMPLE_RATE
 
 WINDOW_S = 512 / SAMPLE_RATE  # one VAD window
+MAX_RISE_S = 1.0  # how far before the threshold was crossed speech may be found to begin (noise hovers)
 
 
 @dataclass
@@ -28,7 +29,9 @@ class Endpointer:
     max_s: float = 10.0
     min_speech_s: float = 0.15  # shorter bursts (a click, a cough) do not start a command
     lead_in_s: float = 0.3
+    rise: float = 0.1  # speech began where its probability rose above this, before it crossed the threshold
     frames: list[np.ndarray] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)  # every window's speech probability, so far
     elapsed_s: float = 0.0
     speech_s: float = 0.0
     since_speech_s: float = 0.0
@@ -38,9 +41,10 @@ class Endpointer:
         self.frames.append(frame)
         for p in probs:
             self.elapsed_s += WINDOW_S
+            self.probs.append(p)
             if p >= self.threshold:
                 if self.onset_s is None:
-                    self.onset_s = self.elapsed_s - WINDOW_S
+                    self.onset_s = self._rise() * WINDOW_S
                 self.speech_s += WINDOW_S
                 self.since_speech_s = 0.0
             elif p < self.threshold - 0.15 or self.speech_s == 0:  # hysteresis: a dip is not a pause
@@ -53,6 +57,14 @@ class Endpointer:
         if not started and self.elapsed_s >= self.start_timeout_s:
             return self._end("no_speech")
         return None
+
+    def _rise(self) -> int:
+        """The window where the speech that just crossed the threshold began: a soft first word ("I'd
+        like ...", "can I get ...") stays under the threshold for a word or two, above the silence."""
+        i = last = len(self.probs) - 1
+        while i > 0 and self.probs[i - 1] >= self.rise and (last - i) * WINDOW_S < MAX_RISE_S:
+            i -= 1
+        return i
 
     def finish(self) -> Endpoint | None:
         """The input ended (a file): what was said so far is the command, if anything was."""

@@ -60,3 +60,14 @@ def test_input_that_ends_mid_command_is_still_the_command():
     quiet = Endpointer()
     feed(quiet, [0.0] * 20)
     assert quiet.finish() is None  # nothing was said: nothing to hear
+
+
+def test_a_soft_first_word_under_the_threshold_is_kept():
+    """ "I'd like a latte": the first words rise above the silence before they cross the threshold; the
+    command starts where they rose (with the lead-in before that), not where they crossed."""
+    ep = Endpointer(lead_in_s=0.0)
+    feed(ep, [0.01] * 30 + [0.2, 0.3, 0.35, 0.4] + [0.9] * 20 + [0.0] * 30)
+    assert abs(ep.onset_s - 30 * 512 / 16000) < 1e-9
+    hovering = Endpointer(lead_in_s=0.0)  # noise that never falls to silence: at most a second before
+    feed(hovering, [0.2] * 100 + [0.9] * 20 + [0.0] * 30)
+    assert abs(hovering.onset_s - (100 * 512 / 16000 - 1.0)) < 0.04
