@@ -17,6 +17,7 @@ from assistant.understand.rescore import (
     as_spoken,
     choose,
     flipped,
+    grammar_paths,
     heard_verb,
     meaning,
     to_check,
@@ -152,3 +153,18 @@ def test_a_reading_is_cut_where_whisper_starts_over(decoded, reading):
     from assistant.engines.asr_faster_whisper import without_repeat
 
     assert without_repeat(decoded) == reading
+
+
+@pytest.mark.parametrize("heard, intent, slots", [
+    ("Search a timer for five minutes.", "HassStartTimer", {"minutes": 5}),
+    ("Center timer for 30 seconds.", "HassStartTimer", {"seconds": 30}),
+    ("What's the gate to me?", "HassGetCurrentDate", {}),
+    ("What that is it?", "HassGetCurrentTime", {}),
+])
+def test_the_everyday_sentences_are_weighed_when_misheard(make_assistant, heard, intent, slots):
+    """Timers, the time and the date are Home Assistant's sentences and ours, far too many to list (a
+    timer of any length): their graph gives the nearest ones, with their slots, to weigh on the audio."""
+    a, _, _ = make_assistant()
+    u = a.understanding
+    known, _ = grammar_paths(u.grammars, readings(heard), u.templates.clean)
+    assert (intent, slots) in [(i.name, i.slots) for i in known.values()], known

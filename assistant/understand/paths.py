@@ -42,6 +42,7 @@ EXTRA = 1.0  # a heard word the grammar has no place for
 FILLER_EXTRA = 0.3  # ... when it is a word people put around commands ("please", "um")
 JOINED = 3  # heard words compared with a slot value as one string, spaces left out
 JOINED_LIKENESS = 0.6  # ... when at least this alike
+BEAM = 6.0  # edit cost behind the best path at the same heard word that ends a path's search
 VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
 VALUES_PER_SLOT = 40  # sayings of one slot value kept (a value that is itself a template)
 SMALL_WORDS = {"the", "a", "an", "to", "in", "of", "my", "with", "and", "for", "me", "i", "some"}
@@ -92,6 +93,13 @@ class SlotArc:
     slot: str  # the slot's name in the intent
     values: tuple[tuple[tuple[str, ...], object, str], ...]  # (words said, value meant, text said)
 
+    @functools.cached_property
+    def numbers(self) -> dict[str, int] | None:
+        """For a list of numbers only: each number's digits -> its place in `values`."""
+        if not all(len(said) == 1 and said[0].isdigit() for said, _, _ in self.values):
+            return None
+        return {said[0]: i for i, (said, _, _) in enumerate(self.values)}
+
 
 @dataclass
 class Path:
@@ -129,9 +137,11 @@ class Path:
 
 
 class GrammarGraph:
-    def __init__(self, intents, filler: list[str] = ()):
-        """`intents`: hassil's Intents of the user's grammar; `filler`: words skipped anywhere."""
+    def __init__(self, intents, filler: list[str] = (), domain: str = "custom"):
+        """`intents`: hassil's Intents of a grammar; `filler`: words skipped anywhere; `domain`: whose
+        intents they are (the user's "custom", the box's own "assistant")."""
         self.filler = {w for f in filler for w in f.split()}
+        self.domain = domain
         fst = intents_to_fst(intents, slot_lists=intents.slot_lists).remove_spaces()
         self.slots = self._slot_arcs(intents)
         self.arcs: dict[int, list[tuple[int, str | SlotArc | None, str | None]]] = defaultdict(list)
@@ -255,6 +265,7 @@ class GrammarGraph:
         back: dict[int, list] = {s: [None] * (m + 1) for s in self.order}
         cost[self.start][0] = 0.0
         intent_of: dict[int, str] = {}
+        best_at = [inf] * (m + 1)  # the least cost of any path so far at each heard word
         for s in self.order:
             row, brow = cost[s], back[s]
             if min(row) == inf:
@@ -263,6 +274,11 @@ class GrammarGraph:
                 c = row[j] + extra[j]
                 if c < row[j + 1]:
                     row[j + 1], brow[j + 1] = c, (s, j, None, None)
+            for j in range(m + 1):  # a path far behind the best one at the same point is not followed
+                if row[j] > best_at[j] + BEAM:
+                    row[j] = inf
+                elif row[j] < best_at[j]:
+                    best_at[j] = row[j]
             for t, label, intent in self.arcs.get(s, ()):
                 if intent:
                     intent_of[t] = intent
@@ -290,21 +306,29 @@ class GrammarGraph:
                         for e, (sc, value) in table[j].items():
                             if c + sc < trow[e]:
                                 trow[e], tback[e] = c + sc, (s, j, label, value)
-        paths = [self._path(end, m, back, intent_of, cost[end][m], tpl, heard) for tpl, end in self.ends.items()
-                 if cost[end][m] < inf]
-        paths.sort(key=lambda p: p.cost)
+        ended = sorted((cost[end][m], tpl, end) for tpl, end in self.ends.items()
+                       if end in cost and cost[end][m] < inf)  # a template of only wildcards never ends
         out, seen = [], set()
-        for p in paths:
+        for c, tpl, end in ended:
+            p = self._path(end, m, back, intent_of, c, tpl, heard)
             if p.meaning not in seen:
                 seen.add(p.meaning)
                 out.append(p)
-        return out[:k]
+                if len(out) == k:
+                    break
+        return out
 
     def _span_costs(self, arc: SlotArc, heard: list[str], unlike) -> list[dict[int, tuple[float, int]]]:
         """For each start j, the end e of the heard words a slot may cover and the cost of the value
         nearest to heard[j:e] (and which value)."""
         m = len(heard)
         table: list[dict[int, tuple[float, int]]] = [dict() for _ in range(m + 1)]
+        if arc.numbers is not None:  # a number range: a number is heard as it is, or not at all
+            for j in range(m + 1):
+                table[j][j] = (MISSED, 0)
+                if j < m:
+                    table[j][j + 1] = (0.0, arc.numbers[heard[j]]) if heard[j] in arc.numbers else (1.0, 0)
+            return table
         joined = [{e: " ".join(heard[j:e]) for e in range(j + 1, min(m, j + JOINED) + 1)} for j in range(m + 1)]
         said_joined = [text for _, _, text in arc.values]
         for vi, (said, _, _) in enumerate(arc.values):

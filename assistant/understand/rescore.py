@@ -60,8 +60,8 @@ def meaning(intent: Intent | None, registry):
     bedroom with one light)."""
     if intent is None or intent.unknown_name:
         return None
-    if intent.source is Source.CUSTOM:
-        return (intent.name, tuple(sorted(intent.slots.items())))
+    if intent.source is Source.CUSTOM or intent.domain == "assistant":  # the slots say what it does
+        return (intent.name, tuple(sorted((k, str(v)) for k, v in intent.slots.items())))
     reached = tuple(sorted(d.id for d in targets(intent, registry)[0]))
     return (intent.name, reached or (intent.device_ids, intent.area, intent.all_devices), intent.brightness,
             intent.color)
@@ -123,22 +123,27 @@ def choose(readings: list, understand) -> tuple[object, Intent | None]:
     return best[1], best[2]
 
 
-def grammar_paths(grammar: GrammarGraph, readings: list, clean) -> tuple[dict[str, Intent], float]:
-    """The user's grammar's sentences nearest to the top readings, and the nearest one's one-slot
-    variants, each with its intent taken from its path; only those the readings say enough of (see
-    GrammarGraph.heard_enough). And how close the nearest is to its reading, 0..1."""
-    found = [(p, len(tokens(h.text))) for h in readings[:2] for p in grammar.nearest(clean(h.text), GRAMMAR_PATHS)]
+def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[dict[str, Intent], float]:
+    """The grammars' sentences nearest to the top readings (the user's own, the box's everyday ones), and
+    the nearest one's one-slot variants, each with its intent taken from its path; only those the
+    readings say enough of (see GrammarGraph.heard_enough). And how close the nearest is to its reading,
+    0..1."""
+    found = [(g, p, len(tokens(h.text))) for g in grammars for h in readings[:2]
+             for p in g.nearest(clean(h.text), GRAMMAR_PATHS)]
     if not found:
         return {}, 0.0
-    closeness = max(0.0, max(1 - p.cost / max(n, 1) for p, n in found))
-    paths = sorted((p for p, _ in found), key=lambda p: p.cost)
-    paths += grammar.variants(paths[0], per_slot=GRAMMAR_VARIANTS)
+    closeness = max(0.0, max(1 - p.cost / max(n, 1) for _, p, n in found))
+    found.sort(key=lambda x: x[1].cost)
+    nearest_graph = found[0][0]
+    paths = [(g, p) for g, p, _ in found] + [(nearest_graph, v) for v in
+                                             nearest_graph.variants(found[0][1], per_slot=GRAMMAR_VARIANTS)]
     forms = {t[0]: w for r in readings for w in re.findall(r"[\w'%]+", r.text.lower()) if len(t := tokens(w)) == 1}
     out: dict[str, Intent] = {}
-    for p in paths:
+    for g, p in paths:
         said = p.said_as(forms)
-        if said not in out and any(grammar.heard_enough(p, clean(r.text)) for r in readings):
-            out[said] = Intent(name=p.intent, text=p.text, domain="custom", slots=dict(p.slots), source=Source.CUSTOM)
+        if said not in out and any(g.heard_enough(p, clean(r.text)) for r in readings):
+            source = Source.CUSTOM if g.domain == "custom" else Source.TEMPLATE
+            out[said] = Intent(name=p.intent, text=p.text, domain=g.domain, slots=dict(p.slots), source=source)
     return out, closeness
 
 
@@ -180,11 +185,12 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
 
 
 def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
-         unsure: float = 0.75, grammar: GrammarGraph | None = None) -> Heard:
+         unsure: float = 0.75, grammars: list[GrammarGraph] = ()) -> Heard:
     """`understand`: text -> Intent (the conductor's, custom intents first); `understander`: the
     templates (its `snap` lists the home's sentences, `clean` normalises text); `unsure`: the confidence
     given to an exactly heard on/off whose opposite fits the audio almost as well (one that asks back);
-    `grammar`: the user's own intents as a graph, whose nearest paths are weighed too."""
+    `grammars`: the user's own intents and the box's everyday ones as graphs, whose nearest paths are
+    weighed too."""
     encoded = asr.encode(audio)
     readings = asr.hypotheses(encoded, hotwords, max(1, n))
     if not readings:
@@ -195,7 +201,7 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
-    known, closeness = grammar_paths(grammar, readings, understander.clean) if grammar and not exact else ({}, 0.0)
+    known, closeness = grammar_paths(grammars, readings, understander.clean) if grammars and not exact else ({}, 0.0)
     candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
     if not candidates:
         return Heard(readings[0].text, intent, readings)

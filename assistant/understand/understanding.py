@@ -81,6 +81,7 @@ class Understanding:
                                               fuzzy=cfg.understand.fuzzy, area=self.here)
         # The user's own intents, whatever their size, as one graph the close listening searches.
         self.grammar = GrammarGraph(custom.intents, FILLER) if custom and cfg.understand.fuzzy else None
+        self.grammars = [g for g in (self.grammar, self.templates.everyday if cfg.understand.fuzzy else None) if g]
         self.pending: Question | None = None
 
     # -- hearing --------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ class Understanding:
         """The readings of the audio and what they mean (runs on the recogniser's worker)."""
         u = self.cfg.understand
         return rescore.hear(asr, audio, self.hotwords, self.templates, self.lookup, n=self.cfg.asr.nbest,
-                            check=u.check, unsure=self.unsure, grammar=self.grammar)
+                            check=u.check, unsure=self.unsure, grammars=self.grammars)
 
     def lookup(self, text: str) -> Intent | None:
         """The user's own intents first: they are the most specific sentences this home has."""
