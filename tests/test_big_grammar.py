@@ -99,18 +99,22 @@ def test_a_grammar_of_fifty_million_sentences_is_heard_as_closely_as_a_small_one
     assert not big_wrong and not small_wrong, (small_wrong, big_wrong)
 
 
-@pytest.mark.parametrize("said", ["Pause.", "Next.", "Office.", "Kitchen.", "Oat milk.", "Large.",
-                                  "Did you remember to buy milk?", "Can you pass me the remote?"])
-def test_a_word_or_a_fragment_orders_nothing(tmp_path, make_assistant, spy, store, said):
+FRAGMENTS = ["Pause.", "Next.", "Office.", "Kitchen.", "Oat milk.", "Large.", "Did you remember to buy milk?",
+             "Can you pass me the remote?"]
+
+
+def test_a_word_or_a_fragment_orders_nothing(tmp_path, make_assistant, spy, store):
     a, _, events = make_assistant(coffee_home(tmp_path, BIG))
     a.player.sink = None
-    for voice in VOICES:
-        before = len(spy.messages)
-        run(a.run(FileSource(pcm=utterance(0.5, trimmed(voice(store, said)), 1.0)), awake=True))
-        spy.settle()
-        acted = [t for t, _ in spy.messages[before:] if "/intent/" in t or t.startswith("home/")]
-        heard = [e.data["text"] for e in events if e.kind == "transcript"][-1:]
-        assert not acted, (said, heard, acted)
+    acted = []
+    for said in FRAGMENTS:
+        for voice in VOICES[:2]:
+            before, seen = len(spy.messages), len(events)
+            run(a.run(FileSource(pcm=utterance(0.5, trimmed(voice(store, said)), 1.0)), awake=True))
+            spy.settle()
+            if got := [t for t, _ in spy.messages[before:] if "/intent/" in t or t.startswith("home/")]:
+                acted.append((said, [e.data["text"] for e in events[seen:] if e.kind == "transcript"], got))
+    assert not acted
 
 
 def test_the_hint_said_back_is_taken_out():
@@ -128,7 +132,7 @@ def test_the_hint_never_becomes_words_on_short_and_silent_clips(tmp_path, make_a
     assert names and not {"latte", "oat", "cappuccino"} & set(hint.lower().replace(",", " ").split())
     clips = {"silence": np.zeros(16000, np.int16), "long silence": np.zeros(48000, np.int16)}
     for said in ("Yes.", "Stop.", "Pause.", "A latte.", "Thank you."):
-        for v, voice in enumerate(VOICES):
+        for v, voice in enumerate(VOICES[:2]):
             clips[f"{said} {v}"] = trimmed(voice(store, said))  # short, no silence around
             clips[f"{said} {v} padded"] = utterance(1.5, trimmed(voice(store, said)), 2.0)
     for name, pcm in clips.items():
