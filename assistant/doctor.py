@@ -44,6 +44,26 @@ def check_wake_words(cfg: Config) -> list[Finding]:
         for w in cfg.wake.entries()]
 
 
+def check_grammar(cfg: Config) -> list[Finding]:
+    """The user's own intents: how many sentences they say, and what listening closely to them costs."""
+    import time
+
+    from .understand.custom import CustomIntents, from_config
+    from .understand.grammar import FILLER
+    from .understand.paths import GrammarGraph
+
+    custom = CustomIntents(from_config(cfg), cfg.language)  # a bad grammar failed check_config already
+    if not custom:
+        return []
+    graph = GrammarGraph(custom.intents, FILLER)
+    t = time.perf_counter()
+    graph.nearest("please can you do the thing i said with the other one in the kitchen now")
+    ms = (time.perf_counter() - t) * 1000
+    n = len(custom.grammar.intents)
+    return [Finding("info", "your intents", f"{n} intent{'s' * (n != 1)} saying {graph.sentence_count():,} sentences; "
+                                            f"a reading is matched against all of them in {ms:.0f} ms")]
+
+
 def check_models(store: ModelStore, cfg: Config) -> list[Finding]:
     wake = [w.name for w in cfg.wake.entries() if not w.file]
     needed = [*wake, "openwakeword-features", "silero-vad", cfg.asr.model, cfg.tts.voice]
@@ -278,7 +298,7 @@ def run_checks(config_path: str, models_dir: str | None, mqtt_url: str | None = 
         cfg.mqtt.url = mqtt_url
     if cfg is not None:
         store = ModelStore(models_dir or cfg.models_dir or None)
-        findings += check_wake_words(cfg) + check_models(store, cfg) + check_audio(cfg)
+        findings += check_wake_words(cfg) + check_grammar(cfg) + check_models(store, cfg) + check_audio(cfg)
     npu = check_npu()
     findings += npu + check_backends(npu)
     if cfg is not None and cfg.llm.route != "templates":

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from conftest import home_file
 
-from assistant import doctor
+from assistant import config, doctor
 from assistant.cli import main
 from assistant.models import ModelStore
 
@@ -18,6 +19,14 @@ def test_healthy_box_on_a_test_input_exits_zero(tmp_path, broker, store, capsys)
     out = capsys.readouterr().out
     assert "piper-joe-medium present, sha256 verified" in out
     assert "accepts connections" in out and "everything needed works" in out
+
+
+def test_the_size_of_the_users_grammar_is_said(tmp_path):
+    grammar = Path(__file__).parent / "grammars" / "coffee_orders.yaml"
+    cfg = config.load(home_file(tmp_path, f'sentences_file = "{grammar.as_posix()}"\n'))
+    [found] = doctor.check_grammar(cfg)
+    assert found.what == "your intents" and "1 intent saying 68,924,160 sentences" in found.text
+    assert doctor.check_grammar(config.load(home_file(tmp_path, ""))) == []  # none of its own: nothing to say
 
 
 def test_bad_config_missing_models_and_no_broker_are_named(tmp_path, capsys):
