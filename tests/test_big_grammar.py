@@ -138,3 +138,20 @@ def test_the_hint_never_becomes_words_on_short_and_silent_clips(tmp_path, make_a
     for name, pcm in clips.items():
         readings = [h.text.lower() for h in asr.hypotheses(asr.encode(pcm), hint, 4)] + [asr.transcribe(pcm, hint)]
         assert not [r for r in readings for n in names if n in r], (name, readings)
+
+
+def test_a_slot_filled_from_two_lists_takes_the_values_of_both(tmp_path):
+    p = tmp_path / "g.yaml"
+    p.write_text("""language: en
+intents:
+  OrderDrink:
+    data:
+      - sentences: ["[a] {roast} {drink}", "[a] {decaf:roast} {drink}"]
+lists:
+  roast: {values: [{in: light roast, out: light}, {in: dark roast, out: dark}]}
+  decaf: {values: [{in: decaf, out: decaf}, {in: unleaded, out: decaf}]}
+  drink: {values: [latte, mocha]}
+""")
+    g = graph(p)
+    assert g.nearest("a decaf latte")[0].slots == {"roast": "decaf", "drink": "latte"}
+    assert g.nearest("a dark roast mocha")[0].slots == {"roast": "dark", "drink": "mocha"}

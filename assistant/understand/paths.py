@@ -100,6 +100,22 @@ class SlotArc:
             return None
         return {said[0]: i for i, (said, _, _) in enumerate(self.values)}
 
+    @staticmethod
+    def said(sl) -> list[tuple[tuple[str, ...], object, str]]:
+        """A hassil slot list's values: the words each is said with, what it means, the text said."""
+        values: list[tuple[tuple[str, ...], object, str]] = []
+        if isinstance(sl, RangeSlotList):
+            values = [((str(n),), n, str(n)) for n in range(sl.start, sl.stop + 1, sl.step)]
+        elif isinstance(sl, TextSlotList):
+            for v in sl.values:
+                out_value = v.value_out
+                for said in itertools.islice(sample_expression(v.text_in), VALUES_PER_SLOT):
+                    ws = tuple(tokens(said))
+                    if ws:
+                        said = " ".join(said.lower().split())
+                        values.append((ws, out_value if out_value is not None else said, said))
+        return values
+
 
 @dataclass
 class Path:
@@ -177,12 +193,15 @@ class GrammarGraph:
 
     @staticmethod
     def _slot_arcs(intents) -> dict[str, SlotArc]:
-        """Each slot name used in the templates, with the values of its list as words."""
-        refs: dict[str, str] = {}
+        """Each slot name used in the templates, with the values of its lists as words: hassil's FST names
+        the slot, not the list, so a slot filled from two lists (`{roast}` and `{decaf:roast}`) takes
+        the values of both."""
+        refs: dict[str, list[str]] = defaultdict(list)
 
         def walk(e):
             if isinstance(e, ListReference):
-                refs.setdefault(e.slot_name, e.list_name)
+                if e.list_name not in refs[e.slot_name]:
+                    refs[e.slot_name].append(e.list_name)
             elif isinstance(e, Group):
                 for item in e.items:
                     walk(item)
@@ -198,19 +217,10 @@ class GrammarGraph:
                 for sentence in data.sentences:
                     walk(sentence.expression)
         out = {}
-        for slot, list_name in refs.items():
-            sl = intents.slot_lists.get(list_name)
+        for slot, list_names in refs.items():
             values: list[tuple[tuple[str, ...], object, str]] = []
-            if isinstance(sl, RangeSlotList):
-                values = [((str(n),), n, str(n)) for n in range(sl.start, sl.stop + 1, sl.step)]
-            elif isinstance(sl, TextSlotList):
-                for v in sl.values:
-                    out_value = v.value_out
-                    for said in itertools.islice(sample_expression(v.text_in), VALUES_PER_SLOT):
-                        ws = tuple(tokens(said))
-                        if ws:
-                            said = " ".join(said.lower().split())
-                            values.append((ws, out_value if out_value is not None else said, said))
+            for sl in (intents.slot_lists.get(name) for name in list_names):
+                values += SlotArc.said(sl)
             if values:
                 out[slot] = SlotArc(slot, tuple(values))
         return out
