@@ -135,7 +135,7 @@ def what_was_done(events, devices: MqttRecorder) -> dict:
 @dataclass
 class Result:
     snr: int
-    voice: str
+    voice: str  # or, for a labelled recording, its file name
     text: str
     command: bool
     heard: str = ""
@@ -349,7 +349,8 @@ def _text(table: list[dict], header=HEADER) -> str:
 # One word alone is never a command unless the home holds it as a sentence; "stop" is left out (it is one).
 SINGLE_WORDS = ["pause", "next", "office", "kitchen", "lamp", "light", "music", "hello", "okay", "thanks",
                 "coffee", "later"]
-LABELLED_HEADER = ["SNR is loudest-frame (32 ms RMS) speech against noise; clean = the recording as it is.",
+LABELLED_HEADER = ["SNR is loudest-frame (32 ms RMS) speech against noise; clean = no noise added (with --reverb,",
+                   "the clips are put across a room first).",
                    "success = the intent published and every slot right; false actions = speech that is not a",
                    "command (spoken by synthetic voices) that published an intent or a device message."]
 
