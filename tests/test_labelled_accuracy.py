@@ -59,7 +59,7 @@ def test_a_labelled_folder_is_graded_on_the_intent_and_every_slot(tmp_path, stor
     [row] = report["table"]
     assert (row["commands"], row["ok"], row["wrong"], row["non_commands"]) == (2, 1, 1, 3), report["results"]
     assert row["false_actions"] >= 1 and report["errors"] == []
-    wrong = next(r for r in report["results"] if r["voice"] == "one_slot_wrong")
+    wrong = next(r for r in report["results"] if r["voice"] == "one_slot_wrong.wav")
     assert wrong["got"]["after"]["slots"]["milk"] == "oat"
     assert "success" in report["text"] and row["latency_median_s"] is not None
 
