@@ -31,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def snr_list(text: str) -> tuple:
+    try:
+        return tuple("clean" if s.strip() == "clean" else int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected e.g. clean,24,18,12,6") from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assistant", description="An offline voice assistant for the home.")
     p.add_argument("--version", action="version", version=__version__)
@@ -84,9 +91,20 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("file")
     c = cmd("accuracy", commands.accuracy, "Measure how many spoken commands are understood in reverberation "
             "and noise (24/18/12/6 dB), and how often speech that is not a command is acted on; exact "
-            "templates against the robust path.")
+            "templates against the robust path. With --labelled: your own recordings against your own config.")
+    c.add_argument("--labelled", metavar="PATH", help="instead of the built-in commands, the WAVs of this folder, "
+                   "each with a JSON label of the same name ({\"intent\": {\"name\": ...}, \"slots\": {...}}, as "
+                   "in Rhasspy's test set; an empty intent name: speech that must do nothing), or a JSON file mapping "
+                   "WAV names beside it to {\"intent\": NAME, \"slots\": {...}}; a clip is right when the intent "
+                   "published and every slot are")
+    c.add_argument("--snr", type=snr_list, help="SNRs in dB, comma-separated, 'clean' for no noise (default "
+                   "24,18,12,6; with --labelled clean,24,18,12,6)")
+    c.add_argument("--limit", type=int, help="with --labelled: at most this many clips, a choice made by --seed")
+    c.add_argument("--reverb", action="store_true", help="with --labelled: put the clips across a room too "
+                   "(for dry, synthetic speech; recordings have their own room)")
     c.add_argument("--per-snr", type=int, default=50, help="commands per SNR (default 50)")
-    c.add_argument("--non-commands", type=int, default=100, help="non-command utterances in all (default 100)")
+    c.add_argument("--non-commands", type=int, default=100, help="non-command utterances in all (default 100; "
+                   "with --labelled also single words and the grammar's slot values said alone)")
     c.add_argument("--noise-dir", help="folder of noise*.wav and rir*.wav (default: noise-rir/ in "
                    "$ASSISTANT_DEVSET, or in ../shared/devset beside the project)")
     c.add_argument("--json", help="also write every clip's transcript and outcome to this JSON file")

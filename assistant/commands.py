@@ -216,17 +216,25 @@ def bench(args) -> int:
 
 
 def accuracy(args) -> int:
-    from .accuracy import NOISE_DIR, run_accuracy
-    from .devset import SOURCES
+    from .accuracy import CLEAN, NOISE_DIR, SNRS, LabelError, Room, run_accuracy, run_labelled
 
     noise_dir = Path(args.noise_dir) if args.noise_dir else NOISE_DIR
-    if not list(noise_dir.glob("noise*.wav")) or not list(noise_dir.glob("rir*.wav")):
-        print(f"error: no noise*.wav and rir*.wav in {noise_dir} (give --noise-dir, or set $ASSISTANT_DEVSET to "
-              f"the development audio's folder). {SOURCES}", file=sys.stderr)
-        return 2
-    report = run_accuracy(config_from(args), store_from(args), per_snr=args.per_snr,
-                          non_commands=args.non_commands, noise_dir=noise_dir, llm=args.llm,
-                          seed=args.seed)
+    Room(noise_dir)  # no noise here: said before the models load
+    if args.labelled:
+        snrs = args.snr or (CLEAN, *SNRS)
+        try:
+            report = run_labelled(config_from(args), store_from(args), args.labelled, snrs=snrs, limit=args.limit,
+                                  non_commands=args.non_commands, noise_dir=noise_dir, seed=args.seed,
+                                  llm=args.llm, reverb=args.reverb)
+        except LabelError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for line in report["errors"]:
+            print(f"error: {line}", file=sys.stderr)
+    else:
+        report = run_accuracy(config_from(args), store_from(args), per_snr=args.per_snr,
+                              non_commands=args.non_commands, snrs=args.snr or SNRS, noise_dir=noise_dir,
+                              llm=args.llm, seed=args.seed)
     if args.json:
         Path(args.json).write_text(json.dumps({k: v for k, v in report.items() if k != "text"}, indent=1,
                                               default=str))
