@@ -196,7 +196,7 @@ def test_a_misheard_custom_command_is_weighed_on_the_audio_not_snapped_from_text
     r = [Hypothesis("Run the moving scene.", -0.4)]
     intent = choose(r, a.understanding.lookup)[1]
     assert intent is None or intent.source != "custom"  # text alone does not guess a slot value
-    known, closeness = grammar_paths([a.understanding.grammar], r, a.understanding.templates.clean)
+    known, closeness, _ = grammar_paths([a.understanding.grammar], r, a.understanding.templates.clean)
     assert known["run the movie scene"].slots == {"scene": "movie"}
     assert "run the movie scene" in to_check(r, intent, False, None, a.understanding.templates, a.understanding.lookup,
                                              known, closeness)

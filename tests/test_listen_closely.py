@@ -166,5 +166,5 @@ def test_the_everyday_sentences_are_weighed_when_misheard(make_assistant, heard,
     timer of any length): their graph gives the nearest ones, with their slots, to weigh on the audio."""
     a, _, _ = make_assistant()
     u = a.understanding
-    known, _ = grammar_paths(u.grammars, readings(heard), u.templates.clean)
+    known, _, _ = grammar_paths(u.grammars, readings(heard), u.templates.clean)
     assert (intent, slots) in [(i.name, i.slots) for i in known.values()], known

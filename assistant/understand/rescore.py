@@ -123,15 +123,17 @@ def choose(readings: list, understand) -> tuple[object, Intent | None]:
     return best[1], best[2]
 
 
-def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[dict[str, Intent], float]:
+def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[dict[str, Intent], float, set[str]]:
     """The grammars' sentences nearest to the top readings (the user's own, the box's everyday ones), and
     the nearest one's one-slot variants, each with its intent taken from its path; only those the
     readings say enough of (see GrammarGraph.heard_enough). And how close the nearest is to its reading,
-    0..1."""
+    0..1, and which of them have a slot value that no reading says and that is unlike the words heard in
+    its place ("latte" for "klotago"): the audio may prefer it only because the right value was not
+    among those weighed."""
     found = [(g, p, len(tokens(h.text))) for g in grammars for h in readings[:2]
              for p in g.nearest(clean(h.text), GRAMMAR_PATHS)]
     if not found:
-        return {}, 0.0
+        return {}, 0.0, set()
     closeness = max(0.0, max(1 - p.cost / max(n, 1) for _, p, n in found))
     found.sort(key=lambda x: x[1].cost)
     nearest_graph = found[0][0]
@@ -139,12 +141,16 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
                                              nearest_graph.variants(found[0][1], per_slot=GRAMMAR_VARIANTS)]
     forms = {t[0]: w for r in readings for w in re.findall(r"[\w'%]+", r.text.lower()) if len(t := tokens(w)) == 1}
     out: dict[str, Intent] = {}
+    doubtful: set[str] = set()
+    heard = [tokens(clean(r.text)) for r in readings]
     for g, p in paths:
         said = p.said_as(forms)
         if said not in out and any(g.heard_enough(p, clean(r.text)) for r in readings):
             source = Source.CUSTOM if g.domain == "custom" else Source.TEMPLATE
             out[said] = Intent(name=p.intent, text=p.text, domain=g.domain, slots=dict(p.slots), source=source)
-    return out, closeness
+            if g.doubtful(p, heard):
+                doubtful.add(said)
+    return out, closeness, doubtful
 
 
 def to_check(readings: list, intent: Intent | None, exact: bool, said: str | None, understander,
@@ -201,7 +207,8 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
-    known, closeness = grammar_paths(grammars, readings, understander.clean) if grammars and not exact else ({}, 0.0)
+    known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and not exact
+                                  else ({}, 0.0, set()))
     candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
     if not candidates:
         return Heard(readings[0].text, intent, readings)
@@ -224,7 +231,7 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     if verb(best) and not said:
         lead /= 2  # on or off, and neither word was heard: the audio alone must be twice as sure
     confidence = min(1.0, 0.6 + 0.2 * lead / MARGIN)  # a lead of MARGIN gives 0.8, the default act threshold
-    if free - fit[best] > UNSURE_GAP:
+    if free - fit[best] > UNSURE_GAP or best in doubtful:
         confidence = min(confidence, unsure)
     if exact and meaning(intent, home) == meanings[best]:
         # Heard exactly, and the audio agrees: keep it unless its opposite fits almost as well.
