@@ -24,7 +24,7 @@ from .base import Hypothesis
 
 SCORE_MARGIN = 50  # encoder positions (20 ms each) kept after the audio when scoring sentences
 PAD_FRAMES = 100  # feature frames (10 ms each) of silence at least after the audio
-TOKENS_PER_S = 6  # more than anyone says: a bound on a reading's length from the audio's
+TOKENS_PER_S = 8  # more than anyone says (hyphenated misreadings take more): a bound on a reading's length from the audio's
 
 
 def _word(w: str) -> str:
