@@ -43,7 +43,7 @@ FILLER_EXTRA = 0.3  # ... when it is a word people put around commands ("please"
 JOINED = 3  # heard words compared with a slot value as one string, spaces left out
 JOINED_LIKENESS = 0.6  # ... when at least this alike
 BEAM = 6.0  # edit cost behind the best path at the same heard word that ends a path's search
-UNLIKE_VALUE = 0.5  # a slot value this unlike the words heard in its place, and said by no reading, is doubted
+UNLIKE_VALUE = 0.2  # a value said by no reading, this much less like the heard words than another, is doubted
 VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
 VALUES_PER_SLOT = 40  # sayings of one slot value kept (a value that is itself a template)
 SMALL_WORDS = {"the", "a", "an", "to", "in", "of", "my", "with", "and", "for", "me", "i", "some"}
@@ -424,15 +424,16 @@ class GrammarGraph:
 
     def doubtful(self, path: Path, readings: list[list[str]]) -> bool:
         """A slot value that no reading says (`readings`: each one's words, as `tokens` gives them) and
-        that is unlike the words heard in its place."""
+        whose letters are far less like the words heard in its place than another value's are: the audio
+        and the letters disagree ("latte" for a heard "klotago", whose letters are a cortado's)."""
         for slot, a, b, at in path.spans:
             value = path.words[a:b]
             if any(r[i:i + len(value)] == value for r in readings for i in range(len(r))):
                 continue
-            # letters, not sound: a sound-alike spelling keeps few letters of a short word, and a value the
-            # audio preferred to one that sounds like what was heard needs the letters' support
+            # letters, not sound: a sound-alike spelling keeps too few of a short word's letters
             heard = path.heard.get(slot, "").replace(" ", "")
-            if fuzz.ratio(heard, path.spelled[at].replace(" ", "")) / 100 < UNLIKE_VALUE:
+            like = {text: fuzz.ratio(heard, text.replace(" ", "")) / 100 for _, _, text in self.slots[slot].values}
+            if max(like.values()) - like[path.spelled[at]] > UNLIKE_VALUE:
                 return True
         return False
 

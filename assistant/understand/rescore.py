@@ -127,9 +127,9 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
     """The grammars' sentences nearest to the top readings (the user's own, the box's everyday ones), and
     the nearest one's one-slot variants, each with its intent taken from its path; only those the
     readings say enough of (see GrammarGraph.heard_enough). And how close the nearest is to its reading,
-    0..1, and which of them have a slot value that no reading says and that is unlike the words heard in
-    its place ("latte" for "klotago"): the audio may prefer it only because the right value was not
-    among those weighed."""
+    0..1, and which of them have a slot value that no reading says and whose letters are far less like
+    the words heard in its place than another value's ("latte" for "klotago"): the audio and the letters
+    disagree, and it is asked back."""
     found = [(g, p, len(tokens(h.text))) for g in grammars for h in readings[:2]
              for p in g.nearest(clean(h.text), GRAMMAR_PATHS)]
     if not found:
