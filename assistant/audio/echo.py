@@ -66,12 +66,13 @@ class Reference:
 
 class Playback:
     """The speaker's side: when each slice written to PortAudio will be heard. A slice written while the
-    previous one is still queued follows it; one written to an idle stream is heard no sooner than it is
-    written (taken as then: early rather than late, see above)."""
+    previous one is still queued follows it; one written to an idle stream is heard `latency_s` later
+    (PortAudio's output latency)."""
 
     def __init__(self, canceller: EchoCanceller, rate: int):
         self.canceller, self.rate = canceller, rate
         self.end = 0.0  # when what was written so far has been heard
+        self.latency_s = 0.0
 
     def resampled(self, pcm: np.ndarray) -> np.ndarray | None:
         """A whole reply's audio at 16 kHz, once (slices resampled apart would click at their seams)."""
@@ -79,7 +80,7 @@ class Playback:
 
     def wrote(self, heard: np.ndarray | None, at: int, n: int, written_at: float) -> None:
         """Samples [at, at + n) of a reply (`heard`: all of it at 16 kHz) are being written now."""
-        start = max(self.end, written_at)
+        start = max(self.end, written_at + self.latency_s)
         lo, hi = at * SAMPLE_RATE // self.rate, (at + n) * SAMPLE_RATE // self.rate
         self.end = start + (hi - lo) / SAMPLE_RATE
         if heard is not None and len(heard[lo:hi]):

@@ -432,6 +432,7 @@ class SpeakerSink:
                 self.stream.start()
                 break
             if playback:
+                playback.latency_s = self.stream.latency
                 playback.wrote(heard, i, min(step, len(pcm) - i), time.monotonic())
             try:
                 await asyncio.to_thread(self.stream.write, pcm[i:i + step].reshape(-1, 1))
