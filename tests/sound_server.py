@@ -235,7 +235,7 @@ class Talker:
             time.sleep(max(0.0, due - time.monotonic()))
             chunk, begins = self._next()
             if self.echo is not None:
-                chunk = np.clip(chunk + self.echo.next(len(chunk)), -32768, 32767).astype(np.int16)
+                chunk = np.clip(chunk + self.echo.next(len(chunk), due), -32768, 32767).astype(np.int16)
             if fd is None:
                 try:  # non-blocking: a microphone that is not there takes nothing (ENXIO, ENOENT)
                     fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -313,41 +313,46 @@ class Recorder:
 
 
 class Echo:
-    """What the speaker plays, heard back by the microphone (for `talk`): taken from the speaker's recording
-    as it grows, at 16 kHz, `gain` times as loud, through a room's impulse response `rir` (16 kHz, scaled
-    to keep the sound's energy), about `delay_s` plus the recorder's own latency after it was played. Kept
-    in a delay line: the recorder's blocks come in bursts, and a burst late by more than the line holds
-    leaves a gap (counted in `gaps`)."""
+    """What the speaker plays, heard back by the microphone (for `talk`): the speaker's recording as the
+    sound server played it, `delay_s` later on the talker's clock, at 16 kHz, `gain` times as loud, through
+    a room's impulse response `rir` (16 kHz, scaled to keep the sound's energy). Sample i of the recording
+    was played at `started + i / SPEAKER_RATE`; what the recorder has not delivered in time is silence
+    (counted in `gaps`)."""
 
-    def __init__(self, server: SoundServer, gain: float = 1.0, delay_s: float = 0.03, rir: np.ndarray | None = None):
-        self.server, self.gain = server, gain
+    def __init__(self, server: SoundServer, gain: float = 1.0, delay_s: float = 0.1, rir: np.ndarray | None = None):
+        self.server, self.gain, self.delay_s = server, gain, delay_s
         self.rir = None if rir is None else rir.astype(np.float64) / np.sqrt(np.sum(rir.astype(np.float64) ** 2))
-        self.delay = int(delay_s * RATE)
-        self.line = np.zeros(self.delay)
         self.tail = np.zeros(0)  # the room's reverberation still to come
         self.recorder: Recorder | None = None
-        self.cursor = 0
+        self.cursor = 0  # the next sample of the recording to be heard
         self.resampler = None
+        self.carry = np.zeros(0, np.float32)  # resampled, not yet heard
         self.gaps = 0
         self.energy = 0.0  # sum of squares of the echo given, and its samples: its level
         self.samples = 0
 
-    def next(self, n: int) -> np.ndarray:
+    def next(self, n: int, at: float) -> np.ndarray:
+        """The echo in the microphone's next n samples, the first written at `at` (monotonic)."""
         import soxr
         from scipy.signal import fftconvolve
 
-        if self.server.recorders and self.server.speaker is not self.recorder:  # the speaker (again): from now
+        if self.server.recorders and self.server.speaker is not self.recorder:  # the speaker (again)
             self.recorder = self.server.speaker
-            self.cursor = int(self.recorder.seconds() * SPEAKER_RATE)
+            self.cursor = round((at - self.delay_s - self.recorder.started) * SPEAKER_RATE)
             self.resampler = soxr.ResampleStream(SPEAKER_RATE, RATE, 1, dtype="float32")
-        if self.recorder is not None:
-            new = self.recorder.read(self.cursor)
-            self.cursor += len(new)
-            self.line = np.concatenate([self.line, self.resampler.resample_chunk(new.astype(np.float32))])
-        if len(self.line) < n:
+            self.carry = np.zeros(0, np.float32)
+        want = n * SPEAKER_RATE // RATE
+        got = self.recorder.read(max(0, self.cursor))[:want] if self.recorder is not None else np.zeros(0)
+        if len(got) < want:
             self.gaps += 1
-            self.line = np.concatenate([self.line, np.zeros(n - len(self.line))])
-        out, self.line = self.line[:n], self.line[n:][-4 * self.delay - n:]  # a backlog is not kept forever
+        played = np.zeros(want, np.float32)
+        played[:len(got)] = got
+        self.cursor += want
+        out = np.zeros(n)
+        if self.resampler is not None:  # its first output comes a little late: a constant delay from then on
+            self.carry = np.concatenate([self.carry, self.resampler.resample_chunk(played)])
+            out[n - min(n, len(self.carry)):] = self.carry[:n]
+            self.carry = self.carry[n:]
         if self.rir is not None:
             wet = fftconvolve(out, self.rir)
             wet[:len(self.tail)] += self.tail

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from conftest import DEVSET, needs_devset
 from sound_server import SPEAKER_RATE, Echo
-from test_interrupt import LONG
-from test_sound_server import until
+from test_interrupt import LONG, interruptions
+from test_presence import BASE, publish
+from test_sound_server import KITCHEN, command, until
 
 from assistant.audio import echo, io
 from assistant.audio.wav import load_pcm16k
@@ -104,3 +105,119 @@ def test_the_canceller_takes_the_speaker_out_of_the_microphone(sound_server, sto
     assert 0 <= lag <= 400, "the reference must come before its echo, within the canceller's reach"
     assert rms(cleaned[settled:]) < rms(heard[settled:]) / 10, "less than 20 dB taken out"
     assert stats["failed"] == 0 and stats["dropped"] == 0
+
+
+TRIES = 10
+OWN = [  # 50 short sentences the box says; a few of them name the wake word, as a reply may
+    "It is sunny today.", "The kitchen light is on.", "Dinner is ready.", "The door is locked.",
+    "Your timer is set.", "It is half past seven.", "The washing machine has finished.", "Good morning.",
+    "The heating is on.", "The bedroom light is off.", "To ask me something, say hey Jarvis.",
+    "It will rain tomorrow.", "The garage door is closed.", "The oven is hot.", "Time for bed.",
+    "The living room is warm.", "I did not catch that.", "The hallway light is on.", "The post has arrived.",
+    "The plants need water.", "Jarvis is listening.", "The fan is off.", "The music is paused.",
+    "The front door is open.", "It is cold outside.", "Your package is here.", "The alarm is set.",
+    "Stop the music, please.", "The bath is ready.", "The windows are closed.", "Say hey Jarvis to wake me.",
+    "The coffee is ready.", "The office light is off.", "It is windy today.", "The dryer is done.",
+    "The guest room is ready.", "The porch light is on.", "The battery is low.", "The kettle has boiled.",
+    "It is twelve degrees.", "The dishwasher is running.", "The blinds are down.", "Hey Jarvis, that was me.",
+    "The radio is on.", "The cat flap is locked.", "The study is quiet.", "The lights are dimmed.",
+    "The bins go out tonight.", "The car is charged.", "Good night.",
+]
+
+
+def box_in_room(make_assistant, aec: bool):
+    """The box on the room's microphone and speaker, with its echo canceller as `assistant run` wires it,
+    or without."""
+    mic, sink = io.MicSource("mic"), io.SpeakerSink("speaker")
+    if aec:
+        assert io.cancel_echo(mic, sink) is not None, mic.echo_off
+    a, _, events = make_assistant(sink=sink)
+    return a, events, mic, sink
+
+
+async def idle(a, quiet_s: float = 1.0) -> None:
+    """Until the box has said all it had to and has been idle for `quiet_s`."""
+    assert await until(lambda: not a.busy and not a.presence.inbox.queue.qsize(), 60)
+    await asyncio.sleep(quiet_s)
+    assert await until(lambda: not a.busy, 30)
+
+
+def barge_in(server, store, make_assistant, spy, aec: bool, misses_allowed: int = TRIES) -> list[bool]:
+    """"Hey Jarvis, turn on the kitchen light" said into the room two seconds into a long announcement,
+    TRIES times (fewer once more than `misses_allowed` were missed): whether the wake word cut it and the
+    command that followed switched the light, each time. Printed with the levels."""
+    a, events, mic, sink = box_in_room(make_assistant, aec)
+    pcm = (command(store, "Turn on the kitchen light.") * USER_GAIN).astype(np.int16)
+    results: list[bool] = []
+    room = room_echo(server)
+
+    async def go():
+        task = asyncio.ensure_future(a.run(mic))
+        with server.talk(echo=room) as talk:
+            assert await until(lambda: a.ears.frame_at is not None, 10)
+            while len(results) < TRIES and results.count(False) <= misses_allowed:
+                before, cut_before, n = len(spy.on(KITCHEN)), len(interruptions(events)), len(events)
+                publish(spy, f"{BASE}/say", LONG)
+                assert await until(lambda: a.player.speaking, 15), "the announcement did not start"
+                await asyncio.sleep(2.0)  # well into it
+                talk.say(pcm)
+                await until(lambda: len(spy.on(KITCHEN)) > before, 15)
+                await idle(a)
+                results.append(interruptions(events)[cut_before:] == ["wake"] and len(spy.on(KITCHEN)) > before)
+                print("try", interruptions(events)[cut_before:], "light switched:", len(spy.on(KITCHEN)) > before,
+                      [(e.kind, e.data.get("text", e.data.get("score", ""))) for e in events[n:]
+                       if e.kind in ("wake", "transcript", "interrupted")])
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    started = time.monotonic()
+    asyncio.run(go())
+    sink.close()
+    print(f"\nwake word over a long announcement, {'with' if aec else 'without'} echo cancellation: "
+          f"{sum(results)} of {len(results)} tries cut it and switched the light "
+          f"(echo RMS {room.level():.0f} at the microphone, "
+          f"the user's voice {rms(pcm[np.abs(pcm) > 300]):.0f}; {room.gaps} gaps in the echo; "
+          f"{time.monotonic() - started:.0f} s){'' if mic.echo is None else f'; canceller {mic.echo.stats()}'}")
+    return results
+
+
+@pytest.mark.xfail(strict=True, reason="measured 3 and 5 of 10: the canceller's suppressor also takes most of "
+                   "the user's voice out while the louder reply plays (double talk): the wake word scores low")
+def test_the_wake_word_barges_in_through_the_echo_canceller(sound_server, store, make_assistant, spy):
+    results = barge_in(sound_server, store, make_assistant, spy, aec=True)
+    assert sum(results) >= 9, results
+
+
+def test_without_the_canceller_the_same_barge_in_does_worse(sound_server, store, make_assistant, spy):
+    """The same room without it: more than one miss (it stops there: fewer than 9 of 10 is then certain)."""
+    results = barge_in(sound_server, store, make_assistant, spy, aec=False, misses_allowed=1)
+    assert results.count(False) >= 2, results
+
+
+def test_its_own_voice_never_wakes_it(sound_server, make_assistant, spy):
+    """OWN said by the box in five announcements of ten sentences (at most six a minute are taken), through
+    the canceller: no wake word, no interruption."""
+    a, events, mic, sink = box_in_room(make_assistant, aec=True)
+    room = room_echo(sound_server)
+
+    async def go():
+        task = asyncio.ensure_future(a.run(mic))
+        with sound_server.talk(echo=room):
+            assert await until(lambda: a.ears.frame_at is not None, 10)
+            for i in range(0, len(OWN), 10):
+                publish(spy, f"{BASE}/say", " ".join(OWN[i:i + 10]))
+                assert await until(lambda: a.busy, 15), "the announcement did not start"
+                await idle(a, quiet_s=0.5)
+            await asyncio.sleep(1.5)  # the tail of the last one
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    started = time.monotonic()
+    asyncio.run(go())
+    sink.close()
+    wakes = sum(e.kind == "wake" for e in events)
+    cuts = len(interruptions(events))
+    said = sum(len(e.data["text"].split(". ")) for e in events if e.kind == "announcement")
+    print(f"\nits own voice through the canceller: {wakes} wake events and {cuts} interruptions in {said} "
+          f"sentences (echo RMS {room.level():.0f}; {time.monotonic() - started:.0f} s); canceller {mic.echo.stats()}")
+    assert said == 50 and wakes == 0 and cuts == 0, (wakes, cuts, said)
