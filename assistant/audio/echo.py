@@ -87,9 +87,11 @@ class Playback:
             self.canceller.reference.played(heard[lo:hi], start)
 
     def dropped(self) -> None:
-        """PortAudio dropped what it held (stop): nothing after now is heard."""
+        """PortAudio dropped what it held (stop): what was on its way to the speaker may still be heard for
+        its latency, so the reference is kept that long (one with no echo costs the canceller little; an
+        echo with no reference goes through whole, into the command that cut the reply)."""
         now = time.monotonic()
-        self.canceller.reference.cut(now)
+        self.canceller.reference.cut(now + self.latency_s)
         self.end = now
 
 
