@@ -29,6 +29,21 @@ KEEP_S = 4.0  # how much of what was played is kept for the microphone's frames 
 GIVE_UP_AFTER = 50  # failures in a row after which the canceller is left out for good
 
 
+class Heard(np.ndarray):
+    """A cleaned microphone frame that keeps the frame as heard (`raw`) and what the speaker played that
+    it was paired with (`played`, None when the canceller failed): the wake word listens to both while the
+    box speaks (interrupt.py)."""
+
+    raw: np.ndarray | None = None
+    played: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, cleaned: np.ndarray, raw: np.ndarray, played: np.ndarray | None) -> Heard:
+        out = cleaned.view(cls)
+        out.raw, out.played = raw, played
+        return out
+
+
 class Reference:
     """What the speaker played, at 16 kHz on the monotonic clock: segments of audio with the time their
     first sample is heard. Written from the event loop (the sink), read from the canceller's thread."""
@@ -118,6 +133,7 @@ class EchoCanceller:
         self.failed = 0  # frames that went on raw because the canceller failed on them
         self.dropped = 0  # microphone frames dropped because the thread was behind
         self.gave_up: str | None = None  # why it is no longer used
+        self.played: np.ndarray | None = None  # the last frame's reference, once cleaned with it
         self._in_a_row = 0
         self._queue: queue.Queue = queue.Queue(self.MAX_BEHIND)
         self._thread: threading.Thread | None = None
@@ -146,7 +162,9 @@ class EchoCanceller:
         while (item := self._queue.get()) is not None:
             frame, captured_at, deliver = item
             try:
-                deliver(self.process(frame, captured_at))
+                self.played = None
+                cleaned = self.process(frame, captured_at)
+                deliver(Heard.of(cleaned, frame, self.played))
             except Exception as e:  # noqa: BLE001 - whatever `deliver` meets, the thread goes on
                 self._say("deliver", e)
 
@@ -172,7 +190,7 @@ class EchoCanceller:
 
         pcm = np.ascontiguousarray(frame, np.int16)
         out = np.empty(len(pcm) // BLOCK * BLOCK, np.int16)
-        reference = self.reference.take(captured_at - self.extra_delay_s, len(out))
+        reference = self.reference.take(captured_at - self.extra_delay_s, len(pcm))
         for i in range(0, len(out), BLOCK):
             far = rtc.AudioFrame(reference[i:i + BLOCK].tobytes(), SAMPLE_RATE, 1, BLOCK)
             self.apm.process_reverse_stream(far)
@@ -181,6 +199,7 @@ class EchoCanceller:
             self.apm.process_stream(near)
             out[i:i + BLOCK] = np.frombuffer(near.data, np.int16)
             self.frames += 1
+        self.played = reference
         return np.concatenate([out, pcm[len(out):]]) if len(out) < len(pcm) else out
 
     def guard(self, what: str, fn, *args):
