@@ -11,7 +11,8 @@ canceller's suppressor pulls a user's voice down with the echo while a louder re
 far enough that the wake word misses it in the cleaned audio. The raw audio also holds the box's own voice,
 so a wake word heard there is checked against what the speaker played (the canceller's reference, paired
 with each frame, of the last seconds): it counts unless the box's own sound said one too. The check runs
-only then, so the raw audio costs one wake word model while the box speaks."""
+only then, so the raw audio costs one wake word model while the box speaks. While the reply says a word of
+a wake phrase, the raw audio is not listened to at all (its echo can score where its clean sound did not)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from enum import StrEnum
 import numpy as np
 
 from .endpoint import Endpointer
+from .types import FRAME_SAMPLES
 from .understand.fuzzy import words
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,7 @@ WINDOW_S = 30.0  # frames kept while waiting for speech, then started afresh
 STOP_PAUSE_S = 0.3  # a stop is short and said once: a short pause ends it
 STOP_HINT = "Stop."  # primes the recogniser for the one short sentence it waits for
 OWN_FRAMES = 37  # 3 s of what the speaker played: the wake word's model warms up on the first of them
+QUIET = np.zeros(FRAME_SAMPLES, np.int16)  # before the reply began: silence, so the check warms up at its start too
 
 
 class Cut(StrEnum):
@@ -78,7 +81,8 @@ class Interrupter:
         self.own_for = max(0, self.own_for - 1)
         if scores[word] >= self.wake_threshold and not self.own_for:
             self.own_wake.reset()
-            own = max(max(self.own_wake.scores(f).values()) for f in self.played)
+            before = [QUIET] * (OWN_FRAMES - len(self.played))
+            own = max(max(self.own_wake.scores(f).values()) for f in [*before, *self.played])
             log.info("the wake word in the raw audio (%.2f); in what the speaker played %.2f", scores[word], own)
             if own >= self.wake_threshold:
                 self.own_for = OWN_FRAMES  # the rest of this wake word is the box's too
@@ -95,7 +99,10 @@ class Interrupter:
         """One microphone frame while the box plays `saying` (empty for a ring): a reason to stop, or None."""
         word, score = await self.workers.run("listen", self.ears.wake_score, frame)
         raw, played = getattr(frame, "raw", None), getattr(frame, "played", None)
-        if raw is not None and played is not None and hasattr(self.ears.wake, "twin"):
+        # the echo of a reply saying a word of a wake phrase ("Jarvis is listening") woke the raw audio's
+        # model while the clean sound of it scored 0.25: then only the cleaned audio is listened to
+        says_a_part = any(own & set(words(saying)) for own in self.phrases.values())
+        if raw is not None and played is not None and hasattr(self.ears.wake, "twin") and not says_a_part:
             raw_word, raw_score = await self.workers.run("listen", self._raw_score, raw, played)
             if raw_score > score:
                 word, score = raw_word, raw_score
