@@ -1,11 +1,12 @@
 # make demo   set everything up, then run the assistant on the example home
 # make test   set everything up, then run the tests
 # make test-fast  the same, only the tests that need no models, broker or synthesized speech (under a minute)
+# make test-room  the box in a room through the sound server: listening through its own voice (minutes)
 # make test-ha  the box with a real Home Assistant Core 2024.3.3, installed into .venv-ha (minutes the first time)
 # make bench  measure the pipeline
 # make bench-ha-chain  Home Assistant's voice chain beside this one, in .venv-wyoming (made the first time)
 # make appliance-test  boot the installed app in an arm64 Debian container (root; slow on a cold cache)
-.PHONY: setup setup-test demo test test-fast test-ha bench bench-ha-chain appliance-test
+.PHONY: setup setup-test demo test test-fast test-room test-ha bench bench-ha-chain appliance-test
 
 setup:
 	./setup.sh
@@ -17,10 +18,13 @@ demo: setup
 	.venv/bin/assistant demo
 
 test: setup-test
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -m "not room"
 
 test-fast: setup-test
 	.venv/bin/python -m pytest -q -m "not slow"
+
+test-room: setup-test
+	.venv/bin/python -m pytest -q -s -m room tests/test_echo_cancel.py
 
 test-ha: setup-test
 	./tests/ha/run.sh

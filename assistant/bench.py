@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from .audio import echo
+from .audio.health import echo_text
 from .audio.io import FileSource, MemorySink, MicSource, has_microphone
 from .broker import LocalBroker
 from .config import Config
@@ -86,7 +88,7 @@ def idle_cpu(assistant: Assistant, seconds: float = 20.0) -> float:
     return (time.process_time() - t) / seconds
 
 
-def live_input(assistant: Assistant, spec: str, seconds: float = 10.0) -> dict:
+def live_input(assistant: Assistant, spec: str, seconds: float = 10.0, echo_cancel: bool = False) -> dict:
     """The configured microphone, idle-listening through the conductor for `seconds`: the frames taken
     against those it should have given, and what was dropped (a pipeline too slow for the audio thread),
     reported lost by PortAudio (overflows) or opened again."""
@@ -95,6 +97,9 @@ def live_input(assistant: Assistant, spec: str, seconds: float = 10.0) -> dict:
     if not has_microphone():
         return {"device": spec or "default", "unavailable": "no microphone here"}
     mic = MicSource(spec)
+    if echo_cancel:  # no reply plays here: its cost on the microphone alone
+        mic.echo, why = echo.make()
+        mic.echo_off = why and f"the canceller cannot run ({why})"
     before = assistant.ears.heard_s
 
     async def listen() -> bool:
@@ -109,7 +114,10 @@ def live_input(assistant: Assistant, spec: str, seconds: float = 10.0) -> dict:
         await asyncio.gather(task, return_exceptions=True)
         return heard
 
-    if not asyncio.run(listen()):
+    heard = asyncio.run(listen())
+    if mic.echo is not None:
+        mic.echo.close()
+    if not heard:
         return {"device": mic.name, "unavailable": f"no audio from it within 5 s ({mic.missing})"}
     taken = round((assistant.ears.heard_s - before) * SAMPLE_RATE / FRAME_SAMPLES)
     return {**mic.stats(), "seconds": seconds, "frames": taken,
@@ -121,7 +129,7 @@ def _live_text(x: dict) -> str:
         return f"live microphone {x['device']!r}: not measured ({x['unavailable']})"
     return (f"live microphone {x['device']!r}: {x['frames']} frames taken in {x['seconds']:.0f} s "
             f"(about {x['expected']} expected), {x['dropped']} dropped, {x['overflows']} overflows, "
-            f"opened again {x['reopened']} times")
+            f"opened again {x['reopened']} times" + (f"; {echo_text(x['echo_cancel'])}" if "echo_cancel" in x else ""))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -171,7 +179,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         measured = len(turns)
         cut_short = paused_commands(assistant, texts[:-len(EVERYDAY)], voices, bus)
         del turns[measured:]  # the paused commands are counted on their own
-        live = live_input(assistant, cfg.audio.input_device)
+        live = live_input(assistant, cfg.audio.input_device, echo_cancel=cfg.audio.echo_cancel)
         assistant.close()
         link.stop()
     if engines.brain is not None:  # the box's own LLM, if a command reached it: the figures load theirs

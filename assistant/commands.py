@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import bad_config
 from .audio import health
-from .audio.io import FileSource, WavSink, has_microphone, open_sink, open_source
+from .audio.io import FileSource, WavSink, cancel_echo, has_microphone, open_sink, open_source
 from .audio.wav import load_pcm16k, write_wav
 from .broker import LocalBroker, reachable
 from .config import Config, ConfigError, state_dir
@@ -58,8 +58,11 @@ def run(args, cfg: Config | None = None) -> int:
         sink = WavSink(args.output)
     else:
         # Live, e.g. as the systemd service: READY=1 comes with the first audio frame.
-        source = Watched(open_source(cfg.audio.input_device), f"listening on {cfg.audio.input_device or 'default'}")
+        mic = open_source(cfg.audio.input_device)
         sink = WavSink(args.output) if args.output else open_sink(cfg.audio.output_device)
+        if cfg.audio.echo_cancel:
+            cancel_echo(mic, sink, cfg.audio.noise_suppression, cfg.audio.auto_gain, cfg.audio.echo_delay_ms)
+        source = Watched(mic, f"listening on {cfg.audio.input_device or 'default'}")
     notify("STATUS=loading models")
     assistant, link = build(cfg, args, sink)
     assistant.events.subscribe(lambda e: e.kind == "state" and notify(f"STATUS={e.data['state']}"))

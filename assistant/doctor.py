@@ -108,6 +108,8 @@ def check_audio(cfg: Config) -> list[Finding]:
                 out.append(found)
                 if found.level == "ok":
                     out.append(_level(spec_in))
+    if devices is not None:
+        out.append(_echo_cancel(cfg))
     if spec_out == "none":
         out.append(Finding("info", "audio out", "replies are not played (audio.output_device = \"none\")"))
     else:
@@ -120,6 +122,22 @@ def check_audio(cfg: Config) -> list[Finding]:
         else:
             out.append(Finding("warn", "audio out", "no speaker found: the assistant acts but cannot answer aloud"))
     return out + check_live_audio(cfg)
+
+
+def _echo_cancel(cfg: Config) -> Finding:
+    """Whether the echo canceller the live microphone is to have can run here."""
+    from .audio import echo
+
+    if not cfg.audio.echo_cancel:
+        return Finding("info", "echo cancel", "off (audio.echo_cancel = false): the box hears itself while it speaks")
+    if cfg.audio.output_device == "none":
+        return Finding("info", "echo cancel", "not used: no speaker, so no echo (audio.output_device = \"none\")")
+    canceller, why = echo.make(cfg.audio.noise_suppression, cfg.audio.auto_gain)
+    if canceller is None:
+        return Finding("warn", "echo cancel", f"cannot run ({why}): the box hears itself while it speaks; "
+                                              f"pip install livekit")
+    canceller.close()
+    return Finding("ok", "echo cancel", "WebRTC's echo canceller loads (livekit)")
 
 
 def _configured(spec: str, kind: str) -> Finding:

@@ -153,9 +153,10 @@ class SoundServer:
 
     # -- the room: what the microphone hears, what the speaker says -----------------------------------
 
-    def talk(self) -> Talker:
-        """The voice in the room: writes into the microphone at its own pace, silence when nothing is said."""
-        return Talker(self.fifo)
+    def talk(self, echo: Echo | None = None) -> Talker:
+        """The voice in the room: writes into the microphone at its own pace, silence when nothing is said;
+        with `echo`, what the speaker plays is heard in it too."""
+        return Talker(self.fifo, echo)
 
     @property
     def speaker(self) -> Recorder:
@@ -182,8 +183,9 @@ class Talker:
 
     CHUNK = RATE // 50
 
-    def __init__(self, fifo: Path):
+    def __init__(self, fifo: Path, echo: Echo | None = None):
         self.fifo = fifo
+        self.echo = echo
         self.pending: list[list] = []  # [pcm, samples already written]
         self.lock = threading.Lock()
         self.done = threading.Event()
@@ -232,6 +234,8 @@ class Talker:
             due += self.CHUNK / RATE
             time.sleep(max(0.0, due - time.monotonic()))
             chunk, begins = self._next()
+            if self.echo is not None:
+                chunk = np.clip(chunk + self.echo.next(len(chunk), due), -32768, 32767).astype(np.int16)
             if fd is None:
                 try:  # non-blocking: a microphone that is not there takes nothing (ENXIO, ENOENT)
                     fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -289,7 +293,10 @@ class Recorder:
 
     def pcm(self, since: float = 0.0) -> np.ndarray:
         """What the speaker played from `since` (monotonic) on."""
-        start = self._sample(since)
+        return self.read(self._sample(since))
+
+    def read(self, start: int) -> np.ndarray:
+        """What the speaker played from its `start`th sample on."""
         with open(self.path, "rb") as f:
             f.seek(self.header + start * 2)
             data = f.read()
@@ -303,3 +310,59 @@ class Recorder:
 
     def _sample(self, at: float) -> int:
         return max(0, int((at - self.started) * SPEAKER_RATE)) if at else 0
+
+
+class Echo:
+    """What the speaker plays, heard back by the microphone (for `talk`): the speaker's recording as the
+    sound server played it, `delay_s` later on the talker's clock, at 16 kHz, `gain` times as loud, through
+    a room's impulse response `rir` (16 kHz, scaled to keep the sound's energy). Sample i of the recording
+    was played at `started + i / SPEAKER_RATE`; what the recorder has not delivered in time is silence
+    (counted in `gaps`)."""
+
+    def __init__(self, server: SoundServer, gain: float = 1.0, delay_s: float = 0.1, rir: np.ndarray | None = None):
+        self.server, self.gain, self.delay_s = server, gain, delay_s
+        self.rir = None if rir is None else rir.astype(np.float64) / np.sqrt(np.sum(rir.astype(np.float64) ** 2))
+        self.tail = np.zeros(0)  # the room's reverberation still to come
+        self.recorder: Recorder | None = None
+        self.cursor = 0  # the next sample of the recording to be heard
+        self.resampler = None
+        self.carry = np.zeros(0, np.float32)  # resampled, not yet heard
+        self.gaps = 0
+        self.energy = 0.0  # sum of squares of the echo given, and its samples: its level
+        self.samples = 0
+
+    def next(self, n: int, at: float) -> np.ndarray:
+        """The echo in the microphone's next n samples, the first written at `at` (monotonic)."""
+        import soxr
+        from scipy.signal import fftconvolve
+
+        if self.server.recorders and self.server.speaker is not self.recorder:  # the speaker (again)
+            self.recorder = self.server.speaker
+            self.cursor = round((at - self.delay_s - self.recorder.started) * SPEAKER_RATE)
+            self.resampler = soxr.ResampleStream(SPEAKER_RATE, RATE, 1, dtype="float32")
+            self.carry = np.zeros(0, np.float32)
+        want = n * SPEAKER_RATE // RATE
+        got = self.recorder.read(max(0, self.cursor))[:want] if self.recorder is not None else np.zeros(0)
+        if len(got) < want:
+            self.gaps += 1
+        played = np.zeros(want, np.float32)
+        played[:len(got)] = got
+        self.cursor += want
+        out = np.zeros(n)
+        if self.resampler is not None:  # its first output comes a little late: a constant delay from then on
+            self.carry = np.concatenate([self.carry, self.resampler.resample_chunk(played)])
+            out[n - min(n, len(self.carry)):] = self.carry[:n]
+            self.carry = self.carry[n:]
+        if self.rir is not None:
+            wet = fftconvolve(out, self.rir)
+            wet[:len(self.tail)] += self.tail
+            out, self.tail = wet[:n], wet[n:]
+        out = out * self.gain
+        if out.any():
+            self.energy += float(np.dot(out, out))
+            self.samples += n
+        return out
+
+    def level(self) -> float:
+        """The RMS of the echo while there was any."""
+        return float(np.sqrt(self.energy / self.samples)) if self.samples else 0.0

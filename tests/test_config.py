@@ -35,6 +35,9 @@ def test_example_loads_with_defaults():
     ("[[device]]\nname = 'lamp'\n[[device]]\nname = 'Lamp'\n", ["'device[1]'", "already used"]),
     ("[mqtt]\nurl = 'localhost:1883'\n", ["'mqtt.url'"]),
     ("wake = 3\n", ["wake"]),
+    ("[audio]\necho_cancel = 'yes'\n", ["'audio.echo_cancel' should be true or false"]),
+    ("[audio]\necho_delay_ms = 900\n", ["'audio.echo_delay_ms'", "0 to 500"]),
+    ("[audio]\necho_cancel = false\nnoise_suppression = true\n", ["'audio.noise_suppression'", "echo_cancel"]),
 ])
 def test_errors_name_the_key(tmp_path, text, words):
     msg = error(tmp_path, text)

@@ -244,8 +244,9 @@ def test_bench_counts_the_live_microphone(sound_server, make_assistant, tmp_path
 
 def test_the_service_command_on_the_default_devices(sound_server, store, broker, spy, tmp_path):
     """`assistant run` as the service runs it, with the system's default microphone and speaker (ALSA's
-    default is PulseAudio's when a server runs): a spoken command switches the light, and the running
-    box's audio report is in its state directory, where `assistant doctor` reads it."""
+    default is PulseAudio's when a server runs): a spoken command switches the light through the echo
+    canceller (on by default), and the running box's audio report is in its state directory, where
+    `assistant doctor` reads it."""
     import os
     import signal
     import subprocess
@@ -266,8 +267,9 @@ def test_the_service_command_on_the_default_devices(sound_server, store, broker,
             room.say(command(store, "Turn on the kitchen light."))
             assert wait_for(lambda: spy.on(KITCHEN), 30), "the light was not switched"
         live = doctor.check_live_audio(load_config(home_file(tmp_path, f'state_dir = "{state}"\n')))
-        assert [f.level for f in live] == ["ok", "ok"] and "(the running assistant)" in live[0].text, live
+        assert [f.level for f in live] == ["ok", "ok", "ok"] and "(the running assistant)" in live[0].text, live
         assert "microphone 'default': working" in live[0].text, live
+        assert "echo cancellation: " in live[1].text and ", 0 failed, 0 dropped" in live[1].text, live  # on by default
     finally:
         proc.send_signal(signal.SIGINT)
         try:

@@ -73,8 +73,20 @@ def describe(report: dict) -> list[str]:
         lines.append(f"microphone {i.get('device')!r}: {now}; opened again {i.get('reopened', 0)} times, "
                      f"{i.get('dropped', 0)} frames dropped by a slow pipeline, "
                      f"{i.get('overflows', 0)} overflows reported by PortAudio")
+    if (e := (i or {}).get("echo_cancel")) is not None:
+        lines.append(echo_text(e))
     if (o := report.get("output")) is not None:
         now = f"failing now: {o['missing']}" if o.get("missing") else "working"
         lines.append(f"speaker {o.get('device')!r}: {now}; {o.get('failed', 0)} plays failed, "
                      f"opened again {o.get('reopened', 0)} times")
     return lines
+
+
+def echo_text(e: dict) -> str:
+    """The echo canceller's figures (MicSource.stats()['echo_cancel']) in words."""
+    if "off" in e:
+        return f"echo cancellation: off, {e['off']}"
+    per = f"{e['ms_per_frame']} ms CPU each" if e.get("ms_per_frame") is not None else "none yet"
+    left = f"; left out: {e['gave_up']}" if e.get("gave_up") else ""
+    return (f"echo cancellation: {e.get('frames', 0)} frames of 10 ms cleaned ({per}), {e.get('failed', 0)} failed, "
+            f"{e.get('dropped', 0)} dropped{left}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..sdnotify import notify
 from ..types import FRAME_SAMPLES, SAMPLE_RATE
+from .echo import EchoCanceller, make
 from .wav import load_pcm16k, write_wav
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,11 @@ class MicSource:
     retry_s = 2.0  # between two tries to open a device that is not there
     stall_s = 2.0  # a device that gave no frame for this long has stopped (frames come every 80 ms)
 
-    def __init__(self, device: str = "", max_frames: int = 64):
+    def __init__(self, device: str = "", max_frames: int = 64, echo: EchoCanceller | None = None):
+        """`echo`: takes the speaker's sound out of every frame (echo.py), on a thread of its own."""
         self.name = device or "default"
+        self.echo = echo
+        self.echo_off: str | None = None  # why echo cancellation, asked for, is not used
         self.device = int(device) if device.isdigit() else (device or None)
         self.queue: asyncio.Queue[np.ndarray] = asyncio.Queue(max_frames)
         self.dropped = 0  # frames the pipeline was too slow to take
@@ -89,14 +93,23 @@ class MicSource:
 
         loop = asyncio.get_running_loop()
 
-        def callback(indata, frames, time_info, status):
-            self.heard_at = time.monotonic()
-            if status and status.input_overflow:
-                self.overflows += 1
+        def deliver(frame: np.ndarray) -> None:
             try:
-                loop.call_soon_threadsafe(self._put, indata[:, 0].copy())
+                loop.call_soon_threadsafe(self._put, frame)
             except RuntimeError:  # the loop has closed: the process is ending
                 pass
+
+        def callback(indata, frames, time_info, status):
+            self.heard_at = now = time.monotonic()
+            if status and status.input_overflow:
+                self.overflows += 1
+            if self.echo is None:
+                deliver(indata[:, 0].copy())
+            else:  # captured no later than a frame ago: its reference errs early, never late (echo.py)
+                self.echo.submit(indata[:, 0].copy(), now - frames / SAMPLE_RATE, deliver)
+
+        if self.echo is not None:
+            self.echo.start()
 
         try:
             await self._open(sd, callback)
@@ -181,8 +194,29 @@ class MicSource:
             self.queue.get_nowait()
 
     def stats(self) -> dict:
-        return {"device": self.name, "dropped": self.dropped, "overflows": self.overflows,
-                "reopened": self.reopened, "missing": self.missing}
+        out = {"device": self.name, "dropped": self.dropped, "overflows": self.overflows,
+               "reopened": self.reopened, "missing": self.missing}
+        if self.echo is not None:
+            out["echo_cancel"] = self.echo.stats()
+        elif self.echo_off is not None:
+            out["echo_cancel"] = {"off": self.echo_off}
+        return out
+
+
+def cancel_echo(source, sink, noise_suppression: bool = False, auto_gain: bool = False,
+                extra_delay_ms: int = 0) -> EchoCanceller | None:
+    """Echo cancellation between a live microphone and the speaker the box plays to (only those: a WAV
+    file has no echo, and a sink that is not the room's speaker gives no reference). Said once when it
+    cannot run; the box then listens without it."""
+    if not isinstance(source, MicSource) or not isinstance(sink, SpeakerSink):
+        return None
+    canceller, why = make(noise_suppression, auto_gain, extra_delay_ms)
+    if canceller is None:
+        source.echo_off = f"the canceller cannot run ({why})"
+        log.warning("echo cancellation is off: %s; the box hears itself while it speaks", source.echo_off)
+        return None
+    source.echo = sink.echo = canceller
+    return canceller
 
 
 # Everything holding a PortAudio stream (microphones and speakers), for a rescan of the devices.
@@ -349,6 +383,8 @@ class SpeakerSink:
         self.failed = 0  # plays that failed because the device did
         self.reopened = 0  # times the device was opened again after it failed or went away
         self.missing: str | None = None  # why the last play failed, until one works again
+        self.echo: EchoCanceller | None = None  # told what is played and when it is heard
+        self._playback = None  # the echo canceller's view of this stream
         _users.add(self)
 
     GRACE_S = 1.0  # after the last sound, the next sentence of a reply may still be on its way
@@ -386,11 +422,18 @@ class SpeakerSink:
             self._open(sd, rate)
         self.stopping = False
         step = int(rate * self.SLICE_S)
+        playback = self._echo_playback(rate)
+        heard = playback.resampled(pcm) if playback else None
         for i in range(0, len(pcm), step):
             if self.stopping:
                 self.stream.abort()  # drops what PortAudio still holds, then starts again clean
+                if playback:
+                    playback.dropped()
                 self.stream.start()
                 break
+            if playback:
+                playback.latency_s = self.stream.latency
+                playback.wrote(heard, i, min(step, len(pcm) - i), time.monotonic())
             try:
                 await asyncio.to_thread(self.stream.write, pcm[i:i + step].reshape(-1, 1))
             except sd.PortAudioError as e:
@@ -401,6 +444,13 @@ class SpeakerSink:
                 fresh, self.missing = True, str(e)
                 self._open(sd, rate)
                 await asyncio.to_thread(self.stream.write, pcm[i:i + step].reshape(-1, 1))
+
+    def _echo_playback(self, rate: int):
+        if self.echo is None:
+            return None
+        if self._playback is None or self._playback.rate != rate:
+            self._playback = self.echo.playback(rate)
+        return self._playback
 
     def _open(self, sd, rate: int) -> None:
         self.release()

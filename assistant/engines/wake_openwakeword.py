@@ -100,6 +100,11 @@ class OpenWakeWord:
                              f"rename one")
         self.names = [w.name for w in words]
         self._keys = dict(zip(self.model.models, self.names))  # openWakeWord's name for each -> ours
+        self._made_of = (store, words)
+
+    def twin(self) -> OpenWakeWord:
+        """The same wake words with a state of their own: for a second stream of audio."""
+        return OpenWakeWord(*self._made_of)
 
     def scores(self, frame: np.ndarray) -> dict[str, float]:
         """Feed one 80 ms frame (1280 int16 samples); each wake word's score for it, 0..1."""
