@@ -18,7 +18,7 @@ demo: setup
 	.venv/bin/assistant demo
 
 test: setup-test
-	.venv/bin/python -m pytest -q -m "not room"
+	.venv/bin/python -m pytest -q -m "not room" -n 2 --dist loadfile
 
 test-fast: setup-test
 	.venv/bin/python -m pytest -q -m "not slow"

@@ -69,7 +69,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements-wakewo
   echo "$wheels" > .venv/.llama-wheels
   touch "$stamp"
 fi
-if [ $want_test -eq 1 ] && ! .venv/bin/python -c "import pytest, uvicorn" 2>/dev/null; then
+if [ $want_test -eq 1 ] && ! .venv/bin/python -c "import pytest, uvicorn, xdist" 2>/dev/null; then
   "${pip[@]}" -e '.[llm,test]'
 fi
 
