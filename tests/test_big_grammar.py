@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
-from conftest import DEVSET, EXAMPLE, home_config, run
+from conftest import DEVSET, EXAMPLE, home_config, needs_devset, run
 
 from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
@@ -80,7 +79,7 @@ def orders_heard(make_assistant, cfg, clips: list) -> tuple[list[str], list[str]
     return right, wrong
 
 
-@pytest.mark.skipif(not DEVSET.exists(), reason="needs the development audio's noise")
+@needs_devset  # its noise
 def test_a_grammar_of_fifty_million_sentences_is_heard_as_closely_as_a_small_one(tmp_path, make_assistant, store):
     noise = load_pcm16k(DEVSET / "noise-rir" / "noise1.wav")
     clips = [(text, slots, v, add_noise(utterance(0.5, trimmed(voice(store, text)), 1.0), noise, 12, 7919 * i))
