@@ -50,16 +50,20 @@ def check_grammar(cfg: Config) -> list[Finding]:
 
     from .understand.custom import CustomIntents, from_config
     from .understand.grammar import FILLER
-    from .understand.paths import GrammarGraph
+    from .understand.paths import GrammarGraph, GrammarTooLarge
 
     custom = CustomIntents(from_config(cfg), cfg.language)  # a bad grammar failed check_config already
     if not custom:
         return []
-    graph = GrammarGraph(custom.intents, FILLER)
+    n = len(custom.grammar.intents)
+    try:
+        graph = GrammarGraph(custom.intents, FILLER)
+    except GrammarTooLarge as e:
+        return [Finding("warn", "your intents", f"{n} intent{'s' * (n != 1)}, matched exactly only, not listened for "
+                                                f"closely: {e}")]
     t = time.perf_counter()
     graph.nearest("please can you do the thing i said with the other one in the kitchen now")
     ms = (time.perf_counter() - t) * 1000
-    n = len(custom.grammar.intents)
     return [Finding("info", "your intents", f"{n} intent{'s' * (n != 1)} saying {graph.sentence_count():,} sentences; "
                                             f"a reading is matched against all of them in {ms:.0f} ms")]
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import DEVSET, EXAMPLE, home_config, needs_devset, run
 
+from assistant import doctor
 from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
 from assistant.audio.wav import load_pcm16k
@@ -17,7 +19,7 @@ from assistant.engines.asr_faster_whisper import without_hint
 from assistant.samples import espeak, piper, trimmed, utterance
 from assistant.understand.custom import load_file
 from assistant.understand.grammar import FILLER, hassil_intents
-from assistant.understand.paths import GrammarGraph, tokens
+from assistant.understand.paths import GrammarGraph, GrammarTooLarge, tokens
 
 BIG = Path(__file__).parent / "grammars" / "coffee_orders.yaml"
 # The same lists, one template: a few thousand sentences
@@ -164,3 +166,23 @@ def test_a_slot_value_unlike_what_was_heard_and_said_by_no_reading_is_doubted():
     assert drinks.get("latte") is True and drinks.get("cortado") is False, drinks
     said = g.nearest("can i get a large cortado with oat milk", 1)[0]
     assert not g.doubtful(said, [tokens("can i get a large cortado with oat milk")])
+
+
+def test_a_grammar_too_large_to_build_is_matched_exactly_and_said_so(tmp_path, make_assistant):
+    """`(a; b; ...; h)` is 40,320 orders of eight parts: its graph would take a gigabyte and seconds a
+    turn. It is not built; the sentences still work as said, and doctor warns."""
+    p = tmp_path / "g.yaml"
+    p.write_text("""language: en
+intents:
+  Mix:
+    data:
+      - sentences: ["mix (one; two; three; four; five; six; seven; eight)"]
+""")
+    with pytest.raises(GrammarTooLarge):
+        graph(p)
+    cfg = coffee_home(tmp_path, p)
+    [found] = doctor.check_grammar(cfg)
+    assert found.level == "warn" and "matched exactly only" in found.text
+    a, _, _ = make_assistant(cfg)
+    assert a.understanding.grammar is None
+    assert a.understanding.lookup("mix one two three four five six seven eight").name == "Mix"

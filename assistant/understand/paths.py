@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,8 +27,10 @@ from dataclasses import dataclass, field
 from hassil import (
     Group,
     ListReference,
+    Permutation,
     RangeSlotList,
     RuleReference,
+    TextChunk,
     TextSlotList,
 )
 from hassil.fst import EPS, intents_to_fst
@@ -42,6 +45,7 @@ EXTRA = 1.0  # a heard word the grammar has no place for
 FILLER_EXTRA = 0.3  # ... when it is a word people put around commands ("please", "um")
 JOINED = 3  # heard words compared with a slot value as one string, spaces left out
 JOINED_LIKENESS = 0.6  # ... when at least this alike
+MAX_GRAPH = 200_000  # arcs; the 80-template coffee grammar of 69 million sentences has about 6,000
 BEAM = 6.0  # edit cost behind the best path at the same heard word that ends a path's search
 UNLIKE_VALUE = 0.2  # a value said by no reading, this much less like the heard words than another, is doubted
 VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
@@ -153,10 +157,40 @@ class Path:
         return ("custom", self.intent, tuple(sorted((k, str(v)) for k, v in self.slots.items())))
 
 
+class GrammarTooLarge(ValueError):
+    """A grammar whose graph would not fit: `(a; b; c; d; e; f; g; h)` alone is 40,320 orders of eight."""
+
+
+def graph_size(intents) -> int:
+    """About how many arcs the grammar's graph would have, reckoned from its templates without building
+    it: a permutation of k parts is k! sequences (8 parts: a million states, a gigabyte, 15 s)."""
+
+    def size(e, depth: int = 0) -> int:
+        if depth > 50:
+            return MAX_GRAPH  # rules within rules past any sensible grammar
+        if isinstance(e, Permutation):
+            inner = sum(size(i, depth + 1) for i in e.items)
+            return math.factorial(len(e.items)) * inner if len(e.items) <= 12 else MAX_GRAPH
+        if isinstance(e, Group):
+            return 1 + sum(size(i, depth + 1) for i in e.items)
+        if isinstance(e, RuleReference):
+            rule = intents.expansion_rules.get(e.rule_name)
+            return size(rule.expression, depth + 1) if rule is not None else 1
+        if isinstance(e, TextChunk):
+            return 1 + len(e.text.split())
+        return 1
+
+    return sum(size(sentence.expression) for intent in intents.intents.values() for data in intent.data
+               for sentence in data.sentences)
+
+
 class GrammarGraph:
     def __init__(self, intents, filler: list[str] = (), domain: str = "custom"):
         """`intents`: hassil's Intents of a grammar; `filler`: words skipped anywhere; `domain`: whose
-        intents they are (the user's "custom", the box's own "assistant")."""
+        intents they are (the user's "custom", the box's own "assistant"). Raises GrammarTooLarge."""
+        if (n := graph_size(intents)) > MAX_GRAPH:
+            raise GrammarTooLarge(f"its templates make a graph of about {n:,} arcs, more than {MAX_GRAPH:,} "
+                                  "(a permutation (a; b; ...) of many parts multiplies it)")
         self.filler = {w for f in filler for w in f.split()}
         self.domain = domain
         fst = intents_to_fst(intents, slot_lists=intents.slot_lists).remove_spaces()

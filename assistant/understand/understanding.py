@@ -9,6 +9,7 @@ what), but carries nothing out and publishes nothing: the turn does.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ from . import rescore
 from .custom import CustomIntents
 from .fuzzy import words
 from .grammar import FILLER
-from .paths import GrammarGraph
+from .paths import GrammarGraph, GrammarTooLarge
 from .templates import TemplateUnderstander
+
+log = logging.getLogger(__name__)
 
 # An answer to "Should I ...?" is read as a whole: a negation or a cancel word anywhere wins ("Right,
 # cancel that", "OK, wait, no", "Please don't"), and a yes counts only when nothing else was said around
@@ -80,9 +83,17 @@ class Understanding:
         self.templates = TemplateUnderstander(registry, cfg.language, strip_prefixes=spoken,
                                               fuzzy=cfg.understand.fuzzy, area=self.here)
         # The user's own intents, whatever their size, as one graph the close listening searches.
-        self.grammar = GrammarGraph(custom.intents, FILLER) if custom and cfg.understand.fuzzy else None
+        self.grammar = self._graph(custom) if custom and cfg.understand.fuzzy else None
         self.grammars = [g for g in (self.grammar, self.templates.everyday if cfg.understand.fuzzy else None) if g]
         self.pending: Question | None = None
+
+    @staticmethod
+    def _graph(custom: CustomIntents) -> GrammarGraph | None:
+        try:
+            return GrammarGraph(custom.intents, FILLER)
+        except GrammarTooLarge as e:
+            log.warning("your intents are matched exactly only, not listened for closely: %s", e)
+            return None
 
     # -- hearing --------------------------------------------------------------------------------------
 
