@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -37,7 +36,7 @@ from hassil.fst import EPS, intents_to_fst
 from hassil.sample import sample_expression
 from rapidfuzz import fuzz
 
-from .fuzzy import sound_key
+from .fuzzy import sound_key, words
 
 SKIP = "<skip>"
 MISSED = 1.0  # a grammar word that was not heard
@@ -62,7 +61,7 @@ def tokens(text: str) -> list[str]:
     numbers said in words as digits ("twenty five" -> "25"), "40%" as "40 percent"."""
     out: list[str] = []
     tens = False  # the word before was a tens word ("twenty"), which a unit may complete
-    for w in re.findall(r"\w+", text.lower().replace("%", " percent ").replace("'", "")):
+    for w in words(text.replace("'", "")):
         if w in UNITS and tens and 0 < UNITS.index(w) < 10:
             out[-1] = str(int(out[-1]) + UNITS.index(w))
             tens = False

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from ..engines.base import Hypothesis, NBestAsr
 from ..home.actions import targets
 from ..types import Intent, Source
+from .fuzzy import words
 from .paths import GrammarGraph, tokens
 
 WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosing among the readings
@@ -139,7 +140,7 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
     nearest_graph = found[0][0]
     paths = [(g, p) for g, p, _ in found] + [(nearest_graph, v) for v in
                                              nearest_graph.variants(found[0][1], per_slot=GRAMMAR_VARIANTS)]
-    forms = {t[0]: w for r in readings for w in re.findall(r"[\w'%]+", r.text.lower()) if len(t := tokens(w)) == 1}
+    forms = {t[0]: w for r in readings for w in words(r.text) if len(t := tokens(w)) == 1}
     out: dict[str, Intent] = {}
     doubtful: set[str] = set()
     heard = [tokens(clean(r.text)) for r in readings]
