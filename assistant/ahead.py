@@ -23,7 +23,8 @@ from .endpoint import Endpoint, Endpointer
 from .understand.rescore import Heard
 
 log = logging.getLogger(__name__)
-EARLY_PAUSE_S = 0.2  # a pause this long starts a reading: shorter ones come between words
+READ_PAUSE_S = 0.1  # a pause this long starts a reading: most gaps between words are shorter, and one that
+# is not costs a reading nobody waits for
 
 Hearing = tuple[str, Heard | None]  # the transcript, and the close listening's readings when it ran
 
@@ -55,14 +56,16 @@ class HearingAhead:
         r = self.reading
         if r is not None and ep.since_speech_s < r.pause_s:  # the speaker went on
             r = self.reading = None
-        if r is None and ep.since_speech_s >= EARLY_PAUSE_S:
+        if r is None and ep.since_speech_s >= READ_PAUSE_S:
             r = self.reading = Reading(ep.since_speech_s)
             r.task = asyncio.ensure_future(self._read(r, ep.audio()))
-            if not realtime:
+            if not realtime:  # a file: the reading's time is counted as audio that goes by meanwhile
                 await asyncio.wait([r.task])
-        if r is not None and r.task.done() and not r.task.exception() and r.whole:
-            return ep.end_early(ep.since_speech_s if realtime else r.pause_s + r.seconds)
-        return None
+        if r is None or not r.task.done() or r.task.exception() or not r.whole:
+            return None
+        if not realtime and ep.since_speech_s < r.pause_s + r.seconds:
+            return None  # the audio that went by while it was read is still to be heard: the speaker may go on
+        return ep.end_early(ep.since_speech_s)
 
     async def _read(self, r: Reading, audio: np.ndarray) -> Hearing:
         """Fills in its own reading: by the time it is done, a newer one may have replaced it."""
