@@ -176,6 +176,21 @@ def test_an_answer_left_unfinished_does_not_block_the_next_request(gguf_backend)
     assert abandoned.gi_frame is None  # the abandoned answer was closed, not left waiting
 
 
+def test_an_answer_does_not_depend_on_what_was_asked_before(gguf_backend):
+    """Every request starts from the fixed prompt's saved state (kept without llama-cpp-python's score
+    rows): the same request gives the same answer after another one."""
+    from assistant.understand.llm import system_prompt as sp
+
+    def ask(text: str) -> str:
+        return "".join(gguf_backend.stream(sp(REG), user_prompt(text), 20, ("\n", "Request:")))
+
+    first = ask("it is too dark in the kitchen")
+    assert "kitchen_light" in first
+    ask("how long do I boil an egg?")
+    assert ask("it is too dark in the kitchen") == first
+    assert gguf_backend.llm.scores.shape[0] == 1
+
+
 @pytest.mark.parametrize("text,words", [
     ("how long do I boil an egg?", ("minute",)),
     ("what is the capital of Italy", ("rome",)),

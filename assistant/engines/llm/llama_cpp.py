@@ -94,6 +94,10 @@ class LlamaCppBackend:
         # prompt, evaluated once at start, is long; a request adds a few dozen tokens.
         self.llm = Llama(model_path=self.path, n_ctx=context, n_threads=threads, n_batch=BATCH, n_ubatch=BATCH,
                          verbose=False)
+        # That row per batch token is written only when every token's logits are kept (logits_all, for
+        # logprobs: not used here; sampling reads llama.cpp's own), yet save_state copies it and
+        # load_state copies it back: 67 MB each. One row keeps both working (pinned version: 0.3.36).
+        self.llm.scores = np.zeros((1, self.llm.n_vocab()), np.single)
         self.constrain = constrain
         self.lock = threading.Lock()  # one generation at a time: the KV cache is shared state
         self._system = None
