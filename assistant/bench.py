@@ -180,6 +180,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         cut_short = paused_commands(assistant, texts[:-len(EVERYDAY)], voices, bus)
         del turns[measured:]  # the paused commands are counted on their own
         live = live_input(assistant, cfg.audio.input_device, echo_cancel=cfg.audio.echo_cancel)
+        box_rss_mb = box_with_llm(assistant, cfg, voices["piper"], phrase)
         assistant.close()
         link.stop()
     if engines.brain is not None:  # the box's own LLM, if a command reached it: the figures load theirs
@@ -188,12 +189,29 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
     data = report(turns, missed, loads, cpu_wake / max(frames, 1), idle, peak_rss_mb, cfg, everyday, cut_short)
     data["llm"], data["wyoming"], data["replies_prepared"], data["live_input"] = llm, wyoming, prepared, live
     data["arbitration"] = agreement
+    if box_rss_mb is not None:
+        data["peak_rss_box_with_llm_mb"] = box_rss_mb
+        data["text"] += (f"\npeak RSS of the box with its LLM (asked {len(LLM_REQUESTS)} things only it answers, "
+                         f"before the LLM figures): {box_rss_mb:.0f} MB")
     data["text"] += "\n" + _live_text(live) + "\n" + agreement["text"] + "\n" + wyoming["text"]
     data["text"] += "".join(_llm_text(x) for x in llm)
     if llm:  # every backend measured stays loaded until here, so this is an upper bound
         data["peak_rss_with_llm_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         data["text"] += f"\npeak RSS with the LLM figures measured: {data['peak_rss_with_llm_mb']:.0f} MB"
     return data
+
+
+LLM_REQUESTS = ["It is too dark in the kitchen.", "How long do I boil an egg?"]  # a command, a long answer
+
+
+def box_with_llm(assistant: Assistant, cfg: Config, say, phrase: str) -> float | None:
+    """The box's peak memory once its own LLM has answered spoken requests no template understands (the
+    reply synthesized too), measured before the LLM figures load backends of their own."""
+    if cfg.llm.route == "templates":
+        return None
+    for text in LLM_REQUESTS:
+        asyncio.run(assistant.run(FileSource(pcm=utterance(0.4, say(f"{phrase}."), 0.5, say(text), 0.2))))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def arbitration_figures(assistant: Assistant, store: ModelStore, url: str, alone: list[TurnMetrics],
