@@ -26,7 +26,7 @@ from .events import EventBus, TurnMetrics
 from .models import ModelStore
 from .mqtt_link import MqttLink, listener
 from .pipeline import Assistant
-from .samples import espeak, piper, trimmed, utterance
+from .samples import espeak, piper, speak_with, trimmed, utterance
 from .types import FRAME_SAMPLES, SAMPLE_RATE
 from .wyoming_server import bench_latency
 
@@ -145,6 +145,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
     t = time.perf_counter()
     engines.tts = Engines.load(cfg, store, audio=False, speech=True).tts
     loads["tts"] = time.perf_counter() - t
+    speak_with(engines.tts, cfg.tts.voice, cfg.tts.length_scale)
     phrase = cfg.wake.entries()[0].phrase.title()
     voices = {"piper": lambda t: piper(store, t), "espeak": lambda t: espeak(t, "en-us", 150)}
     texts = commands_for(cfg) + EVERYDAY
