@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ Hearing = tuple[str, Heard | None]  # the transcript, and the close listening's 
 @dataclass
 class Reading:
     pause_s: float  # how long the pause had lasted when the reading began
+    started: float = field(default_factory=time.perf_counter)
     task: asyncio.Future | None = None  # -> Hearing
     seconds: float = 0.0  # the recogniser's time
     whole: bool = False  # a complete command that cannot go on
@@ -48,6 +49,10 @@ class HearingAhead:
     def forget(self) -> None:
         self.reading = None
 
+    def under_way(self) -> asyncio.Future | None:
+        """The reading being made, if any: the conductor looks at it as soon as it is done."""
+        return self.reading.task if self.reading is not None else None
+
     async def step(self, ep: Endpointer, realtime: bool) -> Endpoint | None:
         """After each frame the endpointer took: begins a reading when a pause begins, drops it when the
         speech goes on, and ends the command early when the reading is a whole command."""
@@ -63,9 +68,11 @@ class HearingAhead:
                 await asyncio.wait([r.task])
         if r is None or not r.task.done() or r.task.exception() or not r.whole:
             return None
-        if not realtime and ep.since_speech_s < r.pause_s + r.seconds:
+        if realtime:  # the conductor looks as soon as the reading is done (Frames.until)
+            return ep.end_early(r.pause_s + time.perf_counter() - r.started)
+        if ep.since_speech_s < r.pause_s + r.seconds:
             return None  # the audio that went by while it was read is still to be heard: the speaker may go on
-        return ep.end_early(ep.since_speech_s)
+        return ep.end_early(r.pause_s + r.seconds)
 
     async def _read(self, r: Reading, audio: np.ndarray) -> Hearing:
         """Fills in its own reading: by the time it is done, a newer one may have replaced it."""

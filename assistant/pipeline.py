@@ -49,22 +49,43 @@ LEVEL_FRAMES = 12  # the last second of frames: the wake word's speech level is 
 
 class Frames:
     """The source's frames, with room to give back frames taken early (those after a wake word that cut
-    a reply: the command that follows starts in them)."""
+    a reply: the command that follows starts in them), and a word between two frames when a reading
+    ahead is done (None instead of a frame): a whole command is then acted on at once, not a frame later."""
 
     def __init__(self, source):
         self.frames = aiter(source.frames())
         self.given_back: deque[np.ndarray] = deque()
+        self.coming: asyncio.Task | None = None  # the source's next frame, while a reading is awaited too
+        self.reading: asyncio.Future | None = None
 
     def __aiter__(self):
         return self
 
-    async def __anext__(self) -> np.ndarray:
+    async def __anext__(self) -> np.ndarray | None:
         if self.given_back:
             return self.given_back.popleft()
+        if self.reading is not None:
+            if self.coming is None:
+                self.coming = asyncio.ensure_future(anext(self.frames))
+            await asyncio.wait([self.coming, self.reading], return_when=asyncio.FIRST_COMPLETED)
+            reading, self.reading = self.reading, None
+            if not self.coming.done() and reading.done():
+                return None
+        if self.coming is not None:
+            coming, self.coming = self.coming, None
+            return await coming
         return await anext(self.frames)
 
     def give_back(self, frames: list[np.ndarray]) -> None:
         self.given_back.extend(frames)
+
+    def until(self, reading: asyncio.Future | None) -> None:
+        """The next frame, or None as soon as this reading is done if it comes first."""
+        self.reading = reading if reading is not None and not reading.done() else None
+
+    def close(self) -> None:
+        if self.coming is not None:
+            self.coming.cancel()
 
 
 class Ears:
@@ -172,36 +193,47 @@ class Assistant:
         self._state("idle")
         self.waking = None  # one the last run left undecided is over
         frames = Frames(source)
+        try:
+            await self._listen(source, frames, awake)
+        finally:
+            frames.close()
+
+    async def _listen(self, source, frames: Frames, awake: bool) -> None:
         ep: Endpointer | None = self._command() if awake else None  # what it heard before is not part of it
         metrics, refractory_until = TurnMetrics(), 0.0
         async for frame in frames:
-            heard_s = self.ears.count(frame)
-            if ep is not None and self._lost():  # another box answers: back to the wake word, silently
-                ep = None
-                self.ahead.forget()
-                self.ears.wake.reset()
-                refractory_until = heard_s + self.cfg.wake.refractory_s
-                continue
-            if ep is None and await self._between_turns(source, frames):
-                source.flush()  # it heard itself
-                if self._cut_by() is Cut.WAKE:
-                    metrics, ep = self._barge_in(frames)
+            if frame is None:  # a reading ahead is done between two frames: it may end the command now
+                if ep is None or (end := await self.ahead.step(ep, source.realtime)) is None:
                     continue
-                if self.timers.ringing():  # "stop" needs no wake word while a timer rings
-                    metrics, ep = TurnMetrics(), self._command(start_timeout_s=RING_LISTEN_S)
-                    self._state("listening")
+            else:
+                heard_s = self.ears.count(frame)
+                if ep is not None and self._lost():  # another box answers: back to the wake word, silently
+                    ep = None
+                    self.ahead.forget()
+                    self.ears.wake.reset()
+                    refractory_until = heard_s + self.cfg.wake.refractory_s
                     continue
-            if ep is None and self.muted:
-                continue
-            if ep is None:
-                word, score = await self.workers.run("listen", self.ears.wake_score, frame)
-                if score < self.cfg.wake.threshold or heard_s < refractory_until:
+                if ep is None and await self._between_turns(source, frames):
+                    source.flush()  # it heard itself
+                    if self._cut_by() is Cut.WAKE:
+                        metrics, ep = self._barge_in(frames)
+                        continue
+                    if self.timers.ringing():  # "stop" needs no wake word while a timer rings
+                        metrics, ep = TurnMetrics(), self._command(start_timeout_s=RING_LISTEN_S)
+                        self._state("listening")
+                        continue
+                if ep is None and self.muted:
                     continue
-                metrics, ep = self._woke(word, score, heard_s)
-                continue
-            end = ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))
-            if end is None and (end := await self.ahead.step(ep, source.realtime)) is None:
-                continue
+                if ep is None:
+                    word, score = await self.workers.run("listen", self.ears.wake_score, frame)
+                    if score < self.cfg.wake.threshold or heard_s < refractory_until:
+                        continue
+                    metrics, ep = self._woke(word, score, heard_s)
+                    continue
+                end = ep.feed(frame, await self.workers.run("listen", self.ears.vad.probabilities, frame))
+                if end is None and (end := await self.ahead.step(ep, source.realtime)) is None:
+                    frames.until(self.ahead.under_way() if source.realtime else None)
+                    continue
             ep = None
             if not await self._answers():  # another box heard the wake word better
                 self.ahead.forget()

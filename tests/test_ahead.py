@@ -37,6 +37,16 @@ def test_a_whole_command_is_acted_on_before_the_pause_is_over(store, make_assist
     assert turn.hangover_s < a.cfg.listen.silence_ms / 1000 + turn.asr_s  # the rest of the pause was saved
 
 
+def test_on_a_live_source_a_whole_command_is_acted_on_when_its_reading_is_done(store, make_assistant, spy):
+    a, _, events = make_assistant()
+    source = said(store, "Turn on the kitchen light.")
+    source.realtime = True  # paced like a microphone: the reading runs beside the listening
+    run(a.run(awake=True, source=source))
+    spy.settle()
+    assert spy.on(KITCHEN) == [{"state": "ON"}]
+    assert endpoints(events) == ["early"]
+
+
 def test_a_pause_after_a_sentence_that_goes_on_is_waited_out(store, make_assistant, spy):
     a, _, events = make_assistant()
     run(a.run(awake=True, source=said(store, "Set the bedroom light to", 0.45, "forty percent.")))
@@ -96,3 +106,40 @@ def test_a_reading_dropped_while_it_runs_finishes_without_error():
 
     first = asyncio.run(scenario())
     assert first.seconds > 0 and first.whole is False
+
+
+def test_a_reading_done_between_two_frames_is_looked_at_before_the_next_frame():
+    """On a live source a whole command is acted on when its reading is done, not a frame (80 ms) later:
+    the frames give a None in between, and the frame that follows is not lost."""
+    import asyncio
+
+    from assistant.pipeline import Frames
+
+    class Mic:
+        realtime = True
+
+        def __init__(self):
+            self.release = asyncio.Event()
+
+        async def frames(self):
+            yield np.zeros(1280, np.int16)
+            await self.release.wait()
+            yield np.ones(1280, np.int16)
+
+    async def scenario():
+        mic = Mic()
+        frames = Frames(mic)
+        assert (await anext(frames)).sum() == 0
+        reading = asyncio.get_running_loop().create_future()
+        frames.until(reading)
+        waiting = asyncio.ensure_future(anext(frames))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # neither the reading nor the next frame is there
+        reading.set_result(("turn on the kitchen light", None))
+        assert await waiting is None
+        mic.release.set()
+        assert (await anext(frames)).sum() == 1280  # the frame that came meanwhile
+        frames.until(reading)  # a reading already done is no reason to stop between frames
+        frames.close()
+
+    asyncio.run(scenario())
