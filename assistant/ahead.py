@@ -36,6 +36,8 @@ class Reading:
     task: asyncio.Future | None = None  # -> Hearing
     seconds: float = 0.0  # the recogniser's time
     whole: bool = False  # a complete command that cannot go on
+    ready_s: float = 0.0  # a file: how long the pause has lasted when the reading is done
+
 
 
 class HearingAhead:
@@ -45,9 +47,13 @@ class HearingAhead:
         is a complete command that cannot go on."""
         self.hear, self.whole, self.enabled = hear, whole, enabled
         self.reading: Reading | None = None
+        # A file: the input's time (Endpointer.elapsed_s) when the recogniser is free again. One that was
+        # dropped still holds it, as it would on a live source, so the next reading starts after it.
+        self.free_at_s = 0.0
 
     def forget(self) -> None:
         self.reading = None
+        self.free_at_s = 0.0  # the next command has an endpointer, and a clock, of its own
 
     def under_way(self) -> asyncio.Future | None:
         """The reading being made, if any: the conductor looks at it as soon as it is done."""
@@ -66,13 +72,15 @@ class HearingAhead:
             r.task = asyncio.ensure_future(self._read(r, ep.audio()))
             if not realtime:  # a file: the reading's time is counted as audio that goes by meanwhile
                 await asyncio.wait([r.task])
+                self.free_at_s = max(ep.elapsed_s, self.free_at_s) + r.seconds
+                r.ready_s = r.pause_s + self.free_at_s - ep.elapsed_s
         if r is None or not r.task.done() or r.task.exception() or not r.whole:
             return None
         if realtime:  # the conductor looks as soon as the reading is done (Frames.until)
             return ep.end_early(r.pause_s + time.perf_counter() - r.started)
-        if ep.since_speech_s < r.pause_s + r.seconds:
+        if ep.since_speech_s < r.ready_s:
             return None  # the audio that went by while it was read is still to be heard: the speaker may go on
-        return ep.end_early(r.pause_s + r.seconds)
+        return ep.end_early(r.ready_s)
 
     async def _read(self, r: Reading, audio: np.ndarray) -> Hearing:
         """Fills in its own reading: by the time it is done, a newer one may have replaced it."""
@@ -94,5 +102,5 @@ class HearingAhead:
             log.warning("reading ahead failed, recognising again: %s: %s", type(e).__name__, e)
             return None
         if not realtime and end.reason != "early":  # the reading ran while the pause went by
-            end.hangover_s = max(end.hangover_s, r.pause_s + r.seconds)
+            end.hangover_s = max(end.hangover_s, r.ready_s)
         return hearing, r.seconds
