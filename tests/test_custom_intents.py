@@ -185,10 +185,10 @@ def test_the_grammar_is_searched_for_the_paths_nearest_to_what_was_heard(custom)
     assert graph.variants(graph.nearest("run the dinner scene")[0]) == []  # heard as it is: nothing else to weigh
     thermostat = graph.nearest("set the office thermostat to twenty one degrees")[0]
     assert thermostat.intent == "SetThermostat" and thermostat.slots["temperature"] == 21  # a number range too
-    # A pause after a whole sentence that nothing goes on from ends the command early (ahead.py); after
-    # one that may go on ("... to 21 [degrees]") or a piece of one, the box waits.
-    assert graph.says_all("run the movie scene")
-    assert not graph.says_all("set the office thermostat to 21") and not graph.says_all("run the")
+    # A pause after a whole sentence ends the command early (ahead.py) when what may follow changes
+    # nothing ("... to 21 [degrees]"); after a piece of one, the box waits.
+    assert graph.says_all("run the movie scene") and graph.says_all("set the office thermostat to 21")
+    assert not graph.says_all("set the office thermostat to") and not graph.says_all("run the")
 
 
 def test_a_misheard_custom_command_is_weighed_on_the_audio_not_snapped_from_text(tmp_path, make_assistant, spy):

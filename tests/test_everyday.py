@@ -135,3 +135,31 @@ def test_volume_at_40_percent_plays_at_0_4_and_survives_a_restart(store, make_as
     again, sink, _ = make_assistant()
     run(again.player.ring())
     assert abs(rms(sink.chunks[-1]) / rms(Sounds(sink.rate)["ring"]) - 0.4) < 0.005
+
+
+def test_everyday_sentences_are_whole_when_nothing_that_may_follow_changes_them(make_assistant):
+    a, _, _ = make_assistant()
+    graph, clean = a.understanding.templates.everyday, a.understanding.templates.clean
+    for whole in ("what time is it", "what is the time", "what day is it"):  # "right now", "today" may follow
+        assert graph.says_all(clean(whole)), whole
+    for goes_on in ("set a timer for five minutes",  # "and thirty seconds"
+                    "cancel the timer",  # "called pizza": a name, which the graph cannot list
+                    "set a timer for five", "what time"):
+        assert not graph.says_all(clean(goes_on)), goes_on
+
+
+def turn_endpoints(events) -> list[str]:
+    return [e.data["metrics"].endpoint_reason for e in events if e.kind == "turn"]
+
+
+def test_the_time_is_said_before_the_pause_is_over_and_a_timer_waits_for_it(store, make_assistant):
+    cfg = config.load(EXAMPLE)
+    cfg.listen.silence_ms = 1500  # time for the early decision on a machine busy with other tests
+    a, _, events = make_assistant(cfg)
+    run(a.run(FileSource(pcm=utterance(0.4, piper(store, "Hey Jarvis."), 0.5, piper(store, "What time is it?"), 2))))
+    assert turn_endpoints(events) == ["early"] and re.search(r"\d", replies(events)[0])
+    a, _, events = make_assistant()
+    run(a.run(FileSource(pcm=command(store, "Set a timer for five minutes."))))
+    assert turn_endpoints(events) == ["pause"]
+    assert "5 minute" in replies(events)[0] or "five minute" in replies(events)[0].lower()
+    a.timers.cancel(next(iter(a.timers.timers.values())))

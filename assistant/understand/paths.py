@@ -195,6 +195,7 @@ class GrammarGraph:
         fst = intents_to_fst(intents, slot_lists=intents.slot_lists).remove_spaces()
         self.slots = self._slot_arcs(intents)
         self.arcs: dict[int, list[tuple[int, str | SlotArc | None, str | None]]] = defaultdict(list)
+        self.open: set[int] = set()  # states a wildcard leaves from
         self.spelling: dict[str, str] = {}  # a grammar word as `tokens` gives it -> as the grammar writes it
         for s, arcs in fst.arcs.items():
             for a in arcs:
@@ -203,8 +204,9 @@ class GrammarGraph:
                 label = None if a.in_label == EPS else a.in_label
                 if label and label.startswith("{") and label.endswith("}"):
                     label = self.slots.get(label[1:-1])
-                    if label is None:
-                        continue  # a list the grammar does not define: hassil would not match it either
+                    if label is None:  # a list of no values (a wildcard's): the graph cannot hear it, but
+                        self.open.add(s)  # a sentence may go on there
+                        continue
                 elif label:
                     said = label.lower()
                     label = " ".join(tokens(label)) or None  # "Twelve" -> "12", as heard words are
@@ -485,8 +487,29 @@ class GrammarGraph:
         return bool(literal & set(said))
 
     def says_all(self, text: str) -> bool:
-        """The text is a sentence of the grammar as it is, and no sentence goes on from it: a pause after
-        it is not one in the middle of a sentence."""
+        """The text is a sentence of the grammar as it is, and whatever may follow it changes nothing it
+        means: only words of the same sentence, no slot, no wildcard ("what time is it" may go on with
+        "right now"; "set a timer for five minutes" with "and thirty seconds"). A pause after it is not
+        one in the middle of a command."""
+        here = self._after(text)
+        finished = {tpl for tpl, end in self.ends.items() if end in here}
+        if not finished:
+            return False
+        seen, stack = set(here), list(here)
+        while stack:
+            s = stack.pop()
+            if s in self.open:
+                return False
+            for t, label, _ in self.arcs.get(s, ()):
+                if label is not None and (isinstance(label, SlotArc) or self.templates.get(s) not in finished):
+                    return False
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        return True
+
+    def _after(self, text: str) -> set[int]:
+        """The states the grammar is in after these words (none: it holds no sentence that begins so)."""
         here = self._closure({self.start})
         for w in tokens(text):
             nxt: set[int] = set()
@@ -498,11 +521,8 @@ class GrammarGraph:
                         nxt.add(t)  # one-word values; a longer value makes the sentence wait, as is safe
             here = self._closure(nxt)
             if not here:
-                return False
-        ends = set(self.ends.values())
-        finished = bool(here & ends)
-        goes_on = any(label is not None for s in here for _, label, _ in self.arcs.get(s, ()))
-        return finished and not goes_on
+                break
+        return here
 
     def _closure(self, states: set[int]) -> set[int]:
         out, stack = set(states), list(states)

@@ -121,8 +121,10 @@ class Understanding:
         """What was heard is a command of this home to act on, a sentence no other one goes on from, and
         heard as finished: no reading of the recogniser's says more or trails off ("turn on the kitchen
         light and the" is often read "turn on the kitchen light", but not by all its readings). It is
-        acted on without waiting for the rest of the pause (ahead.py). Sentences the home does not list
-        in full (timers, the LLM's) and answers to a question wait for the whole pause."""
+        acted on without waiting for the rest of the pause (ahead.py). The box's everyday sentences are
+        whole when nothing that may follow changes what they mean ("what time is it", not "set a timer
+        for five minutes": "and thirty seconds" may follow); the LLM's and answers to a question wait for
+        the whole pause."""
         snap = self.templates.snap
         if self.pending is not None or snap is None or heard is None or heard.intent is None:
             return False
@@ -136,7 +138,7 @@ class Understanding:
         said = self.templates.clean(intent.text)
         if intent.source is Source.CUSTOM:
             return self.grammar is not None and self.grammar.says_all(said)
-        return snap.says_all(said)
+        return snap.says_all(said) or self.templates.everyday.says_all(said)
 
     # -- deciding -------------------------------------------------------------------------------------
 
