@@ -152,3 +152,19 @@ def test_a_reading_done_between_two_frames_is_looked_at_before_the_next_frame():
         frames.close()
 
     asyncio.run(scenario())
+
+
+def test_a_command_said_with_a_word_of_ones_own_is_whole_when_a_reading_says_it_as_the_home_does(make_assistant):
+    from assistant.engines.base import Hypothesis
+    from assistant.understand.rescore import Heard
+
+    a, _, _ = make_assistant()
+    u = a.understanding
+
+    def heard(*texts):
+        return Heard(texts[0], u.lookup(texts[0]), [Hypothesis(t, -0.2) for t in texts])
+
+    assert u.lookup("Turn off my kitchen light.") is not None
+    assert u.whole(heard("Turn off my kitchen light.", "Turn off the kitchen light."))
+    assert not u.whole(heard("Turn off my kitchen light."))  # no reading as the home says it: wait
+    assert not u.whole(heard("Turn off my kitchen light.", "Turn off the bedroom light."))  # another command

@@ -135,10 +135,16 @@ class Understanding:
         if any(len(words(r.text)) > said or r.text.rstrip().endswith(("...", "\u2026", "-"))
                for r in heard.readings):
             return False
-        said = self.templates.clean(intent.text)
+        clean = self.templates.clean
         if intent.source is Source.CUSTOM:
-            return self.grammar is not None and self.grammar.says_all(said)
-        return snap.says_all(said) or self.templates.everyday.says_all(said)
+            return self.grammar is not None and self.grammar.says_all(clean(intent.text))
+        if snap.says_all(clean(intent.text)) or self.templates.everyday.says_all(clean(intent.text)):
+            return True
+        # Heard with a word of the speaker's own ("turn off my kitchen light"), and by another reading as the
+        # home says it: the same command, which nothing goes on from either.
+        means = rescore.meaning(intent, self.registry)
+        return any(snap.says_all(clean(r.text)) and rescore.meaning(self.lookup(r.text), self.registry) == means
+                   for r in heard.readings)
 
     # -- deciding -------------------------------------------------------------------------------------
 
