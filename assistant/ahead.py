@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .endpoint import Endpoint, Endpointer
+from .endpoint import WINDOW_S, Endpoint, Endpointer
 from .understand.rescore import Heard
 
 log = logging.getLogger(__name__)
-READ_PAUSE_S = 0.1  # a pause this long starts a reading: most gaps between words are shorter, and one that
-# is not costs a reading nobody waits for
+# Two VAD windows of pause start a reading (frames come every 80 ms, so it begins 64-144 ms into the pause).
+# A gap between words that long costs a reading nobody waits for; 0.1 s was 30-70 ms slower end of speech to
+# publish on `assistant bench`, with the same accuracy and no command cut short.
+READ_PAUSE_S = 2 * WINDOW_S
 
 Hearing = tuple[str, Heard | None]  # the transcript, and the close listening's readings when it ran
 
