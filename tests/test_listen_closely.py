@@ -148,6 +148,8 @@ def test_one_light_in_an_area_means_the_same_by_either_name(make_assistant):
     ("Turn on the lamp and the lamp", "Turn on the lamp and the lamp"),
     ("turn on the kitchen light and turn on the hall light", "turn on the kitchen light and turn on the hall light"),
     ("What time is it?", "What time is it?"),
+    ("espresso espresso", "espresso"),  # a word said alone, read twice, is no longer sentence ("a small espresso")
+    ("2% 2% 2%", "2%"),
 ])
 def test_a_reading_is_cut_where_whisper_starts_over(decoded, reading):
     from assistant.engines.asr_faster_whisper import without_repeat

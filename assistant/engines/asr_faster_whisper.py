@@ -39,6 +39,8 @@ def without_repeat(text: str) -> str:
     repeat what came before, word for word (the last word may be cut off where the decoding stopped)."""
     words = text.split()
     norm = [_word(w) for w in words]
+    if len(words) >= 2 and norm[0] and len(set(norm)) == 1:  # one word over and over: "espresso espresso"
+        return words[0]
     for k in range(2, len(words)):
         tail = norm[k:]
         at_sentence_end = words[k - 1][-1:] in ".?!"
