@@ -168,6 +168,24 @@ def test_a_slot_value_unlike_what_was_heard_and_said_by_no_reading_is_doubted():
     assert not g.doubtful(said, [tokens("can i get a large cortado with oat milk")])
 
 
+def test_a_word_is_not_made_an_order_by_a_reading_far_down_the_beam():
+    """A lone "espresso" read as "Espresso" three times and, fourth, as "That's great soul" (three words,
+    as many as "a small espresso"): what counts is what the reading a sentence was found from said."""
+    from assistant.engines.base import Hypothesis
+    from assistant.understand.rescore import grammar_paths
+
+    def clean(text):
+        return " ".join(tokens(text))
+
+    coffee = graph(Path(__file__).parents[1] / "examples" / "coffee" / "sentences.yaml")  # no one-word order
+    readings = [Hypothesis(t, -0.3) for t in ("Espresso", "Espresso.", "Espresso!", "That's great soul")]
+    known, _, _ = grammar_paths([coffee], readings, clean)
+    assert not any(i.slots.get("drink") == "espresso" for i in known.values()), list(known)
+    order = [Hypothesis("can I get a small espresso", -0.3)]
+    known, _, _ = grammar_paths([coffee], order, clean)
+    assert any(i.slots.get("drink") == "espresso" for i in known.values())  # the same sentence, said
+
+
 def test_a_grammar_too_large_to_build_is_matched_exactly_and_said_so(tmp_path, make_assistant):
     """`(a; b; ...; h)` is 40,320 orders of eight parts: its graph would take a gigabyte and seconds a
     turn. It is not built; the sentences still work as said, and doctor warns."""

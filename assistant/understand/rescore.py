@@ -131,22 +131,24 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
     0..1, and which of them have a slot value that no reading says and whose letters are far less like
     the words heard in its place than another value's ("latte" for "klotago"): the audio and the letters
     disagree, and it is asked back."""
-    found = [(g, p, len(tokens(h.text))) for g in grammars for h in readings[:2]
+    found = [(g, p, clean(h.text)) for g in grammars for h in readings[:2]
              for p in g.nearest(clean(h.text), GRAMMAR_PATHS)]
     if not found:
         return {}, 0.0, set()
-    closeness = max(0.0, max(1 - p.cost / max(n, 1) for _, p, n in found))
+    closeness = max(0.0, max(1 - p.cost / max(len(tokens(h)), 1) for _, p, h in found))
     found.sort(key=lambda x: x[1].cost)
-    nearest_graph = found[0][0]
-    paths = [(g, p) for g, p, _ in found] + [(nearest_graph, v) for v in
-                                             nearest_graph.variants(found[0][1], per_slot=GRAMMAR_VARIANTS)]
+    nearest_graph, nearest, its_reading = found[0]
+    paths = found + [(nearest_graph, v, its_reading)
+                     for v in nearest_graph.variants(nearest, per_slot=GRAMMAR_VARIANTS)]
     forms = {t[0]: w for r in readings for w in words(r.text) if len(t := tokens(w)) == 1}
     out: dict[str, Intent] = {}
     doubtful: set[str] = set()
     heard = [tokens(clean(r.text)) for r in readings]
-    for g, p in paths:
+    for g, p, reading in paths:
         said = p.said_as(forms)
-        if said not in out and any(g.heard_enough(p, clean(r.text)) for r in readings):
+        # Enough of it said by the reading it was found from: another reading, far down the beam, may be
+        # anything ("That's great soul" for a lone "espresso" is three words, as many as "a small espresso").
+        if said not in out and g.heard_enough(p, reading):
             source = Source.CUSTOM if g.domain == "custom" else Source.TEMPLATE
             out[said] = Intent(name=p.intent, text=p.text, domain=g.domain, slots=dict(p.slots), source=source)
             if g.doubtful(p, heard):
