@@ -189,6 +189,8 @@ def test_the_grammar_is_searched_for_the_paths_nearest_to_what_was_heard(custom)
     # nothing ("... to 21 [degrees]"); after a piece of one, the box waits.
     assert graph.says_all("run the movie scene") and graph.says_all("set the office thermostat to 21")
     assert not graph.says_all("set the office thermostat to") and not graph.says_all("run the")
+    assert graph.says_all("make it 18 degrees in the living room")  # a slot value of two words, said whole
+    assert not graph.says_all("make it 18 degrees in the living")
 
 
 def test_a_misheard_custom_command_is_weighed_on_the_audio_not_snapped_from_text(tmp_path, make_assistant, spy):

@@ -510,19 +510,24 @@ class GrammarGraph:
 
     def _after(self, text: str) -> set[int]:
         """The states the grammar is in after these words (none: it holds no sentence that begins so)."""
-        here = self._closure({self.start})
+        # (state, the words still to come of a slot value said in several: "bedroom light")
+        here: set[tuple[int, tuple[str, ...]]] = {(s, ()) for s in self._closure({self.start})}
         for w in tokens(text):
-            nxt: set[int] = set()
-            for s in here:
+            nxt: set[tuple[int, tuple[str, ...]]] = set()
+            for s, rest in here:
+                if rest:
+                    if rest[0] == w:
+                        nxt.add((s, rest[1:]))
+                    continue
                 for t, label, _ in self.arcs.get(s, ()):
                     if label == w:
-                        nxt.add(t)
-                    elif isinstance(label, SlotArc) and any(said == (w,) for said, _, _ in label.values):
-                        nxt.add(t)  # one-word values; a longer value makes the sentence wait, as is safe
-            here = self._closure(nxt)
+                        nxt.add((t, ()))
+                    elif isinstance(label, SlotArc):
+                        nxt |= {(t, said[1:]) for said, _, _ in label.values if said and said[0] == w}
+            here = {(c, ()) for s, rest in nxt if not rest for c in self._closure({s})} | {x for x in nxt if x[1]}
             if not here:
                 break
-        return here
+        return {s for s, rest in here if not rest}
 
     def _closure(self, states: set[int]) -> set[int]:
         out, stack = set(states), list(states)
