@@ -382,5 +382,6 @@ def _text(d: dict) -> str:
     lines += ["", "model load: " + ", ".join(f"{k} {v:.2f} s" for k, v in d["model_load_s"].items()),
               f"CPU while idle-listening: {d['idle_listening_cpu_fraction_of_one_core'] * 100:.1f} % of one core",
               f"peak RSS (speech pipeline, before the LLM figures): {d['peak_rss_mb']:.0f} MB",
-              f"(latency from end of speech includes the {d['silence_ms']} ms pause that ends a command)"]
+              f"(latency from end of speech includes the pause waited through: until a reading shows a whole "
+              f"command, else {d['silence_ms']} ms)"]
     return "\n".join(lines)
