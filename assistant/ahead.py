@@ -37,9 +37,8 @@ class Reading:
     started: float = field(default_factory=time.perf_counter)
     task: asyncio.Future | None = None  # -> Hearing
     seconds: float = 0.0  # the recogniser's time
-    whole: bool = False  # a complete command that cannot go on
+    whole: bool = False  # a whole command, to act on now (Understanding.whole)
     ready_s: float = 0.0  # a file: how long the pause has lasted when the reading is done
-
 
 
 class HearingAhead:
