@@ -125,7 +125,8 @@ def test_text_comes_back_as_speech_whole_and_streamed(serve, engines):
     assert whole[0].type == "audio-start" and "bedroom light" in heard(engines, whole)
     assert [e.type for e in stream if e.type != "audio-chunk"] == ["audio-start", "audio-stop", "synthesize-stopped"]
     said = heard(engines, stream)
-    assert "bedroom light" in said and "porch light" in said and said.count("bedroom") == 1
+    # each sentence said once (Whisper tiny hears piper's "bedroom light" as "bedroom like" now and then)
+    assert "bedroom li" in said and "porch li" in said and said.count("bedroom") == 1
 
 
 def test_recognize_gives_the_intent_and_its_entities(serve):
