@@ -50,22 +50,35 @@ class Player:
             stop()
 
     async def say(self, text: str, on_audio: Callable[[float], None] = lambda seconds: None) -> None:
-        """Synthesizes text sentence by sentence on the TTS worker and plays each as soon as it is ready
-        (a reply said before plays at once); `on_audio` hears each chunk's length in seconds just before
-        it plays."""
+        """Synthesizes text sentence by sentence (a long one clause by clause) on the TTS worker, the next
+        while one plays, and plays each as soon as it is ready (a reply said before plays at once);
+        `on_audio` hears each chunk's length in seconds just before it plays."""
         kept = self.kept.get(text)
         chunks = iter(kept) if kept is not None else self.tts.sentences(text)
+
+        def following() -> asyncio.Future:
+            """The next chunk: made on the TTS worker while the one before plays, so none waits for it."""
+            if kept is not None:
+                done = asyncio.get_running_loop().create_future()
+                done.set_result(next(chunks, None))
+                return done
+            made = asyncio.ensure_future(self.workers.run("tts", next, chunks, None))
+            made.add_done_callback(lambda f: f.cancelled() or f.exception())  # one nobody waits for: cut short
+            return made
+
         said: list[np.ndarray] = []
         self.speaking, self.saying = True, text
         try:
+            coming = following()
             while not self.cut:
-                pcm = next(chunks, None) if kept is not None else await self.workers.run("tts", next, chunks, None)
+                pcm = await coming
                 if pcm is None:
                     if kept is None:  # all of it was said: kept for the next time
                         self._keep(text, said)
                     break
                 if self.cut:
                     break
+                coming = following()
                 said.append(pcm)
                 on_audio(len(pcm) / self.tts.sample_rate)
                 await self.play(pcm, self.tts.sample_rate)
