@@ -50,7 +50,7 @@ class Player:
             stop()
 
     async def say(self, text: str, on_audio: Callable[[float], None] = lambda seconds: None) -> None:
-        """Synthesizes text sentence by sentence (a long one clause by clause) on the TTS worker, the next
+        """Synthesizes text sentence by sentence on the TTS worker, the next sentence
         while one plays, and plays each as soon as it is ready (a reply said before plays at once);
         `on_audio` hears each chunk's length in seconds just before it plays."""
         kept = self.kept.get(text)
