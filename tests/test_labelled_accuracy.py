@@ -49,7 +49,10 @@ def test_the_coffee_grammar_says_thousands_of_orders_each_read_back_as_its_own_i
 @needs_devset
 def test_a_labelled_folder_is_graded_on_the_intent_and_every_slot(tmp_path, store, broker):
     say = lambda text: utterance(0.3, piper(store, text), 0.5)  # noqa: E731
-    labelled(tmp_path, "right", "OrderDrink", {"size": "large", "drink": "latte"}, say("Can I get a large latte?"))
+    # Piper's voice differs from run to run: its "latte" was heard as "lot" or "water", 2 times in 16, so the
+    # right order is one the tiny recogniser heard 24 times in 24.
+    labelled(tmp_path, "right", "OrderDrink", {"size": "large", "drink": "cappuccino"},
+             say("Can I get a large cappuccino?"))
     labelled(tmp_path, "one_slot_wrong", "OrderDrink", {"size": "small", "drink": "cappuccino", "milk": "soy"},
              say("Can I get a small cappuccino with oat milk?"))
     labelled(tmp_path, "chatter", "", {}, say("Tell me a joke."))
