@@ -64,6 +64,26 @@ def test_the_grammars_say_what_the_test_needs(tmp_path):
     assert path.slots == {"size": "large", "shots": "2", "drink": "latte", "milk": "some"}
 
 
+def test_a_slot_written_against_a_word_is_a_slot_then_the_word(tmp_path):
+    """hassil gives "{minutes}-minute" as one word; the graph must hear "a 5-minute timer" through the slot."""
+    p = tmp_path / "g.yaml"
+    p.write_text("""language: en
+intents:
+  StartTimer:
+    data:
+      - sentences: ["set a {minutes}-minute timer", "turn it up to {level}%"]
+lists:
+  minutes: {range: {from: 1, to: 100}}
+  level: {range: {from: 0, to: 100}}
+""")
+    g = graph(p)
+    assert not [w for w in g.vocabulary if "{" in w or " " in w]
+    for said, slots in (("set a 5-minute timer", {"minutes": 5}), ("turn it up to 40%", {"level": 40})):
+        [path] = g.nearest(said, 1)
+        assert (path.slots, path.cost) == (slots, 0.0), path
+        assert "{" not in path.text and g.says_all(said)
+
+
 def orders_heard(make_assistant, cfg, clips: list) -> tuple[list[str], list[str]]:
     """The orders (said in each voice, with kitchen noise at 12 dB) understood with exactly their slots at a
     confidence the box acts on, and those understood as something else at that confidence. The close

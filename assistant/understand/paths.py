@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -197,23 +198,23 @@ class GrammarGraph:
         self.arcs: dict[int, list[tuple[int, str | SlotArc | None, str | None]]] = defaultdict(list)
         self.open: set[int] = set()  # states a wildcard leaves from
         self.spelling: dict[str, str] = {}  # a grammar word as `tokens` gives it -> as the grammar writes it
+        states = itertools.count(max([fst.start, *fst.final_states, *fst.arcs,
+                                      *(a.to_state for arcs in fst.arcs.values() for a in arcs)]) + 1)
         for s, arcs in fst.arcs.items():
             for a in arcs:
                 if a.in_label == SKIP:
                     continue  # hassil's "anything here"; a heard word the grammar has no place for costs EXTRA
-                label = None if a.in_label == EPS else a.in_label
-                if label and label.startswith("{") and label.endswith("}"):
-                    label = self.slots.get(label[1:-1])
-                    if label is None:  # a list of no values (a wildcard's): the graph cannot hear it, but
-                        self.open.add(s)  # a sentence may go on there
-                        continue
-                elif label:
-                    said = label.lower()
-                    label = " ".join(tokens(label)) or None  # "Twelve" -> "12", as heard words are
-                    if label:
-                        self.spelling.setdefault(label, said)
+                labels = self._labels(a.in_label)
+                if labels is None:  # a list of no values (a wildcard's): the graph cannot hear it, but
+                    self.open.add(s)  # a sentence may go on there
+                    continue
                 intent = a.out_label[len("intent:"):] if a.out_label.startswith("intent:") else None
-                self.arcs[s].append((a.to_state, label, intent))
+                # one arc a heard word: "{minutes}-minute" is a slot, then a word, through a state of its own
+                at = s
+                for i, label in enumerate(labels):
+                    to = a.to_state if i == len(labels) - 1 else next(states)
+                    self.arcs[at].append((to, label, intent if i == 0 else None))
+                    at = to
         self.final = set(fst.final_states)
         self.start = fst.start
         self.templates = self._templates()
@@ -226,6 +227,26 @@ class GrammarGraph:
         self.order = self._topological(fst.start)
         self.vocabulary = sorted({lab for arcs in self.arcs.values() for _, lab, _ in arcs if isinstance(lab, str)}
                                  | {w for arc in self.slots.values() for said, _, _ in arc.values for w in said})
+
+    def _labels(self, label: str) -> list[str | SlotArc | None] | None:
+        """What one arc of hassil's graph says, as arcs of this one: nothing, a word, a slot, or several of
+        them where a slot is written against text ("{minutes}-minute", "{volume}%"); None: a slot of no
+        values (a wildcard's). Notes how the grammar writes each word (`spelling`)."""
+        if label == EPS:
+            return [None]
+        pieces = [p for p in re.split(r"(\{[^{}]+\})", label) if p]
+        out: list[str | SlotArc | None] = []
+        for piece in pieces:
+            if piece.startswith("{") and piece.endswith("}"):
+                if (slot := self.slots.get(piece[1:-1])) is None:
+                    return None
+                out.append(slot)
+                continue
+            said = tokens(piece)  # "Twelve" -> "12", as heard words are
+            for w in said:
+                self.spelling.setdefault(w, piece.lower() if len(pieces) == len(said) == 1 else w)
+            out += said
+        return out or [None]
 
     @staticmethod
     def _slot_arcs(intents) -> dict[str, SlotArc]:
