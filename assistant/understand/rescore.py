@@ -106,6 +106,19 @@ def _meaning(snap, understand, sentence: str, registry, known: dict[str, Intent]
     return snap.understood[sentence]
 
 
+def _once_each(understand, clean):
+    """`understand`, asked once for each text as it is cleaned: the beam's readings often differ only in
+    case and punctuation, and each look-up costs milliseconds."""
+    seen: dict[str, Intent | None] = {}
+
+    def once(text: str) -> Intent | None:
+        key = clean(text)
+        if key not in seen:
+            seen[key] = understand(text)
+        return seen[key]
+    return once
+
+
 def choose(readings: list, understand) -> tuple[object, Intent | None]:
     """The reading (and its intent) that is likely and understood best."""
     best, top = None, readings[0].logprob
@@ -131,8 +144,9 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
     0..1, and which of them have a slot value that no reading says and whose letters are far less like
     the words heard in its place than another value's ("latte" for "klotago"): the audio and the letters
     disagree, and it is asked back."""
-    found = [(g, p, clean(h.text)) for g in grammars for h in readings[:2]
-             for p in g.nearest(clean(h.text), GRAMMAR_PATHS)]
+    # readings that differ only in case or punctuation ("A cortado, tall." and "a cortado tall") are searched once
+    texts = list(dict.fromkeys(clean(h.text) for h in readings[:2]))
+    found = [(g, p, text) for g in grammars for text in texts for p in g.nearest(text, GRAMMAR_PATHS)]
     if not found:
         return {}, 0.0, set()
     closeness = max(0.0, max(1 - p.cost / max(len(tokens(h)), 1) for _, p, h in found))
@@ -200,6 +214,7 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     given to an exactly heard on/off whose opposite fits the audio almost as well (one that asks back);
     `grammars`: the user's own intents and the box's everyday ones as graphs, whose nearest paths are
     weighed too."""
+    understand = _once_each(understand, understander.clean)
     encoded = asr.encode(audio)
     readings = asr.hypotheses(encoded, hotwords, max(1, n))
     if not readings:
