@@ -16,10 +16,12 @@ from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
 from assistant.audio.wav import load_pcm16k
 from assistant.engines.asr_faster_whisper import without_hint
+from assistant.engines.base import Hypothesis
 from assistant.samples import espeak, piper, trimmed, utterance
 from assistant.understand.custom import load_file
 from assistant.understand.grammar import FILLER, hassil_intents
 from assistant.understand.paths import GrammarGraph, GrammarTooLarge, tokens
+from assistant.understand.rescore import grammar_paths
 
 BIG = Path(__file__).parent / "grammars" / "coffee_orders.yaml"
 # The same lists, one template: a few thousand sentences
@@ -82,6 +84,19 @@ lists:
         [path] = g.nearest(said, 1)
         assert (path.slots, path.cost) == (slots, 0.0), path
         assert "{" not in path.text and g.says_all(said)
+
+
+def test_a_value_heard_as_it_is_is_not_joined_into_another_and_both_nearest_orders_are_varied(tmp_path):
+    """Whisper heard "with oat milk" as "without nope": "latte without" is not "flat white" (a latte was heard
+    as it is), and when a misheard drink does win the nearest path ("lathe without"), the milk is still tried
+    on the next nearest order, so the audio can choose "with oat milk"."""
+    g = graph(small_grammar(tmp_path))
+    [path] = g.nearest("can i get a large latte without no", 1)
+    assert path.slots["drink"] == "latte"
+    readings = [Hypothesis("Can I get a large lathe without nope?", -0.3),
+                Hypothesis("Can I get a large lathe without no?", -0.4)]
+    known, _, _ = grammar_paths([g], readings, lambda text: " ".join(tokens(text)))
+    assert "can i get a large latte with oat milk" in known, list(known)
 
 
 def orders_heard(make_assistant, cfg, clips: list) -> tuple[list[str], list[str]]:

@@ -10,6 +10,7 @@ so two equally close readings ask back instead of guessing.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ class Snap:
         return self.score - max(0.0, AMBIGUOUS - (self.score - self.runner_up))
 
 
+@functools.lru_cache(maxsize=8192)  # the same words are compared again and again: a grammar's against each heard one
 def sound_key(text: str) -> str:
     """A rough sound-alike spelling: letters that sound alike fold together, inner vowels drop, so
     "like"/"light", "lamb"/"lamp", "bedrum"/"bedroom" come closer than their letters are."""

@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+import numpy as np
 from hassil import (
     Group,
     ListReference,
@@ -99,11 +100,14 @@ class SlotArc:
     values: tuple[tuple[tuple[str, ...], object, str], ...]  # (words said, value meant, text said)
 
     @functools.cached_property
-    def numbers(self) -> dict[str, int] | None:
-        """For a list of numbers only: each number's digits -> its place in `values`."""
-        if not all(len(said) == 1 and said[0].isdigit() for said, _, _ in self.values):
-            return None
-        return {said[0]: i for i, (said, _, _) in enumerate(self.values)}
+    def numbers(self) -> dict[str, int]:
+        """Its values that are a number: the number's digits -> its place in `values`."""
+        return {said[0]: i for i, (said, _, _) in enumerate(self.values) if len(said) == 1 and said[0].isdigit()}
+
+    @functools.cached_property
+    def words_alone(self) -> set[str]:
+        """The values said in one word."""
+        return {said[0] for said, _, _ in self.values if len(said) == 1}
 
     @staticmethod
     def said(sl) -> list[tuple[tuple[str, ...], object, str]]:
@@ -326,7 +330,8 @@ class GrammarGraph:
         m = len(heard)
         extra = [FILLER_EXTRA if w in self.filler else EXTRA for w in heard]
         unlike = {w: [1.0 - similarity(h, w) for h in heard] for w in self.vocabulary}
-        spans = {name: self._span_costs(arc, heard, unlike) for name, arc in self.slots.items()}
+        spans = {name: self._span_matrix(arc, heard, unlike) for name, arc in self.slots.items()}
+        ends_at = np.arange(m + 1)
         inf = float("inf")
         cost = {s: [inf] * (m + 1) for s in self.order}
         back: dict[int, list] = {s: [None] * (m + 1) for s in self.order}
@@ -364,15 +369,14 @@ class GrammarGraph:
                             trow[j], tback[j] = c + MISSED, (s, j, label, None)
                         if j < m and c + miss[j] < trow[j + 1]:
                             trow[j + 1], tback[j + 1] = c + miss[j], (s, j, label, None)
-                else:
-                    table = spans[label.slot]
-                    for j in range(m + 1):
-                        c = row[j]
-                        if c == inf:
-                            continue
-                        for e, (sc, value) in table[j].items():
-                            if c + sc < trow[e]:
-                                trow[e], tback[e] = c + sc, (s, j, label, value)
+                else:  # every start j and end e at once: a grammar may have thousands of slot arcs
+                    span_cost, span_value = spans[label.slot]
+                    through = np.asarray(row)[:, None] + span_cost
+                    start = through.argmin(axis=0)  # for each end, the first start of least cost
+                    least = through[start, ends_at]
+                    for e in np.flatnonzero(least < np.asarray(trow)).tolist():
+                        j = int(start[e])
+                        trow[e], tback[e] = float(least[e]), (s, j, label, int(span_value[j, e]))
         ended = sorted((cost[end][m], tpl, end) for tpl, end in self.ends.items()
                        if end in cost and cost[end][m] < inf)  # a template of only wildcards never ends
         out, seen = [], set()
@@ -385,20 +389,34 @@ class GrammarGraph:
                     break
         return out
 
+    def _span_matrix(self, arc: SlotArc, heard: list[str], unlike) -> tuple[np.ndarray, np.ndarray]:
+        """`_span_costs` as two matrices, start by end: the cost (inf where the slot cannot cover those
+        words) and the value."""
+        m = len(heard)
+        cost, value = np.full((m + 1, m + 1), np.inf), np.zeros((m + 1, m + 1), np.int64)
+        for j, ends in enumerate(self._span_costs(arc, heard, unlike)):
+            for e, (c, v) in ends.items():
+                cost[j, e], value[j, e] = c, v
+        return cost, value
+
     def _span_costs(self, arc: SlotArc, heard: list[str], unlike) -> list[dict[int, tuple[float, int]]]:
         """For each start j, the end e of the heard words a slot may cover and the cost of the value
         nearest to heard[j:e] (and which value)."""
         m = len(heard)
         table: list[dict[int, tuple[float, int]]] = [dict() for _ in range(m + 1)]
-        if arc.numbers is not None:  # a number range: a number is heard as it is, or not at all
+        numbers = arc.numbers
+        if numbers:  # a number is heard as it is, or not at all (a minute's "45" is not "40")
+            first = min(numbers.values())
             for j in range(m + 1):
-                table[j][j] = (MISSED, 0)
+                table[j][j] = (MISSED, first)
                 if j < m:
-                    table[j][j + 1] = (0.0, arc.numbers[heard[j]]) if heard[j] in arc.numbers else (1.0, 0)
-            return table
+                    table[j][j + 1] = (0.0, numbers[heard[j]]) if heard[j] in numbers else (1.0, first)
         joined = [{e: " ".join(heard[j:e]) for e in range(j + 1, min(m, j + JOINED) + 1)} for j in range(m + 1)]
         said_joined = [text for _, _, text in arc.values]
+        as_numbers = set(numbers.values())
         for vi, (said, _, _) in enumerate(arc.values):
+            if vi in as_numbers:
+                continue
             n = len(said)
             table_costs = [unlike.get(w) or [1.0 - similarity(h, w) for h in heard] for w in said]
             for j in range(m + 1):
@@ -412,6 +430,8 @@ class GrammarGraph:
                     prev = cur
                     spans[e + 1] = prev[n]
                 for e in range(j + 1, min(m, j + JOINED) + 1):  # split or joined differently: "floor taco"
+                    if e - j > 1 and not (arc.words_alone - set(said)).isdisjoint(heard[j:e]):
+                        break  # a value heard as it is belongs to no other: "latte without" is not "flat white"
                     like = value_likeness(joined[j][e], said_joined[vi])
                     if like >= JOINED_LIKENESS:
                         c = max(n, e - j) * (1 - like)

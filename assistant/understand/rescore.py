@@ -44,6 +44,7 @@ SHORTLIST = 3  # nearest sentences taken from each of the top two readings
 VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
 FAMILY_LEAD = 0.25  # a lead in closeness that leaves the home's or the grammar's sentences out
 GRAMMAR_PATHS = 4  # nearest paths of the user's grammar taken from each of the top two readings
+FARTHER = 3.0  # grammar paths this many word edits farther from what was heard than the nearest are left out
 GRAMMAR_VARIANTS = 12  # values tried in place of each slot of the nearest path not heard as it is
 
 
@@ -151,9 +152,17 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
         return {}, 0.0, set()
     closeness = max(0.0, max(1 - p.cost / max(len(tokens(h)), 1) for _, p, h in found))
     found.sort(key=lambda x: x[1].cost)
-    nearest_graph, nearest, its_reading = found[0]
-    paths = found + [(nearest_graph, v, its_reading)
-                     for v in nearest_graph.variants(nearest, per_slot=GRAMMAR_VARIANTS)]
+    # A sentence that takes many more edits than the nearest to become what was heard is not worth weighing
+    # ("turn the volume down" for "can I get a large latte without nope").
+    found = [f for f in found if f[1].cost <= found[0][1].cost + FARTHER]
+    # The one-slot variants of the two nearest meanings, taking turns: the nearest may have taken a misheard
+    # slot for another ("lathe without" for "flat white", where "with oat milk" was said).
+    two: list = []
+    for g, p, h in found:
+        if len(two) < 2 and all(p.meaning != q.meaning for _, q, _ in two):
+            two.append((g, p, h))
+    variants = [[(g, v, h) for v in g.variants(p, per_slot=GRAMMAR_VARIANTS)] for g, p, h in two]
+    paths = found + [v for pair in itertools.zip_longest(*variants) for v in pair if v]
     forms = {t[0]: w for r in readings for w in words(r.text) if len(t := tokens(w)) == 1}
     out: dict[str, Intent] = {}
     doubtful: set[str] = set()
