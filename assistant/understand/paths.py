@@ -24,7 +24,6 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import numpy as np
 from hassil import (
     Group,
     ListReference,
@@ -330,8 +329,7 @@ class GrammarGraph:
         m = len(heard)
         extra = [FILLER_EXTRA if w in self.filler else EXTRA for w in heard]
         unlike = {w: [1.0 - similarity(h, w) for h in heard] for w in self.vocabulary}
-        spans = {name: self._span_matrix(arc, heard, unlike) for name, arc in self.slots.items()}
-        ends_at = np.arange(m + 1)
+        spans = {name: self._span_costs(arc, heard, unlike) for name, arc in self.slots.items()}
         inf = float("inf")
         cost = {s: [inf] * (m + 1) for s in self.order}
         back: dict[int, list] = {s: [None] * (m + 1) for s in self.order}
@@ -369,14 +367,15 @@ class GrammarGraph:
                             trow[j], tback[j] = c + MISSED, (s, j, label, None)
                         if j < m and c + miss[j] < trow[j + 1]:
                             trow[j + 1], tback[j + 1] = c + miss[j], (s, j, label, None)
-                else:  # every start j and end e at once: a grammar may have thousands of slot arcs
-                    span_cost, span_value = spans[label.slot]
-                    through = np.asarray(row)[:, None] + span_cost
-                    start = through.argmin(axis=0)  # for each end, the first start of least cost
-                    least = through[start, ends_at]
-                    for e in np.flatnonzero(least < np.asarray(trow)).tolist():
-                        j = int(start[e])
-                        trow[e], tback[e] = float(least[e]), (s, j, label, int(span_value[j, e]))
+                else:
+                    table = spans[label.slot]
+                    for j in range(m + 1):
+                        c = row[j]
+                        if c == inf:
+                            continue
+                        for e, (sc, value) in table[j].items():
+                            if c + sc < trow[e]:
+                                trow[e], tback[e] = c + sc, (s, j, label, value)
         ended = sorted((cost[end][m], tpl, end) for tpl, end in self.ends.items()
                        if end in cost and cost[end][m] < inf)  # a template of only wildcards never ends
         out, seen = [], set()
@@ -388,16 +387,6 @@ class GrammarGraph:
                 if len(out) == k:
                     break
         return out
-
-    def _span_matrix(self, arc: SlotArc, heard: list[str], unlike) -> tuple[np.ndarray, np.ndarray]:
-        """`_span_costs` as two matrices, start by end: the cost (inf where the slot cannot cover those
-        words) and the value."""
-        m = len(heard)
-        cost, value = np.full((m + 1, m + 1), np.inf), np.zeros((m + 1, m + 1), np.int64)
-        for j, ends in enumerate(self._span_costs(arc, heard, unlike)):
-            for e, (c, v) in ends.items():
-                cost[j, e], value[j, e] = c, v
-        return cost, value
 
     def _span_costs(self, arc: SlotArc, heard: list[str], unlike) -> list[dict[int, tuple[float, int]]]:
         """For each start j, the end e of the heard words a slot may cover and the cost of the value
