@@ -55,6 +55,12 @@ def small_grammar(tmp_path) -> Path:
     return p
 
 
+def written(tmp_path, grammar: str) -> Path:
+    p = tmp_path / "g.yaml"
+    p.write_text(grammar)
+    return p
+
+
 def graph(path: Path) -> GrammarGraph:
     return GrammarGraph(hassil_intents(load_file(path)), FILLER)
 
@@ -68,8 +74,7 @@ def test_the_grammars_say_what_the_test_needs(tmp_path):
 
 def test_a_slot_written_against_a_word_is_a_slot_then_the_word(tmp_path):
     """hassil gives "{minutes}-minute" as one word; the graph must hear "a 5-minute timer" through the slot."""
-    p = tmp_path / "g.yaml"
-    p.write_text("""language: en
+    p = written(tmp_path, """language: en
 intents:
   StartTimer:
     data:
@@ -174,8 +179,7 @@ def test_the_hint_never_becomes_words_on_short_and_silent_clips(tmp_path, make_a
 
 
 def test_a_slot_filled_from_two_lists_takes_the_values_of_both(tmp_path):
-    p = tmp_path / "g.yaml"
-    p.write_text("""language: en
+    p = written(tmp_path, """language: en
 intents:
   OrderDrink:
     data:
@@ -224,8 +228,7 @@ def test_a_word_is_not_made_an_order_by_a_reading_far_down_the_beam():
 def test_a_grammar_too_large_to_build_is_matched_exactly_and_said_so(tmp_path, make_assistant):
     """`(a; b; ...; h)` is 40,320 orders of eight parts: its graph would take a gigabyte and seconds a
     turn. It is not built; the sentences still work as said, and doctor warns."""
-    p = tmp_path / "g.yaml"
-    p.write_text("""language: en
+    p = written(tmp_path, """language: en
 intents:
   Mix:
     data:
