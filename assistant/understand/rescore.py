@@ -45,7 +45,7 @@ VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower 
 FAMILY_LEAD = 0.25  # a lead in closeness that leaves the home's or the grammar's sentences out
 GRAMMAR_PATHS = 4  # nearest paths of the user's grammar taken from each of the top two readings
 FARTHER = 3.0  # grammar paths this many word edits farther from what was heard than the nearest are left out
-GRAMMAR_VARIANTS = 12  # values tried in place of each slot of the nearest path not heard as it is
+GRAMMAR_VARIANTS = 12  # values tried in place of each slot, not heard as it is, of the two nearest meanings
 
 
 @dataclass
@@ -140,7 +140,7 @@ def choose(readings: list, understand) -> tuple[object, Intent | None]:
 
 def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[dict[str, Intent], float, set[str]]:
     """The grammars' sentences nearest to the top readings (the user's own, the box's everyday ones), and
-    the nearest one's one-slot variants, each with its intent taken from its path; only those the
+    the two nearest meanings' one-slot variants, each with its intent taken from its path; only those the
     readings say enough of (see GrammarGraph.heard_enough). And how close the nearest is to its reading,
     0..1, and which of them have a slot value that no reading says and whose letters are far less like
     the words heard in its place than another value's ("latte" for "klotago"): the audio and the letters
