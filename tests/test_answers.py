@@ -89,3 +89,13 @@ def test_a_new_request_replaces_the_question(asked_about_the_lock):
     d = asked_about_the_lock.read("Turn off the bedroom light.")
     assert d.verdict is Verdict.ACT and [c.device_id for c in d.outcome.commands] == ["bedroom_light"]
     assert asked_about_the_lock.pending is None
+
+
+def test_a_timer_heard_unsure_is_asked_about_and_started_on_yes(example):
+    """A timer has no device message, only an effect on the box: unsure, it is asked about all the same."""
+    example.forget()
+    unsure = dataclasses.replace(example.lookup("set a timer for 2 seconds"), confidence=0.75)
+    d = example.decide(unsure)
+    assert d.verdict is Verdict.ASK and d.outcome.effect is None and "timer" in d.outcome.reply
+    d = example.read("Yes.")
+    assert d.verdict is Verdict.ACT and d.outcome.effect is not None

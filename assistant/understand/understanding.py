@@ -203,7 +203,9 @@ class Understanding:
             return Decision(Verdict.NOT_UNDERSTOOD, Outcome(NOT_UNDERSTOOD, ok=False))
         outcome = self.plan(intent)
         weighty = any(d.domain in u.confirm_domains for c in outcome.commands if (d := self.registry.get(c.device_id)))
-        if outcome.commands and (intent.confidence < u.act_threshold or weighty):
+        # What does something (a device's message, or a timer started on the box itself) is asked about
+        # when unsure: a heard "two sugars" was once a 2-second timer at 0.75.
+        if (outcome.commands or outcome.effect) and (intent.confidence < u.act_threshold or weighty):
             self.pending = Question(intent, weighty)
             return Decision(Verdict.ASK, Outcome(self._question(intent), ok=False, intent=intent))
         return Decision(Verdict.ACT, outcome)
