@@ -126,9 +126,12 @@ def expected(assistant: Assistant, text: str) -> dict[str, dict]:
 
 
 def what_was_done(events, devices: MqttRecorder) -> dict:
-    """The device messages that arrived, or else the everyday intent that was carried out."""
+    """The device messages that arrived, or else the everyday intent that was carried out (not one only
+    asked about: the turn names the intent it asks about too)."""
     got = devices.take(sum(e.kind == "command" and not e.data["topic"].startswith(devices.own) for e in events))
-    acted = [e.data["intent"] for e in events if e.kind == "intent" and e.data["intent"].name in EVERYDAY_INTENTS]
+    asked = any(e.kind == "ask" for e in events)
+    acted = [e.data["intent"] for e in events
+             if e.kind == "intent" and e.data["intent"].name in EVERYDAY_INTENTS and not asked]
     return got or (acted_on(acted[0]) if acted else {})
 
 
