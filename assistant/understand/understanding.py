@@ -136,9 +136,10 @@ class Understanding:
                for r in heard.readings):
             return False
         clean = self.templates.clean
+        sentence = clean(intent.text)
         if intent.source is Source.CUSTOM:
-            return self.grammar is not None and self.grammar.says_all(clean(intent.text))
-        if snap.says_all(clean(intent.text)) or self.templates.everyday.says_all(clean(intent.text)):
+            return self.grammar is not None and self.grammar.says_all(sentence)
+        if snap.says_all(sentence) or self.templates.everyday.says_all(sentence):
             return True
         # Heard with a word of the speaker's own ("turn off my kitchen light"), and by another reading as the
         # home says it: the same command, which nothing goes on from either.
