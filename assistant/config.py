@@ -85,7 +85,7 @@ class AsrConfig:
     beam_size: int = 1
     threads: int = 2
     hints: bool = True  # pass device and area names to the decoder as hotwords
-    nbest: int = 4  # readings the beam keeps, weighed against the home's sentences (1: greedy, one reading)
+    nbest: int = 4  # readings the beam keeps when the greedy one is not a home sentence as it is (1: greedy only)
     window_s: float = 10.0  # the audio is padded to this (Whisper's own is 30 s: three times the work)
 
 

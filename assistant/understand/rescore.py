@@ -3,7 +3,8 @@
 A small Whisper model transcribing freely often gets two words of a command wrong, and its best guess is
 not always its only plausible one. So instead of one transcript:
 
-1. the decoder's beam keeps its `n` best readings, each with its average log-probability; each is
+1. the decoder reads the audio once, greedily; if that reading is not a sentence of this home word for
+   word, its beam keeps its `n` best readings, each with its average log-probability; each is
    understood, and the one that is both likely and closest to a sentence this home accepts wins (an
    exact template match beats a snap, a likelier reading beats a less likely one);
 2. unless that reading matched a template exactly (and is not an on/off: the one word that flips the
@@ -16,9 +17,10 @@ not always its only plausible one. So instead of one transcript:
    else is the confidence. If even the best-fitting command fits far worse than what was freely heard
    (scored the same way), what was said is not a command at all, and no snap is made of it.
 
-Costs one encoding of the audio (as before), a beam of `n` instead of greedy decoding, and, when the
-check runs, a teacher-forced pass of the decoder per candidate sentence (at most `MAX_CANDIDATES`, in one
-batch; a few milliseconds each, see FasterWhisper.score).
+Costs one encoding of the audio (as before), a greedy decoding and, when it is not heard exactly, a
+beam of `n` (two to three times a greedy decoding), and, when the check runs, a teacher-forced pass of
+the decoder per candidate sentence (at most `MAX_CANDIDATES`, in batches; a few milliseconds each, see
+FasterWhisper.score).
 """
 
 from __future__ import annotations
@@ -216,6 +218,11 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
     return candidates[:MAX_CANDIDATES]
 
 
+def _exact(intent: Intent | None) -> bool:
+    """Heard as a sentence of this home (or of the user's grammar) word for word."""
+    return intent is not None and intent.confidence >= 1 and intent.source is not Source.FUZZY
+
+
 def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
          unsure: float = 0.75, grammars: list[GrammarGraph] = ()) -> Heard:
     """`understand`: text -> Intent (the conductor's, custom intents first); `understander`: the
@@ -225,12 +232,17 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     weighed too."""
     understand = _once_each(understand, understander.clean)
     encoded = asr.encode(audio)
-    readings = asr.hypotheses(encoded, hotwords, max(1, n))
+    # One reading first: the beam costs two to three times as much, and a reading that is a sentence of
+    # this home as it is needs no other (the audio check below still weighs its on/off opposite).
+    readings = asr.hypotheses(encoded, hotwords, 1)
     if not readings:
         return Heard("", None, [])
     _, intent = choose(readings, understand)
+    if n > 1 and not _exact(intent):
+        readings = asr.hypotheses(encoded, hotwords, n) or readings
+        _, intent = choose(readings, understand)
     snap, home = understander.snap, understander.registry
-    exact = intent is not None and intent.confidence >= 1 and intent.source is not Source.FUZZY
+    exact = _exact(intent)
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
