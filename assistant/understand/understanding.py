@@ -21,6 +21,7 @@ from ..home.registry import Registry
 from ..types import Intent, Outcome, Source
 from . import rescore
 from .custom import CustomIntents
+from .fuzzy import FILLER as SMALL_WORDS
 from .fuzzy import words
 from .grammar import FILLER
 from .paths import GrammarGraph, GrammarTooLarge
@@ -65,6 +66,12 @@ class Decision:
     verdict: Verdict
     outcome: Outcome | None = None  # None only when deferred
     guess: Intent | None = None
+
+
+def _content(sentence: str) -> list[str]:
+    """The words of a sentence that say something: "turn off my kitchen light" and "turn off the kitchen
+    light" say the same."""
+    return [w for w in words(sentence) if w not in SMALL_WORDS]
 
 
 class Understanding:
@@ -141,11 +148,14 @@ class Understanding:
             return self.grammar is not None and self.grammar.says_all(sentence)
         if snap.says_all(sentence) or self.templates.everyday.says_all(sentence):
             return True
-        # Heard with a word of the speaker's own ("turn off my kitchen light"), and by another reading as the
-        # home says it: the same command, which nothing goes on from either.
+        # Heard with a word of the speaker's own ("turn off my kitchen light"): the same command as the home's
+        # sentence that differs from it in small words only, or as another reading that says it as the home
+        # does; nothing goes on from either.
         means = rescore.meaning(intent, self.registry)
-        return any(snap.says_all(clean(r.text)) and rescore.meaning(self.lookup(r.text), self.registry) == means
-                   for r in heard.readings)
+        near = snap.nearest(sentence)
+        said = [near.sentence] if near is not None and _content(near.sentence) == _content(sentence) else []
+        return any(snap.says_all(clean(s)) and rescore.meaning(self.lookup(s), self.registry) == means
+                   for s in said + [r.text for r in heard.readings])
 
     # -- deciding -------------------------------------------------------------------------------------
 
