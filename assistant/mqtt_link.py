@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 import time
 import uuid
@@ -86,6 +87,7 @@ class MqttLink:
         self.client.on_disconnect = self._guarded(self._on_disconnect)
         self.client.on_subscribe = self._guarded(self._on_subscribe)
         self.client.on_message = self._guarded(self._on_message)
+        self.client.on_socket_open = self._guarded(self._on_socket_open)
         self._connected = threading.Event()
         self._last_error = ""
         self._stopping = threading.Event()
@@ -154,6 +156,16 @@ class MqttLink:
         return self._network_thread_alive() and len(recent) <= RESTARTS_LIMIT
 
     # -- callbacks --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _on_socket_open(client, userdata, sock) -> None:
+        """Small packets go out at once. With Nagle's algorithm a command written while the broker had not
+        yet acknowledged our previous packet (a sensor's state, the probe) waited for the broker's
+        delayed TCP acknowledgement: 40 ms, twice per command, in a third of the turns."""
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError) as e:  # not a TCP socket (a proxy's, a websocket's): nothing to do
+            log.debug("TCP_NODELAY not set on the broker connection: %s", e)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
