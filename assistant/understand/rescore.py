@@ -219,7 +219,8 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
 
 
 def _exact(intent: Intent | None) -> bool:
-    """Heard as a sentence of this home (or of the user's grammar) word for word."""
+    """Heard as the templates or the user's grammar say it, word for word (perhaps naming a device the
+    home does not have: "turn on the memory light")."""
     return intent is not None and intent.confidence >= 1 and intent.source is not Source.FUZZY
 
 
@@ -238,7 +239,7 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     if not readings:
         return Heard("", None, [])
     _, intent = choose(readings, understand)
-    if n > 1 and not _exact(intent):
+    if n > 1 and (not _exact(intent) or intent.unknown_name):  # the beam may hear the name this home has
         readings = asr.hypotheses(encoded, hotwords, n) or readings
         _, intent = choose(readings, understand)
     snap, home = understander.snap, understander.registry
