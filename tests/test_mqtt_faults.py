@@ -53,13 +53,13 @@ def make(url: str, timeout_s: float) -> tuple[Assistant, MqttLink]:
 KITCHEN = "zigbee2mqtt/kitchen_light/set"
 
 
-@pytest.mark.slow
 def sends_at_once(link: MqttLink) -> bool:
     """Nagle's algorithm is off on the link's connection: a command is not held back for the broker's
     delayed acknowledgement of the message before it (40 ms, twice per command, before it was off)."""
     return link.client.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
+@pytest.mark.slow
 def test_broker_stops_and_comes_back():
     port = free_port()
     b = LocalBroker(port).start()
