@@ -87,6 +87,7 @@ class AsrConfig:
     hints: bool = True  # pass device and area names to the decoder as hotwords
     nbest: int = 4  # readings the beam keeps when the greedy one is not a home sentence as it is (1: greedy only)
     window_s: float = 10.0  # the audio is padded to this (Whisper's own is 30 s: three times the work)
+    first_window_s: float = 5.0  # the first, greedy reading's window (0: `window_s` for it too)
 
 
 @dataclass
@@ -548,6 +549,9 @@ def _check(cfg: Config) -> None:
             setattr(cfg.mqtt, k, str(cfg.path.parent / v))
     if not 1 <= cfg.asr.window_s <= 30:
         raise ConfigError(f"{file}: 'asr.window_s' should be from 1 to 30 seconds, got {cfg.asr.window_s}")
+    if cfg.asr.first_window_s and not 1 <= cfg.asr.first_window_s <= 30:
+        raise ConfigError(f"{file}: 'asr.first_window_s' should be 0 (off) or from 1 to 30 seconds, "
+                          f"got {cfg.asr.first_window_s}")
     if not 0 < cfg.listen.vad_threshold < 1:
         raise ConfigError(f"{file}: 'listen.vad_threshold' should be between 0 and 1")
     for key, value, allowed in [("llm.route", cfg.llm.route, LLM_ROUTES), ("llm.backend", cfg.llm.backend, LLM_BACKENDS),

@@ -38,6 +38,7 @@ def test_example_loads_with_defaults():
     ("[audio]\necho_cancel = 'yes'\n", ["'audio.echo_cancel' should be true or false"]),
     ("[audio]\necho_delay_ms = 900\n", ["'audio.echo_delay_ms'", "0 to 500"]),
     ("[audio]\necho_cancel = false\nnoise_suppression = true\n", ["'audio.noise_suppression'", "echo_cancel"]),
+    ("[asr]\nfirst_window_s = 0.5\n", ["'asr.first_window_s'", "0 (off) or from 1 to 30"]),
 ])
 def test_errors_name_the_key(tmp_path, text, words):
     msg = error(tmp_path, text)

@@ -9,6 +9,7 @@ from conftest import run
 
 from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
+from assistant.engines.asr_faster_whisper import FasterWhisper
 from assistant.engines.base import Hypothesis
 from assistant.samples import piper, utterance
 from assistant.understand.rescore import (
@@ -91,23 +92,39 @@ def test_without_the_check_the_readings_are_still_weighed(make_assistant, store)
 
 
 def test_the_beam_reads_only_what_one_reading_did_not_hear_word_for_word(make_assistant, store, monkeypatch):
-    """A greedy reading first: the beam costs two to three times as much and is run only when that reading
-    is not a sentence of the home as it is."""
+    """A greedy reading over a short window first: the beam costs two to three times as much, and the full
+    window twice the short one's; both are read only when that reading is not a sentence of the home as
+    it is."""
     a, _, _ = make_assistant()
-    asr, asked = a.engines.asr, []
-    real = asr.hypotheses
-    monkeypatch.setattr(asr, "hypotheses", lambda enc, hint=None, n=4: asked.append(n) or real(enc, hint, n))
+    asr, asked, windows = a.engines.asr, [], []
+    assert asr.first_shorter
+    hypotheses, encode = asr.hypotheses, asr.encode
+    monkeypatch.setattr(asr, "hypotheses", lambda enc, hint=None, n=4: asked.append(n) or hypotheses(enc, hint, n))
+    monkeypatch.setattr(asr, "encode", lambda pcm, first=False: windows.append(first) or encode(pcm, first))
     heard = a.understanding.hear(asr, spoken(store, "Set the bedroom light to 40 percent."))
     assert heard.intent.name == "HassLightSet" and heard.intent.confidence == 1
-    assert asked == [1] and len(heard.readings) == 1
-    asked.clear()
+    assert asked == [1] and windows == [True] and len(heard.readings) == 1
+    asked.clear(), windows.clear()
     heard = a.understanding.hear(asr, spoken(store, "Could the bedroom light maybe go a little brighter, please?"))
-    assert asked == [1, a.cfg.asr.nbest] and len(heard.readings) >= 2
+    assert asked == [1, a.cfg.asr.nbest] and windows == [True, False] and len(heard.readings) >= 2
     # A command naming a device this home lacks may be its own device misheard ("the memory light"): the
     # beam's other readings may name it.
-    asked.clear()
+    asked.clear(), windows.clear()
     heard = a.understanding.hear(asr, spoken(store, "Turn on the garage heater."))
-    assert asked == [1, a.cfg.asr.nbest] and heard.intent is not None and heard.intent.unknown_name
+    assert asked == [1, a.cfg.asr.nbest] and windows == [True, False]
+    assert heard.intent is not None and heard.intent.unknown_name
+
+
+def test_the_first_window_is_shorter_than_the_full_one_and_reads_less(store):
+    """The first reading's window costs less encoder work; set to 0 (or past the full window) it is the
+    full one."""
+    pcm = spoken(store, "Turn on the kitchen light.")
+    quick = FasterWhisper(store, "whisper-tiny.en", window_s=10, first_window_s=5)
+    assert np.asarray(quick.encode(pcm, first=True)[0]).shape[1] == 250  # 20 ms an encoder position
+    assert np.asarray(quick.encode(pcm)[0]).shape[1] == 500
+    for off in (0, 10, 12):
+        assert not FasterWhisper(store, "whisper-tiny.en", window_s=10, first_window_s=off).first_shorter
+    assert "kitchen light" in quick.hypotheses(quick.encode(pcm, first=True), None, 1)[0].text.lower()
 
 
 def test_the_area_after_the_noun_snaps_too(make_assistant, spy):

@@ -4,7 +4,9 @@ Whisper reads 30 s windows, and its encoder's cost grows with the window, not wi
 command padded to 30 s costs ten times one padded to a few seconds. The several-readings path pads to
 `window_s` (10 s by default) instead. Whisper then often fails to stop and says the sentence again
 ("turn off the sofa lamp turn off the sofa lamp turn"), so the readings are cut where they start over,
-and their length is bounded by the audio's.
+and their length is bounded by the audio's. A first, quick reading may pad to less (`first_window_s`,
+5 s by default: half the encoder's work); it loses a word more often than the full window does, so it is
+taken only where it is a sentence of the home as it is (rescore.py), and read again otherwise.
 
 Besides the usual best transcript, the recogniser can give several (`hypotheses`: the beam's best K,
 each with its average log-probability) and can say how well given sentences fit the audio (`score`:
@@ -76,13 +78,16 @@ def without_hint(text: str, hint: str | None) -> str:
 class FasterWhisper:
     nbest = True  # an NBestAsr: several readings, and sentences scored against the audio
 
-    def __init__(self, store: ModelStore, model: str, threads: int = 2, beam_size: int = 1, window_s: float = 10.0):
+    def __init__(self, store: ModelStore, model: str, threads: int = 2, beam_size: int = 1, window_s: float = 10.0,
+                 first_window_s: float = 0.0):
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
         self.model = WhisperModel(str(store.dir(model)), device="cpu", compute_type="int8", cpu_threads=threads)
         self.beam_size = beam_size
         self.window_frames = int(window_s * 100)
+        self.first_frames = int(first_window_s * 100) if 0 < first_window_s < window_s else 0
+        self.first_shorter = bool(self.first_frames)  # encode(first=True) reads less than the full window
         self.tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual,
                                    task="transcribe", language="en")
 
@@ -96,16 +101,17 @@ class FasterWhisper:
 
     # -- several readings, and scoring given sentences ------------------------------------------------
 
-    def encode(self, pcm: np.ndarray):
-        """The encoder's view of (the first 30 s of) the audio padded to the window, and how many feature
-        frames are the audio's."""
+    def encode(self, pcm: np.ndarray, first: bool = False):
+        """The encoder's view of (the first 30 s of) the audio padded to the window (`first`: the first
+        reading's window), and how many feature frames are the audio's."""
         from faster_whisper.audio import pad_or_trim
 
         m = self.model
         features = m.feature_extractor(pcm.astype(np.float32) / 32768)
         most = m.feature_extractor.nb_max_frames
         frames = min(features.shape[-1], most)
-        window = min(most, max(self.window_frames, frames + PAD_FRAMES))
+        least = self.first_frames if first and self.first_shorter else self.window_frames
+        window = min(most, max(least, frames + PAD_FRAMES))
         return m.encode(pad_or_trim(features, window + window % 2)), frames
 
     def _prompt(self, hotwords: str | None) -> list[int]:

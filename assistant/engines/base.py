@@ -46,7 +46,10 @@ class NBestAsr(Asr, Protocol):
     """A recogniser that gives several readings of the audio and says how well given sentences fit it,
     both from one encoding of the audio."""
 
-    def encode(self, pcm: np.ndarray) -> object: ...
+    first_shorter: bool  # encode(first=True) is cheaper than the full encoding, and less sure
+
+    def encode(self, pcm: np.ndarray, first: bool = False) -> object:
+        """The audio's encoding (`first`: for a first, quick reading)."""
 
     def hypotheses(self, encoded: object, hotwords: str | None = None, n: int = 4) -> list[Hypothesis]:
         """The n best transcripts, best first."""

@@ -34,7 +34,7 @@ class Engines:
             e.wake = OpenWakeWord(store, cfg.wake.entries())
             e.vad = SileroVad(store)
             e.asr = FasterWhisper(store, cfg.asr.model, cfg.asr.threads, cfg.asr.beam_size,
-                         cfg.asr.window_s)
+                                  cfg.asr.window_s, cfg.asr.first_window_s)
         if speech:
             e.tts = PiperTts(store, cfg.tts.voice, cfg.tts.length_scale)
         if cfg.llm.route != "templates":

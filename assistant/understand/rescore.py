@@ -3,10 +3,11 @@
 A small Whisper model transcribing freely often gets two words of a command wrong, and its best guess is
 not always its only plausible one. So instead of one transcript:
 
-1. the decoder reads the audio once, greedily; if that reading is not a sentence of this home word for
-   word, its beam keeps its `n` best readings, each with its average log-probability; each is
-   understood, and the one that is both likely and closest to a sentence this home accepts wins (an
-   exact template match beats a snap, a likelier reading beats a less likely one);
+1. the decoder reads the audio once, greedily (over a shorter window: `read`); if that reading is not a
+   sentence of this home word for word, it reads the full window, and its beam keeps its `n` best
+   readings, each with its average log-probability; each is understood, and the one that is both likely
+   and closest to a sentence this home accepts wins (an exact template match beats a snap, a likelier
+   reading beats a less likely one);
 2. unless that reading matched a template exactly (and is not an on/off: the one word that flips the
    meaning is the one most often misheard), the decoder is asked how well the home's nearest sentences
    fit the audio: the snap's shortlist for the top readings, each on/off command's opposite, and the
@@ -17,10 +18,10 @@ not always its only plausible one. So instead of one transcript:
    else is the confidence. If even the best-fitting command fits far worse than what was freely heard
    (scored the same way), what was said is not a command at all, and no snap is made of it.
 
-Costs one encoding of the audio (as before), a greedy decoding and, when it is not heard exactly, a
-beam of `n` (two to three times a greedy decoding), and, when the check runs, a teacher-forced pass of
-the decoder per candidate sentence (at most `MAX_CANDIDATES`, in batches; a few milliseconds each, see
-FasterWhisper.score).
+Costs one encoding of the audio over a short window and a greedy decoding and, when it is not heard
+exactly, an encoding over the full window and a beam of `n` (two to three times a greedy decoding), and,
+when the check runs, a teacher-forced pass of the decoder per candidate sentence (at most
+`MAX_CANDIDATES`, in batches; a few milliseconds each, see FasterWhisper.score).
 """
 
 from __future__ import annotations
@@ -224,6 +225,27 @@ def _exact(intent: Intent | None) -> bool:
     return intent is not None and intent.confidence >= 1 and intent.source is not Source.FUZZY
 
 
+def read(asr: NBestAsr, audio, hotwords: str | None, understand, n: int) -> tuple[object, list, Intent | None]:
+    """The audio's encoding, its readings (best first) and what the likeliest understood one means.
+
+    One quick reading first, greedy and over a shorter window where the recogniser has one
+    (`first_shorter`): the beam costs two to three times as much, and a reading that is a sentence of this
+    home as it is needs no other (the audio check still weighs its on/off opposite). Anything else is read
+    again over the full window (the short one loses a word more often), with the beam's `n` readings: they
+    may name the device this home has ("the memory light" for "the battery light")."""
+    encoded = asr.encode(audio, first=True)
+    readings = asr.hypotheses(encoded, hotwords, 1)
+    intent = choose(readings, understand)[1] if readings else None
+    if readings and _exact(intent) and not intent.unknown_name:
+        return encoded, readings, intent
+    if asr.first_shorter:
+        encoded = asr.encode(audio)
+    if asr.first_shorter or readings and n > 1:
+        readings = asr.hypotheses(encoded, hotwords, n if readings else 1) or readings
+        intent = choose(readings, understand)[1] if readings else None
+    return encoded, readings, intent
+
+
 def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
          unsure: float = 0.75, grammars: list[GrammarGraph] = ()) -> Heard:
     """`understand`: text -> Intent (the conductor's, custom intents first); `understander`: the
@@ -232,16 +254,9 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     `grammars`: the user's own intents and the box's everyday ones as graphs, whose nearest paths are
     weighed too."""
     understand = _once_each(understand, understander.clean)
-    encoded = asr.encode(audio)
-    # One reading first: the beam costs two to three times as much, and a reading that is a sentence of
-    # this home as it is needs no other (the audio check below still weighs its on/off opposite).
-    readings = asr.hypotheses(encoded, hotwords, 1)
+    encoded, readings, intent = read(asr, audio, hotwords, understand, n)
     if not readings:
         return Heard("", None, [])
-    _, intent = choose(readings, understand)
-    if n > 1 and (not _exact(intent) or intent.unknown_name):  # the beam may hear the name this home has
-        readings = asr.hypotheses(encoded, hotwords, n) or readings
-        _, intent = choose(readings, understand)
     snap, home = understander.snap, understander.registry
     exact = _exact(intent)
     if not check or snap is None or exact and verb(intent.text) is None:
