@@ -3,11 +3,11 @@
 A small Whisper model transcribing freely often gets two words of a command wrong, and its best guess is
 not always its only plausible one. So instead of one transcript:
 
-1. the decoder reads the audio once, greedily (over a shorter window: `read`); if that reading is not a
-   sentence of this home word for word, it reads the full window, and its beam keeps its `n` best
-   readings, each with its average log-probability; each is understood, and the one that is both likely
-   and closest to a sentence this home accepts wins (an exact template match beats a snap, a likelier
-   reading beats a less likely one);
+1. the decoder reads the audio once, greedily (first over a shorter window: see `hear`); if that reading
+   is not a sentence of this home word for word, its beam keeps its `n` best readings, each with its
+   average log-probability; each is understood, and the one that is both likely and closest to a
+   sentence this home accepts wins (an exact template match beats a snap, a likelier reading beats a
+   less likely one);
 2. unless that reading matched a template exactly (and is not an on/off: the one word that flips the
    meaning is the one most often misheard), the decoder is asked how well the home's nearest sentences
    fit the audio: the snap's shortlist for the top readings, each on/off command's opposite, and the
@@ -18,9 +18,9 @@ not always its only plausible one. So instead of one transcript:
    else is the confidence. If even the best-fitting command fits far worse than what was freely heard
    (scored the same way), what was said is not a command at all, and no snap is made of it.
 
-Costs one encoding of the audio over a short window and a greedy decoding and, when it is not heard
-exactly, an encoding over the full window and a beam of `n` (two to three times a greedy decoding), and,
-when the check runs, a teacher-forced pass of the decoder per candidate sentence (at most
+Costs one encoding of the audio over a short window and a greedy decoding and, when that is not heard
+exactly and borne out, an encoding over the full window and a beam of `n` (two to three times a greedy
+decoding), and, when the check runs, a teacher-forced pass of the decoder per candidate sentence (at most
 `MAX_CANDIDATES`, in batches; a few milliseconds each, see FasterWhisper.score).
 """
 
@@ -225,25 +225,19 @@ def _exact(intent: Intent | None) -> bool:
     return intent is not None and intent.confidence >= 1 and intent.source is not Source.FUZZY
 
 
-def read(asr: NBestAsr, audio, hotwords: str | None, understand, n: int) -> tuple[object, list, Intent | None]:
-    """The audio's encoding, its readings (best first) and what the likeliest understood one means.
-
-    One quick reading first, greedy and over a shorter window where the recogniser has one
-    (`first_shorter`): the beam costs two to three times as much, and a reading that is a sentence of this
-    home as it is needs no other (the audio check still weighs its on/off opposite). Anything else is read
-    again over the full window (the short one loses a word more often), with the beam's `n` readings: they
-    may name the device this home has ("the memory light" for "the battery light")."""
-    encoded = asr.encode(audio, first=True)
-    readings = asr.hypotheses(encoded, hotwords, 1)
-    intent = choose(readings, understand)[1] if readings else None
-    if readings and _exact(intent) and not intent.unknown_name:
-        return encoded, readings, intent
-    if asr.first_shorter:
-        encoded = asr.encode(audio)
-    if asr.first_shorter or readings and n > 1:
-        readings = asr.hypotheses(encoded, hotwords, n if readings else 1) or readings
+def read(asr: NBestAsr, encoded, hotwords: str | None, understand, n: int, greedy: bool = True
+         ) -> tuple[list, Intent | None]:
+    """The readings of the encoded audio (best first) and what the likeliest understood one means: one
+    greedy reading first, as the beam costs two to three times as much and a reading that is a sentence of
+    this home as it is needs no other; else the beam's `n` readings, which may name the device this home
+    has ("the memory light" for "the battery light"). `greedy` False: the beam at once."""
+    if greedy or n == 1:
+        readings = asr.hypotheses(encoded, hotwords, 1)
         intent = choose(readings, understand)[1] if readings else None
-    return encoded, readings, intent
+        if not readings or n == 1 or _exact(intent) and not intent.unknown_name:
+            return readings, intent
+    readings = asr.hypotheses(encoded, hotwords, n)
+    return readings, choose(readings, understand)[1] if readings else None
 
 
 def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
@@ -252,9 +246,32 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     templates (its `snap` lists the home's sentences, `clean` normalises text); `unsure`: the confidence
     given to an exactly heard on/off whose opposite fits the audio almost as well (one that asks back);
     `grammars`: the user's own intents and the box's everyday ones as graphs, whose nearest paths are
-    weighed too."""
+    weighed too.
+
+    A quick reading first, over a shorter window where the recogniser has one (`first_shorter`, half the
+    encoder's work): it loses a word more often, and weighs "on" against "off" less surely, so it stands
+    only where it is a sentence of this home word for word and the audio check bears it out as it is.
+    Anything else is read again over the full window."""
     understand = _once_each(understand, understander.clean)
-    encoded, readings, intent = read(asr, audio, hotwords, understand, n)
+    args = (asr, understander, understand, check, unsure, grammars)
+    quick_missed = False  # the quick reading was not a sentence of this home: the full window's beam at once
+    if asr.first_shorter:
+        encoded = asr.encode(audio, first=True)
+        readings, intent = read(asr, encoded, hotwords, understand, 1)
+        if readings and _exact(intent) and not intent.unknown_name:
+            heard = weigh(encoded, readings, intent, *args)
+            if heard.intent is intent:  # borne out as it is
+                return heard
+        else:
+            quick_missed = bool(readings)
+    encoded = asr.encode(audio)
+    readings, intent = read(asr, encoded, hotwords, understand, n, greedy=not quick_missed)
+    return weigh(encoded, readings, intent, *args)
+
+
+def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, understander, understand, check: bool,
+          unsure: float, grammars: list[GrammarGraph]) -> Heard:
+    """The readings weighed against the home's sentences on the audio (see hear)."""
     if not readings:
         return Heard("", None, [])
     snap, home = understander.snap, understander.registry
