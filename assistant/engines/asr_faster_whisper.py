@@ -6,7 +6,8 @@ command padded to 30 s costs ten times one padded to a few seconds. The several-
 ("turn off the sofa lamp turn off the sofa lamp turn"), so the readings are cut where they start over,
 and their length is bounded by the audio's. A first, quick reading may pad to less (`first_window_s`,
 5 s by default: half the encoder's work); it loses a word more often than the full window does, so it is
-taken only where it is a sentence of the home as it is (rescore.py), and read again otherwise.
+taken only where it is a sentence of the home as it is and the audio check bears it out (rescore.hear);
+anything else is read again.
 
 Besides the usual best transcript, the recogniser can give several (`hypotheses`: the beam's best K,
 each with its average log-probability) and can say how well given sentences fit the audio (`score`:
