@@ -231,13 +231,15 @@ def read(asr: NBestAsr, encoded, hotwords: str | None, understand, n: int, greed
     greedy reading first, as the beam costs two to three times as much and a reading that is a sentence of
     this home as it is needs no other; else the beam's `n` readings, which may name the device this home
     has ("the memory light" for "the battery light"). `greedy` False: the beam at once."""
+    readings, intent = [], None
     if greedy or n == 1:
         readings = asr.hypotheses(encoded, hotwords, 1)
         intent = choose(readings, understand)[1] if readings else None
         if not readings or n == 1 or _exact(intent) and not intent.unknown_name:
             return readings, intent
-    readings = asr.hypotheses(encoded, hotwords, n)
-    return readings, choose(readings, understand)[1] if readings else None
+    if beam := asr.hypotheses(encoded, hotwords, n):  # else the greedy reading, if any
+        readings, intent = beam, choose(beam, understand)[1]
+    return readings, intent
 
 
 def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
