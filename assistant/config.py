@@ -96,6 +96,7 @@ class UnderstandConfig:
     act_threshold: float = 0.8  # confidence at or above which a command is carried out
     ask_threshold: float = 0.7  # between the two, the assistant asks back; below, it does nothing
     check: bool = True  # ask the recogniser which of the home's nearest sentences fits the audio best
+    steer: bool = True  # also read the audio as only the user's own grammar allows (with check)
     confirm_domains: list[str] = field(default_factory=lambda: ["lock", "cover", "alarm_control_panel"])
 
 

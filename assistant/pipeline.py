@@ -164,6 +164,8 @@ class Assistant:
         self.player = Player(sink, engines.tts, self.workers, sounds=sounds, cues=cfg.sounds.enabled)
         self.understanding = Understanding(cfg, self.home.registry, custom,
                                            handlers.for_home(cfg, self.home, custom, self.timers, self.player).plan)
+        if self.understanding.steers(engines.asr):
+            engines.asr.steerable()  # its decoder loaded now (about half a second), not on the first order
         self.ears = Ears(cfg, engines)
         self.interrupter = Interrupter(self.ears, engines.asr, self.workers, cfg.wake.threshold,
                                        cfg.listen.vad_threshold, self._stops,

@@ -18,12 +18,15 @@ only.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
 
 from ..models import ModelStore
 from .base import Hypothesis
+
+log = logging.getLogger(__name__)
 
 SCORE_MARGIN = 50  # encoder positions (20 ms each) kept after the audio when scoring sentences
 PAD_FRAMES = 100  # feature frames (10 ms each) of silence at least after the audio
@@ -78,6 +81,7 @@ def without_hint(text: str, hint: str | None) -> str:
 
 class FasterWhisper:
     nbest = True  # an NBestAsr: several readings, and sentences scored against the audio
+    steers = True  # a SteerableAsr: its decoding can be steered token by token
 
     def __init__(self, store: ModelStore, model: str, threads: int = 2, beam_size: int = 1, window_s: float = 10.0,
                  first_window_s: float = 0.0):
@@ -85,6 +89,8 @@ class FasterWhisper:
         from faster_whisper.tokenizer import Tokenizer
 
         self.model = WhisperModel(str(store.dir(model)), device="cpu", compute_type="int8", cpu_threads=threads)
+        self.model_file = store.dir(model) / "model.bin"
+        self._decoder = None  # the steerable decoder, loaded when first asked for
         self.beam_size = beam_size
         self.window_frames = int(window_s * 100)
         self.first_frames = int(first_window_s * 100) if 0 < first_window_s < window_s else 0
@@ -139,8 +145,9 @@ class FasterWhisper:
         return list(out.values())
 
     def score(self, encoded, texts: list[str], hotwords: str | None = None) -> list[float]:
-        """How well each sentence fits the audio: the average log-probability of its tokens (and of the end
-        of text after them), read by the decoder after the same prompt free transcription uses."""
+        """How well each sentence fits the audio: the average log-probability of its tokens, read by the
+        decoder after the same prompt free transcription uses (not the end of text after them: see
+        with_ends)."""
         if not texts:
             return []
         from ctranslate2 import StorageView
@@ -161,3 +168,51 @@ class FasterWhisper:
             p = np.clip(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12, 1)
             out.append(float(np.log(p).mean()))
         return out
+
+    def token_ids(self, text: str) -> list[int]:
+        """The tokens the decoder writes a text with."""
+        return self.tokenizer.encode(text)
+
+    def with_ends(self, encoded, texts: list[str], fits: list[float]) -> list[float]:
+        """The fits `score` gave these sentences, with the end of text after each counted as one token more
+        (CTranslate2's teacher-forced pass gives no probability for it): a sentence that stops where the
+        speech goes on fits worse than it did. Read by the numpy decoder, at about 8 ms a sentence."""
+        from .whisper_decoder import end_logprobs
+
+        tokens = [self.tokenizer.encode(" " + t.strip()) for t in texts]
+        decoder = self.steerable()
+        audio = decoder.start(self._heard(encoded))
+        ends = end_logprobs(decoder, audio, self._prompt(None), tokens, self.tokenizer.eot)
+        return [(f * len(t) + e) / (len(t) + 1) for f, t, e in zip(fits, tokens, ends)]
+
+    @staticmethod
+    def _heard(encoded) -> np.ndarray:
+        """The encoder positions of the audio and a margin after it, as `score` reads them: the rest of the
+        window is padding, and attending to it costs."""
+        enc, frames = encoded
+        audio = np.asarray(enc)[0]
+        return audio[:min(len(audio), frames // 2 + SCORE_MARGIN)]
+
+    def steerable(self):
+        """The numpy decoder, loaded on first use (about half a second, 110 MB). A model file it cannot read
+        (another CTranslate2 version, another kind of model) leaves the recogniser unsteered, said once."""
+        from .whisper_decoder import ModelFileError, WhisperDecoder
+
+        if self._decoder is None and self.steers:
+            try:
+                self._decoder = WhisperDecoder(self.model_file)
+            except ModelFileError as e:
+                log.warning("the user's grammar is matched by text only: its decoder cannot be steered: %s", e)
+                self.steers = False
+        return self._decoder
+
+    def steering(self, encoded):
+        """A decoding of the encoded audio whose every next token the caller chooses (see
+        understand/steered.py): Whisper's decoder in numpy, its cache held here."""
+        from .whisper_decoder import Decoding
+
+        _, frames = encoded
+        longest = min(64, int(frames / 100 * TOKENS_PER_S) + 6)
+        return Decoding(self.steerable(), self._heard(encoded), self._prompt(None), self.tokenizer.eot, longest,
+                        lambda ids: self.tokenizer.decode(ids).strip())
+

@@ -461,19 +461,20 @@ class GrammarGraph:
                 slots[label.slot] = meant
         return Path(intent, words, spelled, slots, round(cost, 3), template, spans, heard)
 
-    def variants(self, path: Path, per_slot: int = 6) -> list[Path]:
+    def variants(self, path: Path, per_slot: int = 6, every_slot: bool = False) -> list[Path]:
         """The same sentence with one slot's value changed: the values nearest to the words heard there
         first (a misheard value is the commonest miss: "no cut" for "mocha"), `per_slot` of each, none
         far less like them than the path's own value; none where the value was heard word for word (the
-        nearest paths of the other readings cover those)."""
+        nearest paths of the other readings cover those). `every_slot`: a path read from the audio itself
+        (steered.py), whose every value is the decoder's choice: each slot's values most like its own."""
         out = []
         for slot, a, b, at in path.spans:
             arc = self.slots[slot]
-            heard = path.heard.get(slot, "")
+            heard = path.spelled[at] if every_slot else path.heard.get(slot, "")
             exact = tokens(heard) == path.words[a:b]
-            if exact:
+            if exact and not every_slot:
                 continue
-            floor = value_likeness(heard, path.spelled[at]) - VARIANT_SPREAD
+            floor = -1.0 if every_slot else value_likeness(heard, path.spelled[at]) - VARIANT_SPREAD
             likeness = {v[2]: value_likeness(heard, v[2]) for v in arc.values}
             others = sorted((v for v in arc.values if str(v[1]) != str(path.slots[slot]) and likeness[v[2]] >= floor),
                             key=lambda v: -likeness[v[2]])

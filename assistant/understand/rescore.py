@@ -36,6 +36,7 @@ from ..home.actions import targets
 from ..types import Intent, Source
 from .fuzzy import words
 from .paths import GrammarGraph, tokens
+from .steered import steered, steering
 
 WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosing among the readings
 SPREAD = 1.0  # readings this much less likely (nats per token) than the best are not considered
@@ -43,6 +44,8 @@ MARGIN = 0.3  # a lead this large (nats per token) over the best other meaning g
 GAP = 2.0  # a command fitting this much worse than the free transcript means it was not a command
 UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
 MAX_CANDIDATES = 32
+STEERED_VARIANTS = 3  # values tried in place of each slot of the best steered reading
+ENDED = 6  # candidates whose end of text is read too (the likeliest: the best and its rivals)
 SHORTLIST = 3  # nearest sentences taken from each of the top two readings
 VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
 FAMILY_LEAD = 0.25  # a lead in closeness that leaves the home's or the grammar's sentences out
@@ -73,8 +76,12 @@ def meaning(intent: Intent | None, registry):
 
 
 def as_spoken(sentence: str) -> str:
-    """A home sentence written as Whisper writes what it hears: "Set the lamp to 30%."."""
+    """A home sentence written as Whisper writes what it hears: "Set the lamp to 30%."; one the decoder
+    wrote itself ("A cortado, tall.") is left as it is."""
+    if sentence[-1:] in (".", "?", "!"):
+        return sentence
     s = re.sub(r"(\d+) percent\b", r"\1%", sentence.strip())
+    s = re.sub(r"\bi\b", "I", s)  # "can I have", "I'd like": never a small i
     return s[:1].upper() + s[1:] + "."
 
 
@@ -243,19 +250,20 @@ def read(asr: NBestAsr, encoded, hotwords: str | None, understand, n: int, greed
 
 
 def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n: int = 4, check: bool = True,
-         unsure: float = 0.75, grammars: list[GrammarGraph] = ()) -> Heard:
+         unsure: float = 0.75, grammars: list[GrammarGraph] = (), steer: bool = True) -> Heard:
     """`understand`: text -> Intent (the conductor's, custom intents first); `understander`: the
     templates (its `snap` lists the home's sentences, `clean` normalises text); `unsure`: the confidence
     given to an exactly heard on/off whose opposite fits the audio almost as well (one that asks back);
     `grammars`: the user's own intents and the box's everyday ones as graphs, whose nearest paths are
-    weighed too.
+    weighed too; `steer`: the user's own grammar is also read straight from the audio (steered.py) where
+    the free reading is not a sentence of this home as it is.
 
     A quick reading first, over a shorter window where the recogniser has one (`first_shorter`, half the
     encoder's work): it loses a word more often, and weighs "on" against "off" less surely, so it stands
     only where it is a sentence of this home word for word and the audio check bears it out as it is.
     Anything else is read again over the full window."""
     understand = _once_each(understand, understander.clean)
-    args = (asr, understander, understand, check, unsure, grammars)
+    args = (asr, understander, understand, check, unsure, grammars, steer)
     quick_missed = False  # the quick reading was not a sentence of this home: the full window's beam at once
     if asr.first_shorter:
         encoded = asr.encode(audio, first=True)
@@ -271,8 +279,45 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     return weigh(encoded, readings, intent, *args)
 
 
+def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dict[str, Intent]:
+    """The sentences of these grammars the audio reads as best when its decoding may say nothing else
+    (steered.py), each with the intent and slots of its path, and the best one's one-slot variants (its
+    rivals: the decoder chose each value, the audio says how sure that was). Only those the free reading
+    (`heard`) says enough of: a word or two is no order, whatever the grammar makes of it."""
+    out: dict[str, Intent] = {}
+    if asr.steerable() is None:  # its model file could not be read for it (said when it was tried)
+        return out
+    fragment = len(tokens(heard)) < 3
+    for g in grammars:
+        found = steered(asr, encoded, steering(g, asr.token_ids))
+        for path, written, _ in found:
+            if fragment and not g.heard_enough(path, heard):
+                continue
+            out.setdefault(written, _intent(g, path))  # weighed as the decoder wrote it: "A cortado, tall."
+            if len(out) == 1:
+                for v in g.variants(path, per_slot=STEERED_VARIANTS, every_slot=True):
+                    out.setdefault(_swapped(written, path, v), _intent(g, v))
+    return out
+
+
+def _intent(g: GrammarGraph, path) -> Intent:
+    return Intent(name=path.intent, text=path.text, domain=g.domain, slots=dict(path.slots), source=Source.CUSTOM)
+
+
+def _swapped(written: str, path, variant) -> str:
+    """A variant written as the decoder wrote its path ("I'd like a big latte, please." for "I'd like a big
+    coffee, please."), so that the two are weighed alike; else as the grammar writes it."""
+    for (_, _, _, at), (_, _, _, vat) in zip(path.spans, variant.spans):
+        if path.spelled[at] != variant.spelled[vat]:
+            for old in dict.fromkeys([path.spelled[at], " ".join(tokens(path.spelled[at]))]):
+                pattern = re.compile(r"\b" + re.escape(old) + r"\b", re.IGNORECASE)
+                if len(pattern.findall(written)) == 1:
+                    return pattern.sub(lambda _: variant.spelled[vat], written)
+    return variant.text
+
+
 def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, understander, understand, check: bool,
-          unsure: float, grammars: list[GrammarGraph]) -> Heard:
+          unsure: float, grammars: list[GrammarGraph], steer: bool = True) -> Heard:
     """The readings weighed against the home's sentences on the audio (see hear)."""
     if not readings:
         return Heard("", None, [])
@@ -281,9 +326,18 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
-    known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and not exact
+    # The user's grammar read straight from the audio where the recogniser can be steered (it finds what
+    # the nearest paths to the free reading would, and what no reading came near); the rest searched by text.
+    steering = steer and not exact and getattr(asr, "steers", False)
+    steered_own = [g for g in grammars if g.domain == "custom"] if steering else []
+    searched = [g for g in grammars if g not in steered_own]
+    known, closeness, doubtful = (grammar_paths(searched, readings, understander.clean) if searched and not exact
                                   else ({}, 0.0, set()))
     candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
+    if steered_own:  # weighed first, whatever the free reading was
+        found = steered_paths(asr, encoded, steered_own, readings[0].text)
+        known = {**found, **known}
+        candidates = list(dict.fromkeys([*found, *candidates]))[:MAX_CANDIDATES]
     if not candidates:
         return Heard(readings[0].text, intent, readings)
     meanings = {s: _meaning(snap, understand, s, home, known) for s in candidates}
@@ -292,6 +346,15 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     # device names doubles the cost, and it would favour its own words.
     *fits, free = asr.score(encoded, [as_spoken(s) for s in candidates] + [readings[0].text])
     fit = dict(zip(candidates, fits))
+    if steered_own and asr.steers:
+        # The likeliest few, and the free reading, with the end of text after them counted: "I'll take a
+        # flat white" fits "I'll take a flat white with whole milk" as well as the whole does, word for word.
+        # (Only where the steerable decoder is in use: it costs its memory, and the home's own sentences
+        # were calibrated without it.)
+        top = sorted(candidates, key=fit.get, reverse=True)[:ENDED]
+        *ended, free = asr.with_ends(encoded, [as_spoken(s) for s in top] + [readings[0].text],
+                                     [fit[s] for s in top] + [free])
+        fit.update(zip(top, ended))
     best = max(candidates, key=fit.get)
     if free - fit[best] > GAP:
         # No command fits nearly as well as what was heard: speech that is not for us, or a command for a

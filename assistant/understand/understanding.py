@@ -114,11 +114,16 @@ class Understanding:
         return (self.cfg.understand.fuzzy and (self.cfg.asr.nbest > 1 or self.cfg.understand.check)
                 and asr is not None and asr.nbest)
 
+    def steers(self, asr) -> bool:
+        """The user's grammar is also read straight from the audio (steered.py) when not heard as it is."""
+        return (self.grammar is not None and self.cfg.understand.steer and self.listens_closely(asr)
+                and self.cfg.understand.check and getattr(asr, "steers", False))
+
     def hear(self, asr, audio) -> rescore.Heard:
         """The readings of the audio and what they mean (runs on the recogniser's worker)."""
         u = self.cfg.understand
         return rescore.hear(asr, audio, self.hotwords, self.templates, self.lookup, n=self.cfg.asr.nbest,
-                            check=u.check, unsure=self.unsure, grammars=self.grammars)
+                            check=u.check, unsure=self.unsure, grammars=self.grammars, steer=u.steer)
 
     def lookup(self, text: str) -> Intent | None:
         """The user's own intents first: they are the most specific sentences this home has."""

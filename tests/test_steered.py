@@ -1,0 +1,150 @@
+"""Reading the audio as the user's grammar allows (understand/steered.py): Whisper's decoder in numpy
+(engines/whisper_decoder.py) read from the same model file, steered token by token through the grammar
+graph; what it finds is weighed on the audio with the end of text counted. Real model, spoken audio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import DEVSET, needs_devset
+from test_big_grammar import BIG, ORDERS, VOICES, coffee_home, graph
+
+from assistant.audio.mix import add_noise, reverberate, to_int16
+from assistant.audio.wav import load_pcm16k
+from assistant.engines.whisper_decoder import ModelFileError, WhisperDecoder, read_variables
+from assistant.samples import espeak, trimmed, utterance
+from assistant.understand import rescore
+from assistant.understand.paths import Path as GrammarPath
+from assistant.understand.steered import steered, steering
+
+
+@pytest.fixture(scope="module")
+def asr(engines):
+    return engines.asr
+
+
+def test_the_decoder_reads_as_ctranslate2_does_and_its_cache_changes_nothing(asr):
+    """The numpy decoder's next-token log-probabilities are CTranslate2's (float32) on the same encoding,
+    and reading a sentence token by token from the cache gives what reading it at once gives."""
+    import ctranslate2
+
+    pcm = utterance(0.3, espeak("can I get a large latte with oat milk"), 0.5)
+    features = asr.model.feature_extractor(pcm.astype(np.float32) / 32768)
+    from faster_whisper.audio import pad_or_trim
+
+    exact = ctranslate2.models.Whisper(str(asr.model_file.parent), device="cpu", compute_type="float32")
+    encoded = exact.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(pad_or_trim(features, 1000)[None])))
+    prompt = asr._prompt(None)
+    theirs = exact.generate(encoded, [prompt], beam_size=1, max_length=len(prompt) + 1, return_logits_vocab=True,
+                            suppress_blank=False, suppress_tokens=[])[0]
+    theirs = np.asarray(theirs.logits[0][0], dtype=np.float64)
+    theirs -= theirs.max() + np.log(np.exp(theirs - theirs.max()).sum())
+    decoder = WhisperDecoder(asr.model_file)
+    audio = np.asarray(encoded)[0]
+    ours, _ = decoder.step(decoder.start(audio), np.array([prompt]))
+    assert np.abs(ours[0] - theirs).max() < 1e-3
+    assert ours[0].argmax() == theirs.argmax()
+
+    said = asr.token_ids(" Can I get a large latte with oat milk?")
+    at_once, _ = decoder.step(decoder.start(audio), np.array([prompt + said]))
+    cache = decoder.start(audio)
+    _, cache = decoder.step(cache, np.array([prompt]))
+    for token in said:
+        one, cache = decoder.step(cache, np.array([[token]]))
+    assert np.abs(one - at_once).max() < 1e-4
+
+
+def test_a_model_file_that_is_not_whisper_is_refused(tmp_path, asr):
+    whole = asr.model_file.read_bytes()
+    for name, data in {"cut short": whole[:len(whole) // 3], "empty": b"", "not a model": b"\x06\0\0\0" + b"x" * 64,
+                       "another version": b"\x05" + whole[1:200]}.items():
+        bad = tmp_path / f"{name}.bin"
+        bad.write_bytes(data)
+        with pytest.raises(ModelFileError):
+            WhisperDecoder(bad)
+    assert "decoder/embeddings/weight" in read_variables(asr.model_file, "decoder/")
+
+
+def _room(pcm: np.ndarray, k: int) -> np.ndarray:
+    rir = load_pcm16k(DEVSET / "noise-rir" / f"rir{k % 3 + 1}.wav")
+    noise = load_pcm16k(DEVSET / "noise-rir" / "noise1.wav")
+    return to_int16(add_noise(reverberate(pcm, rir), noise, 12, 7919 * k))
+
+
+@needs_devset  # its rooms and noise
+def test_the_steered_reading_is_a_sentence_of_the_grammar_with_the_slots_of_its_path(asr, store):
+    """Orders in a reverberant room with noise at 12 dB: every steered reading is a sentence of the
+    fifty-million-sentence grammar, its slots those of its path, and most are the order said, even where
+    the free reading is not a sentence of the grammar at all."""
+    g = graph(BIG)
+    right, free_right, n = 0, 0, 0
+    for k, (text, slots) in enumerate(ORDERS):
+        for v, voice in enumerate(VOICES):
+            encoded = asr.encode(_room(utterance(0.4, trimmed(voice(store, text)), 0.8), k * 3 + v))
+            found = steered(asr, encoded, steering(g, asr.token_ids))
+            assert found
+            for path, written, logprob in found:
+                assert g.nearest(written)[0].cost == 0, written  # said as the grammar says it
+                assert g.nearest(path.text)[0].slots == path.slots
+                assert logprob < 0
+            n += 1
+            right += found[0][0].slots == slots
+            free = g.nearest(asr.hypotheses(encoded, None, 1)[0].text)[0]
+            free_right += free.cost == 0 and free.slots == slots
+    print(f"\nsteered readings exactly right: {right} of {n}; free readings that are that sentence: {free_right}")
+    assert right >= max(free_right, 2 * n // 3)
+
+
+def test_a_sentence_that_stops_where_the_speech_goes_on_fits_worse_with_its_end_counted(asr):
+    """CTranslate2's teacher-forced fit has no end of text: "A large drip coffee." fits the audio of "a
+    large drip coffee with soy milk" about as well as the whole sentence does, word for word."""
+    for voice in ("en-us", "en-gb+m3"):
+        encoded = asr.encode(utterance(0.3, espeak("a large drip coffee with soy milk", voice), 0.8))
+        texts = ["A large drip coffee with soy milk.", "A large drip coffee.", "A large drip coffee"]
+        fits = asr.score(encoded, texts)
+        ended = asr.with_ends(encoded, texts, fits)
+        print(voice, [round(f, 3) for f in fits], [round(e, 3) for e in ended])
+        assert ended[0] > ended[1] and ended[0] > ended[2]
+        # the end of text costs the sentences that stop early more than the whole one
+        assert min(fits[1] - ended[1], fits[2] - ended[2]) > fits[0] - ended[0]
+
+
+def test_a_variant_is_written_as_the_decoder_wrote_its_path():
+    path = GrammarPath("OrderDrink", ["id", "like", "a", "big", "coffee"], ["i'd", "like", "a", "big", "coffee"],
+                       {"size": "large", "drink": "coffee"}, 0.0, spans=[("size", 3, 4, 3), ("drink", 4, 5, 4)])
+    latte = GrammarPath("OrderDrink", ["id", "like", "a", "big", "latte"], ["i'd", "like", "a", "big", "latte"],
+                        {"size": "large", "drink": "latte"}, 0.0, spans=[("size", 3, 4, 3), ("drink", 4, 5, 4)])
+    assert rescore._swapped("I'd like a big Coffee, please.", path, latte) == "I'd like a big latte, please."
+    assert rescore._swapped("I'd like a big cup.", path, latte) == "i'd like a big latte"  # not found: the grammar's
+    assert rescore.as_spoken("can i have a latte") == "Can I have a latte."
+    assert rescore.as_spoken("A cortado, tall.") == "A cortado, tall."
+
+
+def test_steering_is_off_when_the_config_says_so(tmp_path, make_assistant, monkeypatch, store):
+    calls = []
+    real = rescore.steered
+    monkeypatch.setattr(rescore, "steered", lambda *a, **k: calls.append(1) or real(*a, **k))
+    pcm = utterance(0.3, espeak("could I have a large cortado with oat milk", "en-gb+m3"), 0.8)
+    cfg = coffee_home(tmp_path / "on", BIG)
+    a, _, _ = make_assistant(cfg)
+    on = a.understanding.hear(a.engines.asr, pcm)
+    assert calls, on.text  # the free reading was not the order word for word, so it was steered
+    cfg = coffee_home(tmp_path / "off", BIG)
+    cfg.understand.steer = False
+    a, _, _ = make_assistant(cfg)
+    calls.clear()
+    a.understanding.hear(a.engines.asr, pcm)
+    assert not calls
+
+
+def test_a_model_file_the_decoder_cannot_read_leaves_the_grammar_matched_by_text(tmp_path, store, caplog):
+    from assistant.engines.asr_faster_whisper import FasterWhisper
+
+    asr = FasterWhisper(store, "whisper-tiny.en")
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(asr.model_file.read_bytes()[:1000])
+    asr.model_file = bad
+    assert asr.steerable() is None and not asr.steers
+    assert "cannot be steered" in caplog.text
+    encoded = asr.encode(utterance(0.3, espeak("a large latte"), 0.5))
+    assert rescore.steered_paths(asr, encoded, [graph(BIG)], "a large latte") == {}
