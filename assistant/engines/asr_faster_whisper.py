@@ -187,11 +187,10 @@ class FasterWhisper:
 
     @staticmethod
     def _heard(encoded) -> np.ndarray:
-        """The encoder positions of the audio and a margin after it, as `score` reads them: the rest of the
-        window is padding, and attending to it costs."""
-        enc, frames = encoded
-        audio = np.asarray(enc)[0]
-        return audio[:min(len(audio), frames // 2 + SCORE_MARGIN)]
+        """The encoder's output over the whole window, as free decoding reads it (cut to the audio and a
+        margin, as `score` does, the steered reading loses orders: the padding is part of what the decoder
+        was trained to read)."""
+        return np.asarray(encoded[0])[0]
 
     def steerable(self):
         """The numpy decoder, loaded on first use (about half a second, 110 MB). A model file it cannot read

@@ -326,14 +326,13 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     if not check or snap is None or exact and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
-    # The user's grammar read straight from the audio where the recogniser can be steered (it finds what
-    # the nearest paths to the free reading would, and what no reading came near); the rest searched by text.
-    steering = steer and not exact and getattr(asr, "steers", False)
-    steered_own = [g for g in grammars if g.domain == "custom"] if steering else []
-    searched = [g for g in grammars if g not in steered_own]
-    known, closeness, doubtful = (grammar_paths(searched, readings, understander.clean) if searched and not exact
+    known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and not exact
                                   else ({}, 0.0, set()))
     candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
+    # The user's grammar also read straight from the audio, where the recogniser can be steered: it finds
+    # what no reading came near ("Another close latte with no shoulder." for a dark roast latte with no sugar).
+    steering = steer and not exact and getattr(asr, "steers", False)
+    steered_own = [g for g in grammars if g.domain == "custom"] if steering else []
     if steered_own:  # weighed first, whatever the free reading was
         found = steered_paths(asr, encoded, steered_own, readings[0].text)
         known = {**found, **known}
