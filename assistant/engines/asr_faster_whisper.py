@@ -91,6 +91,7 @@ class FasterWhisper:
         self.model = WhisperModel(str(store.dir(model)), device="cpu", compute_type="int8", cpu_threads=threads)
         self.model_file = store.dir(model) / "model.bin"
         self._decoder = None  # the steerable decoder, loaded when first asked for
+        self._attending = None  # (the last encoding it read, its view of it)
         self.beam_size = beam_size
         self.window_frames = int(window_s * 100)
         self.first_frames = int(first_window_s * 100) if 0 < first_window_s < window_s else 0
@@ -180,17 +181,16 @@ class FasterWhisper:
         from .whisper_decoder import end_logprobs
 
         tokens = [self.tokenizer.encode(" " + t.strip()) for t in texts]
-        decoder = self.steerable()
-        audio = decoder.start(self._heard(encoded))
-        ends = end_logprobs(decoder, audio, self._prompt(None), tokens, self.tokenizer.eot)
+        ends = end_logprobs(self.steerable(), self._attended(encoded), self._prompt(None), tokens, self.tokenizer.eot)
         return [(f * len(t) + e) / (len(t) + 1) for f, t, e in zip(fits, tokens, ends)]
 
-    @staticmethod
-    def _heard(encoded) -> np.ndarray:
-        """The encoder's output over the whole window, as free decoding reads it (cut to the audio and a
-        margin, as `score` does, the steered reading loses orders: the padding is part of what the decoder
-        was trained to read)."""
-        return np.asarray(encoded[0])[0]
+    def _attended(self, encoded):
+        """The decoder's view of the encoded audio (each layer's keys and values of it, over the whole window
+        as free decoding reads it), made once for an encoding: the steered reading and the end-of-text
+        check read the same audio."""
+        if self._attending is None or self._attending[0] is not encoded:
+            self._attending = (encoded, self.steerable().start(np.asarray(encoded[0])[0]))
+        return self._attending[1]
 
     def steerable(self):
         """The numpy decoder, loaded on first use (about half a second, 110 MB). A model file it cannot read
@@ -212,6 +212,6 @@ class FasterWhisper:
 
         _, frames = encoded
         longest = min(64, int(frames / 100 * TOKENS_PER_S) + 6)
-        return Decoding(self.steerable(), self._heard(encoded), self._prompt(None), self.tokenizer.eot, longest,
+        return Decoding(self.steerable(), self._attended(encoded), self._prompt(None), self.tokenizer.eot, longest,
                         lambda ids: self.tokenizer.decode(ids).strip())
 

@@ -217,11 +217,10 @@ class Decoding:
     """One steered decoding of encoded audio: the log-probabilities of each kept sentence's next token, and
     the step that reads the chosen ones."""
 
-    def __init__(self, decoder: WhisperDecoder, audio: np.ndarray, prompt: list[int], eot: int, max_tokens: int,
-                 text):
-        """`text`: token ids -> the text they write."""
+    def __init__(self, decoder: WhisperDecoder, audio: Cache, prompt: list[int], eot: int, max_tokens: int, text):
+        """`audio`: the decoder's view of the audio (`start`); `text`: token ids -> the text they write."""
         self.decoder, self.eot, self.max_tokens, self.text = decoder, eot, max_tokens, text
-        self.logprobs, self.cache = decoder.step(decoder.start(audio), np.array([prompt]))
+        self.logprobs, self.cache = decoder.step(audio, np.array([prompt]))
 
     def advance(self, rows: list[int], tokens: list[int]) -> None:
         """Go on from the sentences at `rows` (one may be taken twice), each with its token."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .paths import Path, SlotArc
 
-BEAM = 6  # token histories kept at each step
+BEAM = 4  # token histories kept at each step
 BEST = 3  # sentences of different meaning returned
 GIVE_UP = 1.0  # the beam's best this much behind (nats per token) the best finished sentence: it is done
 
