@@ -1,6 +1,7 @@
 """Reading the audio as the grammar allows: Whisper's decoder steered, token by token, through the user's
 grammar graph (paths.py), so that what it reads is a sentence of the grammar whatever the free reading made
-of the audio ("Don't forget to feel took off" for "could I get a filter coffee").
+of the audio ("a dark roast latte with no sugar", where the free reading was "Another close latte with no
+shoulder.").
 
 A beam of token histories: each history carries the places of the grammar it may be in (a state, and what
 is left to say of the word or slot value under way, in one of the ways Whisper writes it: "twelve",
@@ -125,7 +126,7 @@ class History:
     places: list[Place]
 
 
-def steered(asr, encoded, steering: Steering, beam: int = BEAM, best: int = BEST) -> list[tuple[object, str, float]]:
+def steered(asr, encoded, steering: Steering, beam: int = BEAM, best: int = BEST) -> list[tuple[Path, str, float]]:
     """The grammar's sentences the audio reads as best, each (path, as the decoder wrote it, average
     log-probability per token, end of text included), best first, at most `best` of different meanings."""
     decoding = asr.steering(encoded)
