@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DEVSET, needs_devset
+from conftest import DEVSET, needs_devset, run
 from test_big_grammar import BIG, ORDERS, VOICES, coffee_home, graph
 
 from assistant.audio.mix import add_noise, reverberate, to_int16
@@ -148,3 +148,28 @@ def test_a_model_file_the_decoder_cannot_read_leaves_the_grammar_matched_by_text
     assert "cannot be steered" in caplog.text
     encoded = asr.encode(utterance(0.3, espeak("a large latte"), 0.5))
     assert rescore.steered_paths(asr, encoded, [graph(BIG)], "a large latte") == {}
+
+
+@needs_devset  # Rhasspy's grammar and the rooms' noise
+def test_a_word_in_noise_is_not_read_as_a_sentence_of_the_grammar(tmp_path, make_assistant, spy, store):
+    """The steered decoding always finds some sentence: a slot value said alone in noise ("blue", read
+    "The building.") was once read "What time is it?" and acted on. Fragments are not steered."""
+    from test_rhasspy_devset import rhasspy_home
+
+    from assistant.audio.io import FileSource
+    from assistant.samples import piper
+
+    a, _, events = make_assistant(rhasspy_home(tmp_path))
+    a.player.sink = None
+    noise = load_pcm16k(DEVSET / "noise-rir" / "noise2.wav")
+    acted = []
+    for k, said in enumerate(["Blue.", "Red.", "Green.", "Garage.", "Bedroom.", "Time.", "Light."]):
+        for voice in (lambda t: piper(store, t, length_scale=1.25), lambda t: espeak(t, "en-gb+m3", 140)):
+            pcm = to_int16(add_noise(utterance(0.6, trimmed(voice(said)), 1.2).astype(np.float64), noise, 12,
+                                     4001 * k))
+            before = len(spy.messages)
+            run(a.run(FileSource(pcm=pcm), awake=True))
+            spy.settle()
+            if got := [t for t, _ in spy.messages[before:] if "/intent/" in t or t.startswith("home/")]:
+                acted.append((said, got))
+    assert not acted

@@ -88,8 +88,9 @@ class FasterWhisper:
         from faster_whisper import WhisperModel
         from faster_whisper.tokenizer import Tokenizer
 
-        self.model = WhisperModel(str(store.dir(model)), device="cpu", compute_type="int8", cpu_threads=threads)
-        self.model_file = store.dir(model) / "model.bin"
+        files = store.dir(model)
+        self.model = WhisperModel(str(files), device="cpu", compute_type="int8", cpu_threads=threads)
+        self.model_file = files / "model.bin"
         self._decoder = None  # the steerable decoder, loaded when first asked for
         self._attending = None  # (the last encoding it read, its view of it)
         self.beam_size = beam_size
@@ -193,7 +194,7 @@ class FasterWhisper:
         return self._attending[1]
 
     def steerable(self):
-        """The numpy decoder, loaded on first use (about half a second, 110 MB). A model file it cannot read
+        """The numpy decoder, loaded on first use (about half a second, 125 MB). A model file it cannot read
         (another CTranslate2 version, another kind of model) leaves the recogniser unsteered, said once."""
         from .whisper_decoder import ModelFileError, WhisperDecoder
 
@@ -214,4 +215,3 @@ class FasterWhisper:
         longest = min(64, int(frames / 100 * TOKENS_PER_S) + 6)
         return Decoding(self.steerable(), self._attended(encoded), self._prompt(None), self.tokenizer.eot, longest,
                         lambda ids: self.tokenizer.decode(ids).strip())
-

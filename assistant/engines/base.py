@@ -63,3 +63,22 @@ class Tts(Protocol):
 
     def sentences(self, text: str) -> Iterator[np.ndarray]:
         """int16 audio, a sentence at a time, so the first one can play while the rest is made."""
+
+
+class SteerableAsr(NBestAsr, Protocol):
+    """A recogniser whose decoding the caller can steer, choosing every next token (understand/steered.py)."""
+
+    steers: bool  # False once its model proved unreadable for it
+
+    def token_ids(self, text: str) -> list[int]:
+        """The tokens the decoder writes a text with."""
+
+    def steerable(self) -> object | None:
+        """Its steerable decoder, loaded if need be; None if it cannot be."""
+
+    def steering(self, encoded: object) -> object:
+        """A decoding of the audio: `logprobs` of each kept sentence's next token, `advance(rows, tokens)`,
+        `eot`, `max_tokens`, `text(tokens)`."""
+
+    def with_ends(self, encoded: object, texts: list[str], fits: list[float]) -> list[float]:
+        """`score`'s fits with the end of text after each sentence counted."""

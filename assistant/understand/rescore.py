@@ -45,6 +45,7 @@ GAP = 2.0  # a command fitting this much worse than the free transcript means it
 UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
 MAX_CANDIDATES = 32
 STEERED_VARIANTS = 3  # values tried in place of each slot of the best steered reading
+FRAGMENT = 3  # a free reading of fewer words is not read again as the user's grammar allows
 ENDED = 6  # candidates whose end of text is read too (the likeliest: the best and its rivals)
 SHORTLIST = 3  # nearest sentences taken from each of the top two readings
 VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
@@ -283,15 +284,16 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dic
     """The sentences of these grammars the audio reads as best when its decoding may say nothing else
     (steered.py), each with the intent and slots of its path, and the best one's one-slot variants (its
     rivals: the decoder chose each value, the audio says how sure that was). Only those the free reading
-    (`heard`) says enough of: a word or two is no order, whatever the grammar makes of it."""
+    (`heard`) says enough of (GrammarGraph.heard_enough), and none when it is a word or two: the steered
+    decoding always finds some sentence, and a single word ("blue", read "The building.") is no order,
+    whatever the grammar makes of it."""
     out: dict[str, Intent] = {}
-    if asr.steerable() is None:  # its model file could not be read for it (said when it was tried)
+    if len(tokens(heard)) < FRAGMENT or asr.steerable() is None:  # (a model file it could not read: said once)
         return out
-    fragment = len(tokens(heard)) < 3
     for g in grammars:
         found = steered(asr, encoded, steering(g, asr.token_ids))
         for path, written, _ in found:
-            if fragment and not g.heard_enough(path, heard):
+            if not g.heard_enough(path, heard):
                 continue
             out.setdefault(written, _intent(g, path))  # weighed as the decoder wrote it: "A cortado, tall."
             if len(out) == 1:
