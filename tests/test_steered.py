@@ -4,6 +4,8 @@ graph; what it finds is weighed on the audio with the end of text counted. Real 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import DEVSET, needs_devset, run
@@ -173,3 +175,16 @@ def test_a_word_in_noise_is_not_read_as_a_sentence_of_the_grammar(tmp_path, make
             if got := [t for t, _ in spy.messages[before:] if "/intent/" in t or t.startswith("home/")]:
                 acted.append((said, got))
     assert not acted
+
+
+def test_a_steered_path_is_taken_only_where_the_free_reading_echoes_one_of_its_words():
+    """A slot value said alone in noise at 6 dB ("hot chocolate", read "I took what?") was steered to "a
+    large hot chocolate" and acted on: nothing heard witnessed it."""
+    g = graph(Path(__file__).parents[1] / "examples" / "coffee" / "sentences.yaml")
+    order = g.nearest("can i get a large hot chocolate")[0]
+    assert order.slots == {"size": "large", "drink": "hot chocolate"}
+    assert not g.echoes(order, "I took what?") and not g.echoes(order, "The building.")
+    assert g.echoes(order, "And I get a lunch hot chocolate.")  # one word as it is
+    latte = g.nearest("a dark roast latte with no sugar")[0]
+    assert g.echoes(latte, "Another close latte with no shoulder.")
+    assert g.echoes(latte, "Another close lattes with no shoulder.")  # nearly

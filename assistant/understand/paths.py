@@ -50,6 +50,7 @@ BEAM = 6.0  # edit cost behind the best path at the same heard word that ends a 
 UNLIKE_VALUE = 0.2  # a value said by no reading, this much less like the heard words than another, is doubted
 VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
 VALUES_PER_SLOT = 40  # sayings of one slot value kept (a value that is itself a template)
+ECHO = 0.7  # a heard word this like one of a path's (letters or sound) is a witness that the path was said
 SMALL_WORDS = {"the", "a", "an", "to", "in", "of", "my", "with", "and", "for", "me", "i", "some"}
 
 UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -516,6 +517,15 @@ class GrammarGraph:
         in_slots = {i for _, a, b, _ in path.spans for i in range(a, b)}
         literal = {w for i, w in enumerate(path.words) if i not in in_slots} - SMALL_WORDS
         return bool(literal & set(said))
+
+    def echoes(self, path: Path, heard: str) -> bool:
+        """What was heard has one of the path's words that say something (not a small word or a filler),
+        as it is or nearly (letters or sound: "latte" in "Another close latte with no shoulder."): for a
+        path the grammar imposed on the audio (steered.py), the one witness that it was said at all.
+        "I took what?" for a "hot chocolate" said alone echoes nothing of "a large hot chocolate"."""
+        said = [w for w in tokens(heard) if w not in SMALL_WORDS and w not in self.filler]
+        meant = {w for w in path.words if w not in SMALL_WORDS and w not in self.filler}
+        return any(similarity(h, w) >= ECHO for h in said for w in meant)
 
     def says_all(self, text: str) -> bool:
         """The text is a sentence of the grammar as it is, and whatever may follow it changes nothing it

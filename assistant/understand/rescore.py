@@ -284,16 +284,16 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dic
     """The sentences of these grammars the audio reads as best when its decoding may say nothing else
     (steered.py), each with the intent and slots of its path, and the best one's one-slot variants (its
     rivals: the decoder chose each value, the audio says how sure that was). Only those the free reading
-    (`heard`) says enough of (GrammarGraph.heard_enough), and none when it is a word or two: the steered
-    decoding always finds some sentence, and a single word ("blue", read "The building.") is no order,
-    whatever the grammar makes of it."""
+    (`heard`) says enough of and echoes a word of (GrammarGraph.heard_enough, echoes), and none when it is
+    a word or two: the steered decoding always finds some sentence, and a single word ("blue", read "The
+    building.") is no order, whatever the grammar makes of it."""
     out: dict[str, Intent] = {}
     if len(tokens(heard)) < FRAGMENT or asr.steerable() is None:  # (a model file it could not read: said once)
         return out
     for g in grammars:
         found = steered(asr, encoded, steering(g, asr.token_ids))
         for path, written, _ in found:
-            if not g.heard_enough(path, heard):
+            if not (g.heard_enough(path, heard) and g.echoes(path, heard)):
                 continue
             out.setdefault(written, _intent(g, path))  # weighed as the decoder wrote it: "A cortado, tall."
             if len(out) == 1:
