@@ -3,6 +3,8 @@ audio, the on/off guard, and speech that fits no command. Real Whisper on real s
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import run
@@ -58,10 +60,10 @@ def test_the_decoder_prefers_the_on_off_word_that_was_said(engines, store, said,
 def test_an_exact_on_off_is_checked_against_its_opposite_and_acted_on(make_assistant, spy, store):
     a, _, _ = make_assistant()
     heard = a.understanding.hear(a.engines.asr, spoken(store, "Turn off the lights in the kitchen.", snr=12))
-    # Piper's voice varies from run to run: now and then the recogniser hears "the light in the kitchen",
-    # an exact sentence of the same meaning, checked the same way against its opposite.
+    # Piper's voice varies from run to run: now and then the recogniser hears "the light in the kitchen" or
+    # "the light in kitchen", an exact sentence of the same meaning, checked the same way against its opposite.
     exact = heard.intent.text
-    assert exact in ("turn off the lights in the kitchen", "turn off the light in the kitchen")
+    assert re.fullmatch(r"turn off the lights? in (the )?kitchen", exact), exact
     assert heard.checked is not None and set(heard.checked) == {exact, exact.replace(" off ", " on ")}
     assert heard.intent.name == "HassTurnOff" and heard.intent.confidence >= a.cfg.understand.act_threshold
     run(a.run(FileSource(pcm=spoken(store, "Turn off the lights in the kitchen.", snr=12)), awake=True))
