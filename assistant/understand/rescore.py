@@ -183,8 +183,7 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
         # Enough of it said by the reading it was found from: another reading, far down the beam, may be
         # anything ("That's great soul" for a lone "espresso" is three words, as many as "a small espresso").
         if said not in out and g.heard_enough(p, reading):
-            source = Source.CUSTOM if g.domain == "custom" else Source.TEMPLATE
-            out[said] = Intent(name=p.intent, text=p.text, domain=g.domain, slots=dict(p.slots), source=source)
+            out[said] = _intent(g, p)
             if g.doubtful(p, heard):
                 doubtful.add(said)
     return out, closeness, doubtful
@@ -303,7 +302,9 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dic
 
 
 def _intent(g: GrammarGraph, path) -> Intent:
-    return Intent(name=path.intent, text=path.text, domain=g.domain, slots=dict(path.slots), source=Source.CUSTOM)
+    """What a grammar's path means: its intent and slots, from the path (the user's own, or the box's)."""
+    source = Source.CUSTOM if g.domain == "custom" else Source.TEMPLATE
+    return Intent(name=path.intent, text=path.text, domain=g.domain, slots=dict(path.slots), source=source)
 
 
 def _swapped(written: str, path, variant) -> str:
