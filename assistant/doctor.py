@@ -49,7 +49,6 @@ def check_grammar(cfg: Config) -> list[Finding]:
     import time
 
     from .understand.custom import CustomIntents, from_config
-    from .understand.grammar import FILLER
     from .understand.paths import GrammarGraph, GrammarTooLarge
 
     custom = CustomIntents(from_config(cfg), cfg.language)  # a bad grammar failed check_config already
@@ -57,7 +56,7 @@ def check_grammar(cfg: Config) -> list[Finding]:
         return []
     n = len(custom.grammar.intents)
     try:
-        graph = GrammarGraph(custom.intents, FILLER)
+        graph = GrammarGraph(custom.intents, custom.intents.skip_words)
     except GrammarTooLarge as e:
         return [Finding("warn", "your intents", f"{n} intent{'s' * (n != 1)}, matched exactly only, not listened for "
                                                 f"closely: {e}")]

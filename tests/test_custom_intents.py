@@ -103,6 +103,43 @@ def test_grammar_rejects_what_it_does_not_say(custom, text):
     assert custom.understand(text) is None
 
 
+HOME_ASSISTANT_SHAPE = """
+language: en
+intents:
+  OrderDrink:
+    data:
+      - sentences: ["<order> a {size} {drink} [<milk>]"]
+        expansion_rules:
+          order: "(can I get | I'd like)"  # this block's own, in place of the file's
+      - sentences: ["<order> [a] {drink}"]
+lists:
+  size: {values: [small, large]}
+  drink: {values: [latte, mocha]}
+  kind: {values: [oat, soy]}
+expansion_rules:
+  order: "(give me | make me)"
+  milk: "with {kind:milk} milk"
+skip_words: ["by the way"]
+"""
+
+
+def test_a_sentences_file_in_home_assistants_shape_with_rules_and_skip_words(tmp_path):
+    """Home Assistant's custom sentences use expansion rules (`<name>`) and their own skip words: they are
+    understood as there, by text and by the grammar's graph that listening closely searches."""
+    custom = CustomIntents(from_config(home_with_intents(tmp_path, sentences=HOME_ASSISTANT_SHAPE)))
+    for text, slots in [("can I get a large latte with oat milk", {"size": "large", "drink": "latte", "milk": "oat"}),
+                        ("by the way make me a mocha", {"drink": "mocha"}),
+                        ("I'd like a small mocha", {"size": "small", "drink": "mocha"})]:
+        intent = custom.understand(text)
+        assert intent is not None and (intent.name, intent.slots) == ("OrderDrink", slots), text
+    for text in ["give me a small latte", "can I get mocha", "can I get a large latte with milk"]:
+        assert custom.understand(text) is None, text  # the block's own rule, not the file's; a slot unsaid
+    graph = GrammarGraph(custom.intents, custom.intents.skip_words)
+    nearest = graph.nearest("can I get a large latte with oak milk by the way")[0]
+    assert nearest.slots == {"size": "large", "drink": "latte", "milk": "oat"}
+    assert nearest.cost < graph.nearest("can I get a large latte with oak milk by the bay")[0].cost
+
+
 def test_reply_uses_slot_values(custom):
     assert custom.reply(custom.understand("set the study thermostat to 21")) == "Setting the office thermostat to 21 degrees"
 
@@ -123,6 +160,17 @@ def test_the_recogniser_is_hinted_the_device_names_not_the_grammar(tmp_path, mak
     ('[[intent]]\nname = "Hi"\nsentences = ["hello (there"]\n', SENTENCES, "does not parse"),
     ("", "intents: [unclosed", "not a valid YAML sentences file"),
     ("", "lists:\n  room: {range: {from: 30, to: 10}}\n", "range should go up"),
+    ("", "intents:\n  Go:\n    data: [{sentences: ['go <where>']}]\n", "the rule <where> is not in"),
+    ("", "intents:\n  Go:\n    data: [{sentences: ['go <a>']}]\nexpansion_rules: {a: 'to <b>', b: 'on <a>'}\n",
+     "the rule <a> uses itself (a -> b -> a)"),
+    ("", "intents:\n  Go:\n    data: [{sentences: ['<r0>']}]\nexpansion_rules:\n"
+     + "".join(f"  r{i}: '<r{i + 1}> <r{i + 1}> <r{i + 1}>'\n" for i in range(12)) + "  r12: go\n", "over 100,000"),
+    ("", "intents:\n  Go:\n    data: [{sentences: [go], slots: {where: home}}]\n", "fixed slot values are not"),
+    ("", "intents:\n  Go:\n    data: [{sentences: [go], requires_context: {area: {slot: true}}}]\n",
+     "context"),
+    ("", "lists:\n  name: {wildcard: true}\n", "wildcard lists"),
+    ("", "skip_words: please\n", "'skip_words': expected a list"),
+    ("", "responses: {}\n", "not 'responses'"),
 ])
 def test_bad_grammar_names_the_file_and_the_problem(tmp_path, extra, sentences, message):
     with pytest.raises(ConfigError) as e:

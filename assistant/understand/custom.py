@@ -65,17 +65,22 @@ def from_config(cfg) -> Grammar:
 
 
 def load_file(path: str | Path) -> Grammar:
-    """A sentences file in hassil's YAML shape:
+    """A sentences file in hassil's YAML shape, as Home Assistant's custom sentences write it:
 
     intents:
       SetThermostat:
         data:
-          - sentences: ["set [the] {room} thermostat to {temperature} [degrees]"]
+          - sentences: ["set [the] {room} thermostat to <temp>"]
         reply: "Setting the {room} thermostat to {temperature} degrees"
     lists:
       room: {values: [office, {in: study, out: office}]}
       temperature: {range: {from: 10, to: 30}}
-    """
+    expansion_rules:
+      temp: "{temperature} [degrees]"
+    skip_words: [pretty please]
+
+    Expansion rules (the file's, and a data block's own) are written into the templates that use them, so
+    the grammar that reaches matching and listening holds templates and lists only."""
     import yaml
 
     p = Path(path)
@@ -85,25 +90,37 @@ def load_file(path: str | Path) -> Grammar:
         raise GrammarError(f"{p}: no such sentences file") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise GrammarError(f"{p}: not a valid YAML sentences file: {e}") from None
-    if not isinstance(raw, dict) or set(raw) - {"language", "intents", "lists", "version"}:
-        raise GrammarError(f"{p}: expected the keys 'intents' and 'lists' at the top level")
-    g = Grammar()
+    if not isinstance(raw, dict) or set(raw) - TOP_KEYS:
+        unknown = sorted(set(raw) - TOP_KEYS) if isinstance(raw, dict) else []
+        raise GrammarError(f"{p}: expected the keys 'intents' and 'lists' at the top level"
+                           + (f" (and perhaps {', '.join(sorted(TOP_KEYS - {'intents', 'lists'}))}), not "
+                              f"{unknown[0]!r}" if unknown else ""))
+    rules = _rules(raw.get("expansion_rules"), f"{p}: 'expansion_rules'")
+    g = Grammar(skip_words=_words(raw.get("skip_words"), f"{p}: 'skip_words'"))
     for name, body in (raw.get("intents") or {}).items():
         where = f"{p}: 'intents.{name}'"
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise GrammarError(f"{where}: expected a table with a 'data' list")
         sentences = []
         for j, d in enumerate(body["data"]):
+            at = f"{where}.data[{j}]"
             s = d.get("sentences") if isinstance(d, dict) else None
             if not isinstance(s, list) or not all(isinstance(x, str) for x in s):
-                raise GrammarError(f"{where}.data[{j}].sentences': expected a list of strings")
-            sentences += s
+                raise GrammarError(f"{at}.sentences': expected a list of strings")
+            for key, why in UNSUPPORTED_DATA.items():
+                if key in d:
+                    raise GrammarError(f"{at}.{key}': {why}")
+            own = {**rules, **_rules(d.get("expansion_rules"), f"{at}.expansion_rules'")}
+            sentences += [_inline(x, own, f"{at}.sentences'") for x in s]
         reply = body.get("reply", "")
         if not isinstance(reply, str):
             raise GrammarError(f"{where}.reply': expected a string")
         g.intents[str(name)] = CustomIntent(str(name), sentences, reply)
     for name, body in (raw.get("lists") or {}).items():
         where = f"{p}: 'lists.{name}'"
+        if isinstance(body, dict) and body.get("wildcard"):
+            raise GrammarError(f"{where}: wildcard lists (any words at all) are not supported: the box acts only "
+                               "on values it can list and hear, so give the list its values")
         if not isinstance(body, dict) or not ({"values", "range"} & set(body)):
             raise GrammarError(f"{where}: expected 'values' or 'range'")
         values = []
@@ -118,6 +135,55 @@ def load_file(path: str | Path) -> Grammar:
         g.lists[str(name)] = SlotList(values, _range(r, where) if r else None)
     check(g, str(p))
     return g
+
+
+TOP_KEYS = {"language", "intents", "lists", "version", "expansion_rules", "skip_words"}
+# Parts of hassil's shape that need Home Assistant around them, refused with the reason rather than ignored:
+# ignoring them would publish an intent without the slots its sentences promise.
+UNSUPPORTED_DATA = {
+    "slots": "fixed slot values are not supported: give the slot a list of one value and name it in the "
+             "sentences ({drink} with `drink: {values: [coffee]}`)",
+    "requires_context": "context (the area or device a request comes from in Home Assistant) is not supported",
+    "excludes_context": "context (the area or device a request comes from in Home Assistant) is not supported",
+}
+RULE = re.compile(r"<([^<>{}]+)>")
+MAX_TEMPLATE = 100_000  # characters of one template with its rules written in: rules that double at each level stop
+
+
+def _rules(raw, where: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise GrammarError(f"{where}: expected rule names, each with a template (a string)")
+    return {str(k).strip(): v for k, v in raw.items()}
+
+
+def _words(raw, where: str) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(w, str) and w.strip() for w in raw):
+        raise GrammarError(f"{where}: expected a list of words or phrases")
+    return [w.strip().lower() for w in raw]
+
+
+def _inline(template: str, rules: dict[str, str], where: str, using: tuple[str, ...] = ()) -> str:
+    """`template` with each `<rule>` replaced by its own template, in brackets (as hassil reads it)."""
+    size = len(template)
+
+    def one(m: re.Match) -> str:
+        nonlocal size
+        name = m[1].strip()
+        if name not in rules:
+            raise GrammarError(f"{where}: the rule <{name}> is not in 'expansion_rules'")
+        if name in using:
+            raise GrammarError(f"{where}: the rule <{name}> uses itself ({' -> '.join([*using, name])})")
+        written = "(" + _inline(rules[name], rules, where, (*using, name)) + ")"
+        size += len(written)
+        if size > MAX_TEMPLATE:
+            raise GrammarError(f"{where}: with its rules written in, a template is over {MAX_TEMPLATE:,} characters")
+        return written
+
+    return RULE.sub(one, template)
 
 
 def _range(r, where: str) -> tuple[int, int, int]:

@@ -45,6 +45,7 @@ class CustomIntent:
 class Grammar:
     intents: dict[str, CustomIntent] = field(default_factory=dict)
     lists: dict[str, SlotList] = field(default_factory=dict)
+    skip_words: list[str] = field(default_factory=list)  # the grammar's own, skipped as FILLER is
 
     def merge(self, other: "Grammar", where: str) -> None:
         for name, it in other.intents.items():
@@ -57,6 +58,7 @@ class Grammar:
             if name in self.lists:
                 raise GrammarError(f"{where}: the slot list {name!r} is defined twice")
             self.lists[name] = sl
+        self.skip_words += [w for w in other.skip_words if w not in self.skip_words]
 
 
 def check(g: Grammar, file: str) -> None:
@@ -90,7 +92,8 @@ def hassil_intents(g: Grammar, language: str = "en") -> Intents:
             lists[name] = {"values": [{"in": v.said, "out": v.value if v.value is not None else v.said}
                                       for v in sl.values]}
     intents = {n: {"data": [{"sentences": it.sentences}]} for n, it in g.intents.items()}
-    d = Intents.from_dict({"language": language, "intents": intents, "lists": lists, "skip_words": FILLER})
+    d = Intents.from_dict({"language": language, "intents": intents, "lists": lists,
+                           "skip_words": FILLER + g.skip_words})
     for n in g.intents:  # hassil parses lazily: make a bad template fail now, not mid-conversation
         for data in d.intents[n].data:
             _ = data.sentences

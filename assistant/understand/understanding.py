@@ -23,7 +23,6 @@ from . import rescore
 from .custom import CustomIntents
 from .fuzzy import FILLER as SMALL_WORDS
 from .fuzzy import words
-from .grammar import FILLER
 from .paths import GrammarGraph, GrammarTooLarge
 from .templates import TemplateUnderstander
 
@@ -97,7 +96,7 @@ class Understanding:
     @staticmethod
     def _graph(custom: CustomIntents) -> GrammarGraph | None:
         try:
-            return GrammarGraph(custom.intents, FILLER)
+            return GrammarGraph(custom.intents, custom.intents.skip_words)
         except GrammarTooLarge as e:
             log.warning("your intents are matched exactly only, not listened for closely: %s", e)
             return None
