@@ -241,6 +241,16 @@ def test_the_grammar_is_searched_for_the_paths_nearest_to_what_was_heard(custom)
     assert not graph.says_all("make it 18 degrees in the living")
 
 
+def test_only_paths_that_echo_what_was_heard_are_weighed(custom):
+    """Two words heard are no grounds for a four-word command that shares none of them: weighed on noisy
+    audio, anything fits about as badly as anything else ("tell me the time" for "Living room.")."""
+    graph = GrammarGraph(custom.intents, custom.intents.skip_words)
+    for heard in ["Kitchen sink.", "Good night.", "Bedroom light.", "Office party."]:
+        assert grammar_paths([graph], [Hypothesis(heard, -1.0)], lambda t: t.lower().strip("."))[0] == {}, heard
+    found = grammar_paths([graph], [Hypothesis("Movie time.", -1.0)], lambda t: t.lower().strip("."))[0]
+    assert next(iter(found)) == "it's movie time"
+
+
 def test_a_misheard_custom_command_is_weighed_on_the_audio_not_snapped_from_text(tmp_path, make_assistant, spy):
     a, _, _ = make_assistant(home_with_intents(tmp_path))
     r = [Hypothesis("Run the moving scene.", -0.4)]

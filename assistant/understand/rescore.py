@@ -152,13 +152,16 @@ def choose(readings: list, understand) -> tuple[object, Intent | None]:
 def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[dict[str, Intent], float, set[str]]:
     """The grammars' sentences nearest to the top readings (the user's own, the box's everyday ones), and
     the two nearest meanings' one-slot variants, each with its intent taken from its path; only those the
-    readings say enough of (see GrammarGraph.heard_enough). And how close the nearest is to its reading,
-    0..1, and which of them have a slot value that no reading says and whose letters are far less like
-    the words heard in its place than another value's ("latte" for "klotago"): the audio and the letters
-    disagree, and it is asked back."""
+    readings say enough of and echo a word of (see GrammarGraph.heard_enough, echoes). And how close the
+    nearest is to its reading, 0..1, and which of them have a slot value that no reading says and whose
+    letters are far less like the words heard in its place than another value's ("latte" for "klotago"):
+    the audio and the letters disagree, and it is asked back."""
     # readings that differ only in case or punctuation ("A cortado, tall." and "a cortado tall") are searched once
     texts = list(dict.fromkeys(clean(h.text) for h in readings[:2]))
     found = [(g, p, text) for g in grammars for text in texts for p in g.nearest(text, GRAMMAR_PATHS)]
+    # A path that shares no word that says something with what was heard is the grammar's invention, however
+    # short the search made it ("tell me the time" for "Living room.", two words as four).
+    found = [(g, p, text) for g, p, text in found if g.echoes(p, text)]
     if not found:
         return {}, 0.0, set()
     closeness = max(0.0, max(1 - p.cost / max(len(tokens(h)), 1) for _, p, h in found))
