@@ -98,23 +98,24 @@ def load_file(path: str | Path) -> Grammar:
     rules = _rules(raw.get("expansion_rules"), f"{p}: 'expansion_rules'")
     g = Grammar(skip_words=_words(raw.get("skip_words"), f"{p}: 'skip_words'"))
     for name, body in (raw.get("intents") or {}).items():
-        where = f"{p}: 'intents.{name}'"
+        key = f"{p}: 'intents.{name}"  # closed with the rest of the key it names
+        where = key + "'"
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise GrammarError(f"{where}: expected a table with a 'data' list")
         sentences = []
         for j, d in enumerate(body["data"]):
-            at = f"{where}.data[{j}]"
+            at = f"{key}.data[{j}]"
             s = d.get("sentences") if isinstance(d, dict) else None
             if not isinstance(s, list) or not all(isinstance(x, str) for x in s):
                 raise GrammarError(f"{at}.sentences': expected a list of strings")
-            for key, why in UNSUPPORTED_DATA.items():
-                if key in d:
-                    raise GrammarError(f"{at}.{key}': {why}")
+            for unsupported, why in UNSUPPORTED_DATA.items():
+                if unsupported in d:
+                    raise GrammarError(f"{at}.{unsupported}': {why}")
             own = {**rules, **_rules(d.get("expansion_rules"), f"{at}.expansion_rules'")}
             sentences += [_inline(x, own, f"{at}.sentences'") for x in s]
         reply = body.get("reply", "")
         if not isinstance(reply, str):
-            raise GrammarError(f"{where}.reply': expected a string")
+            raise GrammarError(f"{key}.reply': expected a string")
         g.intents[str(name)] = CustomIntent(str(name), sentences, reply)
     for name, body in (raw.get("lists") or {}).items():
         where = f"{p}: 'lists.{name}'"
