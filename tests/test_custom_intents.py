@@ -112,6 +112,9 @@ intents:
         expansion_rules:
           order: "(can I get | I'd like)"  # this block's own, in place of the file's
       - sentences: ["<order> [a] {drink}"]
+      - sentences: ["[<order>] the usual"]
+        slots: {size: large, drink: latte}  # given without being said
+    reply: "One {size} {drink}."
 lists:
   size: {values: [small, large]}
   drink: {values: [latte, mocha]}
@@ -134,7 +137,13 @@ def test_a_sentences_file_in_home_assistants_shape_with_rules_and_skip_words(tmp
         assert intent is not None and (intent.name, intent.slots) == ("OrderDrink", slots), text
     for text in ["give me a small latte", "can I get mocha", "can I get a large latte with milk"]:
         assert custom.understand(text) is None, text  # the block's own rule, not the file's; a slot unsaid
+    usual = custom.understand("make me the usual")
+    assert (usual.name, usual.slots) == ("OrderDrink", {"size": "large", "drink": "latte"})
+    assert custom.reply(usual) == "One large latte."
     graph = GrammarGraph(custom.intents, custom.intents.skip_words)
+    nearest = graph.nearest("give me the usually")[0]  # found by the search, the block's slots with it
+    assert (nearest.intent, nearest.slots) == ("OrderDrink", {"size": "large", "drink": "latte"})
+    assert graph.nearest("make me a mocha")[0].slots == {"drink": "mocha"}  # the other blocks give nothing
     nearest = graph.nearest("can I get a large latte with oak milk by the way")[0]
     assert nearest.slots == {"size": "large", "drink": "latte", "milk": "oat"}
     assert nearest.cost < graph.nearest("can I get a large latte with oak milk by the bay")[0].cost
@@ -165,7 +174,9 @@ def test_the_recogniser_is_hinted_the_device_names_not_the_grammar(tmp_path, mak
      "the rule <a> uses itself (a -> b -> a)"),
     ("", "intents:\n  Go:\n    data: [{sentences: ['<r0>']}]\nexpansion_rules:\n"
      + "".join(f"  r{i}: '<r{i + 1}> <r{i + 1}> <r{i + 1}>'\n" for i in range(12)) + "  r12: go\n", "over 100,000"),
-    ("", "intents:\n  Go:\n    data: [{sentences: [go], slots: {where: home}}]\n", "fixed slot values are not"),
+    ("", "intents:\n  Go:\n    data: [{sentences: [go], slots: {where: [home, away]}}]\n", "each with a value"),
+    ("", "intents:\n  Go:\n    data: [{sentences: [go], slots: {where: home}}, {sentences: [go]}]\n",
+     "'go' is in two data blocks that give different slots"),
     ("", "intents:\n  Go:\n    data: [{sentences: [go], requires_context: {area: {slot: true}}}]\n",
      "context"),
     ("", "lists:\n  name: {wildcard: true}\n", "wildcard lists"),

@@ -188,3 +188,26 @@ def test_a_steered_path_is_taken_only_where_the_free_reading_echoes_one_of_its_w
     latte = g.nearest("a dark roast latte with no sugar")[0]
     assert g.echoes(latte, "Another close latte with no shoulder.")
     assert g.echoes(latte, "Another close lattes with no shoulder.")  # nearly
+
+
+def test_a_sentence_whose_block_gives_slots_is_read_with_them(asr, tmp_path):
+    """A data block's `slots` ("the usual": a large latte) are said by no word, so the steered reading
+    takes them from the block its path went through, as the text search and hassil do."""
+    sentences = tmp_path / "sentences.yaml"
+    sentences.write_text("""
+intents:
+  OrderDrink:
+    data:
+      - sentences: ["[can I get] a {size} {drink} [please]"]
+      - sentences: ["[can I get] the usual [please]"]
+        slots: {size: large, drink: latte}
+lists:
+  size: {values: [small, large]}
+  drink: {values: [latte, mocha]}
+""")
+    g = graph(sentences)
+    for text, slots in [("Can I get the usual, please?", {"size": "large", "drink": "latte"}),
+                        ("Can I get a small mocha, please?", {"size": "small", "drink": "mocha"})]:
+        encoded = asr.encode(utterance(0.4, trimmed(espeak(text)), 0.8))
+        path = steered(asr, encoded, steering(g, asr.token_ids))[0][0]
+        assert (path.intent, path.slots) == ("OrderDrink", slots), text

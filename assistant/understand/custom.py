@@ -22,6 +22,7 @@ from hassil import recognize_best
 from ..types import Intent, Source
 from .grammar import (
     FILLER,
+    NAME_RE,
     CustomIntent,
     Grammar,
     GrammarError,
@@ -71,6 +72,8 @@ def load_file(path: str | Path) -> Grammar:
       SetThermostat:
         data:
           - sentences: ["set [the] {room} thermostat to <temp>"]
+          - sentences: ["make it cosy [in the] {room}"]
+            slots: {temperature: 22}  # given without being said
         reply: "Setting the {room} thermostat to {temperature} degrees"
     lists:
       room: {values: [office, {in: study, out: office}]}
@@ -102,7 +105,8 @@ def load_file(path: str | Path) -> Grammar:
         where = key + "'"
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise GrammarError(f"{where}: expected a table with a 'data' list")
-        sentences = []
+        sentences: list[str] = []
+        fixed: dict[str, dict[str, str]] = {}
         for j, d in enumerate(body["data"]):
             at = f"{key}.data[{j}]"
             s = d.get("sentences") if isinstance(d, dict) else None
@@ -112,11 +116,18 @@ def load_file(path: str | Path) -> Grammar:
                 if unsupported in d:
                     raise GrammarError(f"{at}.{unsupported}': {why}")
             own = {**rules, **_rules(d.get("expansion_rules"), f"{at}.expansion_rules'")}
-            sentences += [_inline(x, own, f"{at}.sentences'") for x in s]
+            given = _given(d.get("slots"), f"{at}.slots'")
+            for x in s:
+                sentence = _inline(x, own, f"{at}.sentences'")
+                if fixed.get(sentence, given) != given:
+                    raise GrammarError(f"{at}.sentences': {x!r} is in two data blocks that give different slots")
+                if given:
+                    fixed[sentence] = given
+                sentences.append(sentence)
         reply = body.get("reply", "")
         if not isinstance(reply, str):
             raise GrammarError(f"{key}.reply': expected a string")
-        g.intents[str(name)] = CustomIntent(str(name), sentences, reply)
+        g.intents[str(name)] = CustomIntent(str(name), sentences, reply, fixed)
     for name, body in (raw.get("lists") or {}).items():
         where = f"{p}: 'lists.{name}'"
         if isinstance(body, dict) and body.get("wildcard"):
@@ -140,10 +151,8 @@ def load_file(path: str | Path) -> Grammar:
 
 TOP_KEYS = {"language", "intents", "lists", "version", "expansion_rules", "skip_words"}
 # Parts of hassil's shape that need Home Assistant around them, refused with the reason rather than ignored:
-# ignoring them would publish an intent without the slots its sentences promise.
+# ignoring them would act on sentences Home Assistant would have passed over.
 UNSUPPORTED_DATA = {
-    "slots": "fixed slot values are not supported: give the slot a list of one value and name it in the "
-             "sentences ({drink} with `drink: {values: [coffee]}`)",
     "requires_context": "context (the area or device a request comes from in Home Assistant) is not supported",
     "excludes_context": "context (the area or device a request comes from in Home Assistant) is not supported",
 }
@@ -157,6 +166,18 @@ def _rules(raw, where: str) -> dict[str, str]:
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise GrammarError(f"{where}: expected rule names, each with a template (a string)")
     return {str(k).strip(): v for k, v in raw.items()}
+
+
+def _given(raw, where: str) -> dict[str, str]:
+    """A data block's `slots`: values its sentences give without saying them ("make it romantic": color red)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                                            for v in raw.values()):
+        raise GrammarError(f"{where}: expected slot names, each with a value (a word or a number)")
+    if bad := [k for k in raw if not isinstance(k, str) or not NAME_RE.match(k)]:
+        raise GrammarError(f"{where}: a slot name should be letters, digits and _, not {bad[0]!r}")
+    return {k: str(v) for k, v in raw.items()}
 
 
 def _words(raw, where: str) -> list[str]:

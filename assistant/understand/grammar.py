@@ -39,6 +39,7 @@ class CustomIntent:
     name: str
     sentences: list[str]
     reply: str = ""  # may use {slot} values
+    fixed: dict[str, dict[str, str]] = field(default_factory=dict)  # a sentence -> slot values it gives unsaid
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Grammar:
             if name in self.intents:
                 self.intents[name].sentences += it.sentences
                 self.intents[name].reply = self.intents[name].reply or it.reply
+                self.intents[name].fixed.update(it.fixed)
             else:
                 self.intents[name] = it
         for name, sl in other.lists.items():
@@ -73,6 +75,7 @@ def check(g: Grammar, file: str) -> None:
             used |= set(re.findall(r"\{(\w+)(?::\w+)?\}", s))
         if missing := sorted(used - set(g.lists)):
             raise GrammarError(f"{where}: the slot list {missing[0]!r} is not defined")
+        used |= {slot for given in it.fixed.values() for slot in given}
         fields = {f for _, f, _, _ in string.Formatter().parse(it.reply) if f is not None} if it.reply else set()
         if unknown := sorted(f for f in fields if f not in used):
             raise GrammarError(f"{where}: the reply uses {{{unknown[0]}}}, which no sentence of it has")
@@ -91,10 +94,23 @@ def hassil_intents(g: Grammar, language: str = "en") -> Intents:
         else:
             lists[name] = {"values": [{"in": v.said, "out": v.value if v.value is not None else v.said}
                                       for v in sl.values]}
-    intents = {n: {"data": [{"sentences": it.sentences}]} for n, it in g.intents.items()}
+    intents = {n: {"data": _blocks(it)} for n, it in g.intents.items()}
     d = Intents.from_dict({"language": language, "intents": intents, "lists": lists,
                            "skip_words": FILLER + g.skip_words})
     for n in g.intents:  # hassil parses lazily: make a bad template fail now, not mid-conversation
         for data in d.intents[n].data:
             _ = data.sentences
     return d
+
+
+def _blocks(it: CustomIntent) -> list[dict]:
+    """hassil's data blocks of an intent: its sentences in order, a block for each run that gives the same
+    slot values unsaid."""
+    out: list[dict] = []
+    for sentence in it.sentences:
+        given = it.fixed.get(sentence, {})
+        if out and out[-1]["slots"] == given:
+            out[-1]["sentences"].append(sentence)
+        else:
+            out.append({"sentences": [sentence], "slots": given})
+    return out

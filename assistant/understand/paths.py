@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from hassil import (
     Group,
+    Intents,
     ListReference,
     Permutation,
     RangeSlotList,
@@ -34,6 +35,7 @@ from hassil import (
     TextSlotList,
 )
 from hassil.fst import EPS, intents_to_fst
+from hassil.intents import Intent as HassilIntent
 from hassil.sample import sample_expression
 from rapidfuzz import fuzz
 
@@ -161,6 +163,28 @@ class Path:
         return ("custom", self.intent, tuple(sorted((k, str(v)) for k, v in self.slots.items())))
 
 
+GIVEN = "\x1f"  # joins an intent's name and a data block's place in it, in a name only the graph uses
+
+
+def _given_apart(intents) -> tuple[Intents, dict[str, tuple[str, dict[str, str]]]]:
+    """hassil's graph names a path's intent, not the data block it came from. A block whose `slots` give
+    values without their being said ("make it romantic": color red) gets an intent name of its own here,
+    which `GrammarGraph.meant` reads back as the intent and those values."""
+    if not any(d.slots for it in intents.intents.values() for d in it.data):
+        return intents, {}
+    split: dict[str, HassilIntent] = {}
+    given: dict[str, tuple[str, dict[str, str]]] = {}
+    for name, it in intents.intents.items():
+        if plain := [d for d in it.data if not d.slots]:
+            split[name] = HassilIntent(name, plain)
+        for i, d in enumerate(it.data):
+            if d.slots:
+                own = f"{name}{GIVEN}{i}"
+                split[own], given[own] = HassilIntent(own, [d]), (name, dict(d.slots))
+    return Intents(language=intents.language, intents=split, slot_lists=intents.slot_lists,
+                   expansion_rules=intents.expansion_rules, skip_words=intents.skip_words), given
+
+
 class GrammarTooLarge(ValueError):
     """A grammar whose graph would not fit: `(a; b; c; d; e; f; g; h)` alone is 40,320 orders of eight."""
 
@@ -195,6 +219,7 @@ class GrammarGraph:
         if (n := graph_size(intents)) > MAX_GRAPH:
             raise GrammarTooLarge(f"its templates make a graph of about {n:,} arcs, more than {MAX_GRAPH:,} "
                                   "(a permutation (a; b; ...) of many parts multiplies it)")
+        intents, self.given = _given_apart(intents)
         self.filler = {w for f in filler for w in f.split()}
         self.domain = domain
         fst = intents_to_fst(intents, slot_lists=intents.slot_lists).remove_spaces()
@@ -231,6 +256,10 @@ class GrammarGraph:
         self.order = self._topological(fst.start)
         self.vocabulary = sorted({lab for arcs in self.arcs.values() for _, lab, _ in arcs if isinstance(lab, str)}
                                  | {w for arc in self.slots.values() for said, _, _ in arc.values for w in said})
+
+    def meant(self, label: str) -> tuple[str, dict[str, str]]:
+        """The intent a path's arcs name, and the slot values its data block gives without their being said."""
+        return self.given.get(label, (label, {}))
 
     def _labels(self, label: str) -> list[str | SlotArc | None] | None:
         """What one arc of hassil's graph says, as arcs of this one: nothing, a word, a slot, or several of
@@ -460,7 +489,8 @@ class GrammarGraph:
                 words += list(said)
                 spelled.append(text)
                 slots[label.slot] = meant
-        return Path(intent, words, spelled, slots, round(cost, 3), template, spans, heard)
+        intent, given = self.meant(intent)
+        return Path(intent, words, spelled, {**given, **slots}, round(cost, 3), template, spans, heard)
 
     def variants(self, path: Path, per_slot: int = 6, every_slot: bool = False) -> list[Path]:
         """The same sentence with one slot's value changed: the values nearest to the words heard there

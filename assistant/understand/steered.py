@@ -188,4 +188,5 @@ def _path(place: Place, graph) -> Path:
             words += list(said)
             spelled.append(text)
             slots[arc.slot] = meant
-    return Path(place.intent or "", words, spelled, slots, 0.0, graph.templates.get(place.state, 0), spans)
+    intent, given = graph.meant(place.intent or "")
+    return Path(intent, words, spelled, {**given, **slots}, 0.0, graph.templates.get(place.state, 0), spans)
