@@ -13,6 +13,7 @@ from test_big_grammar import BIG, ORDERS, VOICES, coffee_home, graph
 
 from assistant.audio.mix import add_noise, reverberate, to_int16
 from assistant.audio.wav import load_pcm16k
+from assistant.engines.base import Hypothesis
 from assistant.engines.whisper_decoder import ModelFileError, WhisperDecoder, read_variables
 from assistant.samples import espeak, trimmed, utterance
 from assistant.understand import rescore
@@ -211,3 +212,17 @@ lists:
         encoded = asr.encode(utterance(0.4, trimmed(espeak(text)), 0.8))
         path = steered(asr, encoded, steering(g, asr.token_ids))[0][0]
         assert (path.intent, path.slots) == ("OrderDrink", slots), text
+
+
+def test_a_word_or_two_stands_only_for_a_sentence_that_says_them():
+    """"drip coffee" said alone was searched into "a dark coffee" and acted on. A word or two heard (filler
+    aside) is never steered, and is taken only for a sentence that says those words as they are."""
+    g = graph(Path(__file__).parents[1] / "examples" / "coffee" / "sentences.yaml")
+
+    def paths(heard):
+        return list(rescore.grammar_paths([g], [Hypothesis(heard, -0.3)], lambda t: t.lower().strip(".,?"))[0])
+
+    for heard in ["Drip coffee.", "Hot chocolate, please.", "Oat milk.", "Latte."]:
+        assert rescore.fragment(heard) and paths(heard) == [], heard
+    assert paths("Large latte, please.") == ["a large latte please"]  # only "a" added
+    assert not rescore.fragment("A large latte.") and "a large latte" in paths("A large latte.")

@@ -557,6 +557,13 @@ class GrammarGraph:
         meant = {w for w in path.words if w not in SMALL_WORDS and w not in self.filler}
         return any(similarity(h, w) >= ECHO for h in said for w in meant)
 
+    def says_only(self, path: Path, heard: str) -> bool:
+        """The path's words that say something are what was heard, as they are and in order: it adds small
+        words and filler at most ("large latte please" as "a large latte please")."""
+        def meaningful(ws):
+            return [w for w in ws if w not in SMALL_WORDS and w not in self.filler]
+        return meaningful(path.words) == meaningful(tokens(heard))
+
     def says_all(self, text: str) -> bool:
         """The text is a sentence of the grammar as it is, and whatever may follow it changes nothing it
         means: only words of the same sentence, no slot, no wildcard ("what time is it" may go on with
