@@ -106,7 +106,7 @@ def load_file(path: str | Path) -> Grammar:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise GrammarError(f"{where}: expected a table with a 'data' list")
         sentences: list[str] = []
-        fixed: dict[str, dict[str, str]] = {}
+        gives: dict[str, dict[str, str]] = {}
         for j, d in enumerate(body["data"]):
             at = f"{key}.data[{j}]"
             s = d.get("sentences") if isinstance(d, dict) else None
@@ -119,15 +119,15 @@ def load_file(path: str | Path) -> Grammar:
             given = _given(d.get("slots"), f"{at}.slots'")
             for x in s:
                 sentence = _inline(x, own, f"{at}.sentences'")
-                if fixed.get(sentence, given) != given:
+                if gives.get(sentence, given) != given:
                     raise GrammarError(f"{at}.sentences': {x!r} is in two data blocks that give different slots")
                 if given:
-                    fixed[sentence] = given
+                    gives[sentence] = given
                 sentences.append(sentence)
         reply = body.get("reply", "")
         if not isinstance(reply, str):
             raise GrammarError(f"{key}.reply': expected a string")
-        g.intents[str(name)] = CustomIntent(str(name), sentences, reply, fixed)
+        g.intents[str(name)] = CustomIntent(str(name), sentences, reply, gives)
     for name, body in (raw.get("lists") or {}).items():
         where = f"{p}: 'lists.{name}'"
         if isinstance(body, dict) and body.get("wildcard"):

@@ -39,7 +39,7 @@ class CustomIntent:
     name: str
     sentences: list[str]
     reply: str = ""  # may use {slot} values
-    fixed: dict[str, dict[str, str]] = field(default_factory=dict)  # a sentence -> slot values it gives unsaid
+    gives: dict[str, dict[str, str]] = field(default_factory=dict)  # a sentence -> slot values it gives unsaid
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Grammar:
             if name in self.intents:
                 self.intents[name].sentences += it.sentences
                 self.intents[name].reply = self.intents[name].reply or it.reply
-                self.intents[name].fixed.update(it.fixed)
+                self.intents[name].gives.update(it.gives)
             else:
                 self.intents[name] = it
         for name, sl in other.lists.items():
@@ -75,7 +75,7 @@ def check(g: Grammar, file: str) -> None:
             used |= set(re.findall(r"\{(\w+)(?::\w+)?\}", s))
         if missing := sorted(used - set(g.lists)):
             raise GrammarError(f"{where}: the slot list {missing[0]!r} is not defined")
-        used |= {slot for given in it.fixed.values() for slot in given}
+        used |= {slot for given in it.gives.values() for slot in given}
         fields = {f for _, f, _, _ in string.Formatter().parse(it.reply) if f is not None} if it.reply else set()
         if unknown := sorted(f for f in fields if f not in used):
             raise GrammarError(f"{where}: the reply uses {{{unknown[0]}}}, which no sentence of it has")
@@ -108,7 +108,7 @@ def _blocks(it: CustomIntent) -> list[dict]:
     slot values unsaid."""
     out: list[dict] = []
     for sentence in it.sentences:
-        given = it.fixed.get(sentence, {})
+        given = it.gives.get(sentence, {})
         if out and out[-1]["slots"] == given:
             out[-1]["sentences"].append(sentence)
         else:
