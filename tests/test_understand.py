@@ -44,6 +44,7 @@ def test_commands(home, text, expected, reply):
 @pytest.mark.parametrize("text, reply", [
     ("turn on the garage heater", "I don't know any device called garage heater"),
     ("turn off the garage light", "I don't know any device called garage light"),
+    ("turn on the", "Say which device or room you mean"),  # cut short: no name at all
 ])
 def test_unknown_devices_get_words_not_messages(home, text, reply):
     reg, u = home
