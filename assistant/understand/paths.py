@@ -52,6 +52,7 @@ BEAM = 6.0  # edit cost behind the best path at the same heard word that ends a 
 UNLIKE_VALUE = 0.2  # a value said by no reading, this much less like the heard words than another, is doubted
 VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
 VALUES_PER_SLOT = 40  # sayings of one slot value kept (a value that is itself a template)
+FRAGMENT = 3  # a reading of fewer words (filler aside) is no order, however near one: see `fragment`
 ECHO = 0.7  # a heard word this like one of a path's (letters or sound) is a witness that the path was said
 SMALL_WORDS = {"the", "a", "an", "to", "in", "of", "my", "with", "and", "for", "me", "i", "some"}
 
@@ -257,9 +258,11 @@ class GrammarGraph:
         self.vocabulary = sorted({lab for arcs in self.arcs.values() for _, lab, _ in arcs if isinstance(lab, str)}
                                  | {w for arc in self.slots.values() for said, _, _ in arc.values for w in said})
 
-    def meant(self, label: str) -> tuple[str, dict[str, str]]:
-        """The intent a path's arcs name, and the slot values its data block gives without their being said."""
-        return self.given.get(label, (label, {}))
+    def meant(self, label: str, slots: dict) -> tuple[str, dict]:
+        """The intent a path's arcs name, and its slots with those its data block gives without their being
+        said."""
+        intent, given = self.given.get(label, (label, {}))
+        return intent, {**given, **slots}
 
     def _labels(self, label: str) -> list[str | SlotArc | None] | None:
         """What one arc of hassil's graph says, as arcs of this one: nothing, a word, a slot, or several of
@@ -489,8 +492,8 @@ class GrammarGraph:
                 words += list(said)
                 spelled.append(text)
                 slots[label.slot] = meant
-        intent, given = self.meant(intent)
-        return Path(intent, words, spelled, {**given, **slots}, round(cost, 3), template, spans, heard)
+        intent, slots = self.meant(intent, slots)
+        return Path(intent, words, spelled, slots, round(cost, 3), template, spans, heard)
 
     def variants(self, path: Path, per_slot: int = 6, every_slot: bool = False) -> list[Path]:
         """The same sentence with one slot's value changed: the values nearest to the words heard there
@@ -556,6 +559,12 @@ class GrammarGraph:
         said = [w for w in tokens(heard) if w not in SMALL_WORDS and w not in self.filler]
         meant = {w for w in path.words if w not in SMALL_WORDS and w not in self.filler}
         return any(similarity(h, w) >= ECHO for h in said for w in meant)
+
+    def fragment(self, heard: str) -> bool:
+        """A word or two heard, filler aside ("drip coffee", "hot chocolate please"): it is never steered,
+        and stands only for sentences that say its words as they are (`says_only`; "drip coffee." was once
+        searched into "a dark coffee" and acted on)."""
+        return len([w for w in tokens(heard) if w not in self.filler]) < FRAGMENT
 
     def says_only(self, path: Path, heard: str) -> bool:
         """The path's words that say something are what was heard, as they are and in order: it adds small

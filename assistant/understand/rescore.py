@@ -35,11 +35,9 @@ from ..engines.base import Hypothesis, NBestAsr
 from ..home.actions import targets
 from ..types import Intent, Source
 from .fuzzy import words
-from .grammar import FILLER
 from .paths import GrammarGraph, tokens
 from .steered import steered, steering
 
-FILLER_WORDS = {w for phrase in FILLER for w in phrase.split()}
 WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosing among the readings
 SPREAD = 1.0  # readings this much less likely (nats per token) than the best are not considered
 MARGIN = 0.3  # a lead this large (nats per token) over the best other meaning gives act-level confidence
@@ -47,7 +45,6 @@ GAP = 2.0  # a command fitting this much worse than the free transcript means it
 UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
 MAX_CANDIDATES = 32
 STEERED_VARIANTS = 3  # values tried in place of each slot of the best steered reading
-FRAGMENT = 3  # a free reading of fewer words (filler aside) is no order, however near one: see `fragment`
 ENDED = 6  # candidates whose end of text is read too (the likeliest: the best and its rivals)
 SHORTLIST = 3  # nearest sentences taken from each of the top two readings
 VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower ones hear "fall on the")
@@ -155,10 +152,10 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
     """The grammars' sentences nearest to the top readings (the user's own, the box's everyday ones), and
     the two nearest meanings' one-slot variants, each with its intent taken from its path; only those the
     readings say enough of and echo a word of (see GrammarGraph.heard_enough, echoes), and for a reading
-    that is a `fragment`, only those that say its words as they are. And how close the nearest is to its
-    reading, 0..1, and which of them have a slot value that no reading says and whose letters are far less
-    like the words heard in its place than another value's ("latte" for "klotago"): the audio and the
-    letters disagree, and it is asked back."""
+    that is a fragment (GrammarGraph.fragment), only those that say its words as they are. And how close
+    the nearest is to its reading, 0..1, and which of them have a slot value that no reading says and whose
+    letters are far less like the words heard in its place than another value's ("latte" for "klotago"):
+    the audio and the letters disagree, and it is asked back."""
     # readings that differ only in case or punctuation ("A cortado, tall." and "a cortado tall") are searched once
     texts = list(dict.fromkeys(clean(h.text) for h in readings[:2]))
     found = [(g, p, text) for g in grammars for text in texts for p in g.nearest(text, GRAMMAR_PATHS)]
@@ -167,7 +164,7 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
     # heard stand for a path only where it says them and nothing else that matters ("large latte please":
     # "a large latte please", not "drip coffee": "a dark coffee").
     found = [(g, p, text) for g, p, text in found
-             if g.echoes(p, text) and (not fragment(text) or g.says_only(p, text))]
+             if g.echoes(p, text) and (not g.fragment(text) or g.says_only(p, text))]
     if not found:
         return {}, 0.0, set()
     closeness = max(0.0, max(1 - p.cost / max(len(tokens(h)), 1) for _, p, h in found))
@@ -288,13 +285,6 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     return weigh(encoded, readings, intent, *args)
 
 
-def fragment(heard: str) -> bool:
-    """A word or two heard, filler aside ("drip coffee", "hot chocolate please"): it is never steered, and
-    stands only for sentences that say its words as they are ("drip coffee." was once searched into "a dark
-    coffee" and acted on)."""
-    return len([w for w in tokens(heard) if w not in FILLER_WORDS]) < FRAGMENT
-
-
 def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dict[str, Intent]:
     """The sentences of these grammars the audio reads as best when its decoding may say nothing else
     (steered.py), each with the intent and slots of its path, and the best one's one-slot variants (its
@@ -303,9 +293,11 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dic
     a word or two: the steered decoding always finds some sentence, and a single word ("blue", read "The
     building.") is no order, whatever the grammar makes of it."""
     out: dict[str, Intent] = {}
-    if fragment(heard) or asr.steerable() is None:  # (a model file it could not read: said once)
+    if asr.steerable() is None:  # (a model file it could not read: said once)
         return out
     for g in grammars:
+        if g.fragment(heard):
+            continue
         found = steered(asr, encoded, steering(g, asr.token_ids))
         for path, written, _ in found:
             if not (g.heard_enough(path, heard) and g.echoes(path, heard)):

@@ -188,5 +188,5 @@ def _path(place: Place, graph) -> Path:
             words += list(said)
             spelled.append(text)
             slots[arc.slot] = meant
-    intent, given = graph.meant(place.intent or "")
-    return Path(intent, words, spelled, {**given, **slots}, 0.0, graph.templates.get(place.state, 0), spans)
+    intent, slots = graph.meant(place.intent or "", slots)
+    return Path(intent, words, spelled, slots, 0.0, graph.templates.get(place.state, 0), spans)
