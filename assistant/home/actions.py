@@ -13,9 +13,9 @@ NO_NAME = {"the", "a", "an", "my", "this", "that"}  # all a command cut short ("
 
 
 def plan(intent: Intent, registry: Registry, states: HomeState | None = None) -> Outcome:
-    if intent.unknown_name and not set(intent.unknown_name.lower().split()) - NO_NAME:
-        return Outcome("Say which device or room you mean.", ok=False, intent=intent)
     if intent.unknown_name:
+        if not set(intent.unknown_name.lower().split()) - NO_NAME:
+            return Outcome("Say which device or room you mean.", ok=False, intent=intent)
         return Outcome(f"I don't know any device called {intent.unknown_name}.", ok=False, intent=intent)
     state = states.get if states else (lambda _id: DeviceState())
     devices, what = targets(intent, registry)
