@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DEVSET, EXAMPLE, home_config, needs_devset, run
+from hassil import recognize
 
 from assistant import doctor
 from assistant.audio.io import FileSource
@@ -178,20 +179,27 @@ def test_the_hint_never_becomes_words_on_short_and_silent_clips(tmp_path, make_a
         assert not [r for r in readings for n in names if n in r], (name, readings)
 
 
-def test_a_slot_filled_from_two_lists_takes_the_values_of_both(tmp_path):
+def test_a_slot_filled_from_two_lists_takes_each_lists_values_where_it_is_written(tmp_path):
+    """hassil's graph names the slot, not the list: "a dark latte" is no sentence of this grammar ("dark"
+    is a roast, said with the word "roast"; only "decaf" stands without it), and the graph must not say it."""
     p = written(tmp_path, """language: en
 intents:
   OrderDrink:
     data:
-      - sentences: ["[a] {roast} {drink}", "[a] {decaf:roast} {drink}"]
+      - sentences: ["[a] {roast} roast {drink}", "[a] {decaf:roast} {drink}"]
 lists:
-  roast: {values: [{in: light roast, out: light}, {in: dark roast, out: dark}]}
+  roast: {values: [light, {in: dark, out: dark}]}
   decaf: {values: [{in: decaf, out: decaf}, {in: unleaded, out: decaf}]}
   drink: {values: [latte, mocha]}
 """)
     g = graph(p)
     assert g.nearest("a decaf latte")[0].slots == {"roast": "decaf", "drink": "latte"}
     assert g.nearest("a dark roast mocha")[0].slots == {"roast": "dark", "drink": "mocha"}
+    intents = hassil_intents(load_file(p))
+    for said in ("a dark latte", "a decaf roast latte", "an unleaded roast mocha", "a light mocha"):
+        paths = g.nearest(said, 4)
+        assert paths and all(recognize(path.text, intents) for path in paths), (said, [x.text for x in paths])
+        assert all(path.cost > 0 for path in paths), said
 
 
 def test_a_slot_value_unlike_what_was_heard_and_said_by_no_reading_is_doubted():

@@ -17,6 +17,7 @@ variants, on the audio.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -101,6 +102,7 @@ def value_likeness(heard: str, value: str) -> float:
 class SlotArc:
     slot: str  # the slot's name in the intent
     values: tuple[tuple[tuple[str, ...], object, str], ...]  # (words said, value meant, text said)
+    key: str = ""  # its name in the graph (the slot's, or the slot's and its list's: see _lists_apart)
 
     @functools.cached_property
     def numbers(self) -> dict[str, int]:
@@ -139,9 +141,9 @@ class Path:
     slots: dict[str, object]
     cost: float  # edit cost against what was heard
     template: int = 0
-    # each slot: its words in `words` (from, to) and its place in `spelled`
+    # each slot (its arc's key): its words in `words` (from, to) and its place in `spelled`
     spans: list[tuple[str, int, int, int]] = field(default_factory=list)
-    heard: dict[str, str] = field(default_factory=dict)  # each slot: the heard words it was matched to
+    heard: dict[str, str] = field(default_factory=dict)  # each slot's key: the heard words it was matched to
 
     @property
     def text(self) -> str:
@@ -186,6 +188,39 @@ def _given_apart(intents) -> tuple[Intents, dict[str, tuple[str, dict[str, str]]
                    expansion_rules=intents.expansion_rules, skip_words=intents.skip_words), given
 
 
+APART = "\u2063"  # joins a slot's name and one of its lists', in a name only the graph uses (not a space:
+# hassil splits at those)
+
+
+def _list_refs(intents):
+    """Every list reference of the templates, expansion rules included."""
+    stack = [s.expression for it in intents.intents.values() for d in it.data for s in d.sentences]
+    stack += [r.expression for r in intents.expansion_rules.values()]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ListReference):
+            yield e
+        elif isinstance(e, Group):
+            stack += e.items
+
+
+def _lists_apart(intents):
+    """hassil's graph names a slot, not the list that fills it: with `{roast}` in one template and
+    `{decaf:roast}` in another, each would take both lists' values, and the graph would say sentences
+    the grammar does not ("a medium macchiato" read as a roast, "a decaffeinated roast latte"). A slot
+    filled from more than one list gets a name per list here; its arcs keep the slot's own name."""
+    lists: dict[str, set[str]] = defaultdict(set)
+    for ref in _list_refs(intents):
+        lists[ref.slot_name].add(ref.list_name)
+    if all(len(names) < 2 for names in lists.values()):
+        return intents
+    intents = copy.deepcopy(intents)
+    for ref in _list_refs(intents):
+        if len(lists[ref.slot_name]) > 1:
+            ref._slot_name = f"{ref.slot_name}{APART}{ref.list_name}"  # (hassil's own field: no setter)
+    return intents
+
+
 class GrammarTooLarge(ValueError):
     """A grammar whose graph would not fit: `(a; b; c; d; e; f; g; h)` alone is 40,320 orders of eight."""
 
@@ -221,6 +256,7 @@ class GrammarGraph:
             raise GrammarTooLarge(f"its templates make a graph of about {n:,} arcs, more than {MAX_GRAPH:,} "
                                   "(a permutation (a; b; ...) of many parts multiplies it)")
         intents, self.given = _given_apart(intents)
+        intents = _lists_apart(intents)
         self.filler = {w for f in filler for w in f.split()}
         self.domain = domain
         fst = intents_to_fst(intents, slot_lists=intents.slot_lists).remove_spaces()
@@ -286,36 +322,12 @@ class GrammarGraph:
 
     @staticmethod
     def _slot_arcs(intents) -> dict[str, SlotArc]:
-        """Each slot name used in the templates, with the values of its lists as words: hassil's FST names
-        the slot, not the list, so a slot filled from two lists (`{roast}` and `{decaf:roast}`) takes
-        the values of both."""
-        refs: dict[str, list[str]] = defaultdict(list)
-
-        def walk(e):
-            if isinstance(e, ListReference):
-                if e.list_name not in refs[e.slot_name]:
-                    refs[e.slot_name].append(e.list_name)
-            elif isinstance(e, Group):
-                for item in e.items:
-                    walk(item)
-            elif isinstance(e, RuleReference):
-                rule = intents.expansion_rules.get(e.rule_name)
-                if rule is not None and e.rule_name not in seen_rules:
-                    seen_rules.add(e.rule_name)
-                    walk(rule.expression)
-
-        seen_rules: set[str] = set()
-        for intent in intents.intents.values():
-            for data in intent.data:
-                for sentence in data.sentences:
-                    walk(sentence.expression)
+        """Each slot of the graph (as `_lists_apart` names them), with the values of its list as words."""
+        lists = {ref.slot_name: ref.list_name for ref in _list_refs(intents)}
         out = {}
-        for slot, list_names in refs.items():
-            values: list[tuple[tuple[str, ...], object, str]] = []
-            for sl in (intents.slot_lists.get(name) for name in list_names):
-                values += SlotArc.said(sl)
-            if values:
-                out[slot] = SlotArc(slot, tuple(values))
+        for key, list_name in lists.items():
+            if values := SlotArc.said(intents.slot_lists.get(list_name)):
+                out[key] = SlotArc(key.split(APART)[0], tuple(values), key)
         return out
 
     def _topological(self, start: int) -> list[int]:
@@ -401,7 +413,7 @@ class GrammarGraph:
                         if j < m and c + miss[j] < trow[j + 1]:
                             trow[j + 1], tback[j + 1] = c + miss[j], (s, j, label, None)
                 else:
-                    table = spans[label.slot]
+                    table = spans[label.key]
                     for j in range(m + 1):
                         c = row[j]
                         if c == inf:
@@ -482,13 +494,13 @@ class GrammarGraph:
         heard: dict[str, str] = {}
         for (s, j, label, value), e in zip(reversed(steps), ends):
             if isinstance(label, SlotArc):
-                heard[label.slot] = " ".join(said_words[j:e])
+                heard[label.key] = " ".join(said_words[j:e])
             if isinstance(label, str):
                 words.append(label)
                 spelled.append(self.spelling.get(label, label))
             elif isinstance(label, SlotArc):
                 said, meant, text = label.values[value]
-                spans.append((label.slot, len(words), len(words) + len(said), len(spelled)))
+                spans.append((label.key, len(words), len(words) + len(said), len(spelled)))
                 words += list(said)
                 spelled.append(text)
                 slots[label.slot] = meant
@@ -502,21 +514,22 @@ class GrammarGraph:
         nearest paths of the other readings cover those). `every_slot`: a path read from the audio itself
         (steered.py), whose every value is the decoder's choice: each slot's values most like its own."""
         out = []
-        for slot, a, b, at in path.spans:
-            arc = self.slots[slot]
-            heard = path.spelled[at] if every_slot else path.heard.get(slot, "")
+        for key, a, b, at in path.spans:
+            arc = self.slots[key]
+            heard = path.spelled[at] if every_slot else path.heard.get(key, "")
             exact = tokens(heard) == path.words[a:b]
             if exact and not every_slot:
                 continue
             floor = -1.0 if every_slot else value_likeness(heard, path.spelled[at]) - VARIANT_SPREAD
             likeness = {v[2]: value_likeness(heard, v[2]) for v in arc.values}
-            others = sorted((v for v in arc.values if str(v[1]) != str(path.slots[slot]) and likeness[v[2]] >= floor),
+            own = str(path.slots[arc.slot])
+            others = sorted((v for v in arc.values if str(v[1]) != own and likeness[v[2]] >= floor),
                             key=lambda v: -likeness[v[2]])
             for ws, meant, text in others[:per_slot]:
                 shift = len(ws) - (b - a)
                 spans = [(n, x + shift * (x > a), y + shift * (y > a), z) for n, x, y, z in path.spans]
                 out.append(Path(path.intent, path.words[:a] + list(ws) + path.words[b:],
-                                path.spelled[:at] + [text] + path.spelled[at + 1:], {**path.slots, slot: meant},
+                                path.spelled[:at] + [text] + path.spelled[at + 1:], {**path.slots, arc.slot: meant},
                                 path.cost, path.template, spans, path.heard))
         return out
 
@@ -526,13 +539,13 @@ class GrammarGraph:
         """A slot value that no reading says (`readings`: each one's words, as `tokens` gives them) and
         whose letters are far less like the words heard in its place than another value's are: the audio
         and the letters disagree ("latte" for a heard "klotago", whose letters are a cortado's)."""
-        for slot, a, b, at in path.spans:
+        for key, a, b, at in path.spans:
             value = path.words[a:b]
             if any(r[i:i + len(value)] == value for r in readings for i in range(len(r))):
                 continue
             # letters, not sound: a sound-alike spelling keeps too few of a short word's letters
-            heard = path.heard.get(slot, "").replace(" ", "")
-            like = {text: fuzz.ratio(heard, text.replace(" ", "")) / 100 for _, _, text in self.slots[slot].values}
+            heard = path.heard.get(key, "").replace(" ", "")
+            like = {text: fuzz.ratio(heard, text.replace(" ", "")) / 100 for _, _, text in self.slots[key].values}
             if max(like.values()) - like[path.spelled[at]] > UNLIKE_VALUE:
                 return True
         return False

@@ -184,7 +184,7 @@ def _path(place: Place, graph) -> Path:
         else:
             arc, i = step[1], step[2]
             said, meant, text = arc.values[i]
-            spans.append((arc.slot, len(words), len(words) + len(said), len(spelled)))
+            spans.append((arc.key, len(words), len(words) + len(said), len(spelled)))
             words += list(said)
             spelled.append(text)
             slots[arc.slot] = meant
