@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEVSET, needs_devset, run
+from conftest import DEVSET, ROOT, needs_devset, run
 from test_big_grammar import BIG, ORDERS, VOICES, coffee_home, graph
 
 from assistant.audio.mix import add_noise, reverberate, to_int16
@@ -19,6 +19,8 @@ from assistant.samples import espeak, trimmed, utterance
 from assistant.understand import rescore
 from assistant.understand.paths import Path as GrammarPath
 from assistant.understand.steered import steered, steering
+
+EXAMPLE_COFFEE = ROOT / "examples" / "coffee" / "sentences.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +228,20 @@ def test_a_word_or_two_stands_only_for_a_sentence_that_says_them():
         assert g.fragment(heard) and paths(heard) == [], heard
     assert paths("Large latte, please.") == ["a large latte please"]  # only "a" added
     assert not g.fragment("A large latte.") and "a large latte" in paths("A large latte.")
+
+
+def test_an_order_read_as_a_command_for_a_device_the_home_lacks_is_still_weighed_as_an_order(tmp_path,
+                                                                                           make_assistant):
+    """Whisper read "a tall decaf flat white with skimmed milk" as "That's all the cat flat white windkins
+    milk.", which the light templates take as exactly a light called "windkins milk" set to white. The
+    user's grammar is weighed on the audio all the same, and the order is heard."""
+    said = "a tall decaf flat white with skimmed milk"
+    a, _, _ = make_assistant(coffee_home(tmp_path, EXAMPLE_COFFEE))
+    u, asr = a.understanding, a.engines.asr
+    reading = [Hypothesis("That's all the cat flat white windkins milk.", -0.7)]
+    template = u.lookup(reading[0].text)
+    assert template.unknown_name and template.name == "HassLightSet", template  # what it would have been
+    encoded = asr.encode(utterance(0.4, trimmed(espeak(said, "en-gb-x-rp")), 0.8))
+    heard = rescore.weigh(encoded, reading, template, asr, u.templates, u.lookup, True, u.unsure, u.grammars)
+    assert heard.intent is not None and heard.intent.name == "OrderDrink", heard.intent
+    assert heard.intent.slots == {"size": "small", "roast": "decaf", "drink": "flat white", "milk": "skim"}

@@ -334,16 +334,20 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
         return Heard("", None, [])
     snap, home = understander.snap, understander.registry
     exact = _exact(intent)
-    if not check or snap is None or exact and verb(intent.text) is None:
+    own = [g for g in grammars if g.domain == "custom"]
+    # A command for a device this home does not have may be the user's own order misheard: "flat white wind
+    # skinned milk" is a light set to white. Their grammar is weighed on the audio as for any other reading.
+    searched = not exact or bool(own and intent.unknown_name)
+    if not check or snap is None or not searched and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
-    known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and not exact
+    known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and searched
                                   else ({}, 0.0, set()))
     candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
     # The user's grammar also read straight from the audio, where the recogniser can be steered: it finds
     # what no reading came near ("Another close latte with no shoulder." for a dark roast latte with no sugar).
-    steering = steer and not exact and getattr(asr, "steers", False)
-    steered_own = [g for g in grammars if g.domain == "custom"] if steering else []
+    steering = steer and searched and getattr(asr, "steers", False)
+    steered_own = own if steering else []
     if steered_own:  # weighed first, whatever the free reading was
         found = steered_paths(asr, encoded, steered_own, readings[0].text)
         known = {**found, **known}
