@@ -57,6 +57,9 @@ class NBestAsr(Asr, Protocol):
     def score(self, encoded: object, texts: list[str], hotwords: str | None = None) -> list[float]:
         """How well each sentence fits the audio, as an average log-probability per token."""
 
+    def token_ids(self, text: str) -> list[int]:
+        """The tokens the decoder writes a text with."""
+
 
 class Tts(Protocol):
     sample_rate: int
@@ -69,9 +72,6 @@ class SteerableAsr(NBestAsr, Protocol):
     """A recogniser whose decoding the caller can steer, choosing every next token (understand/steered.py)."""
 
     steers: bool  # False once its model proved unreadable for it
-
-    def token_ids(self, text: str) -> list[int]:
-        """The tokens the decoder writes a text with."""
 
     def steerable(self) -> object | None:
         """Its steerable decoder, loaded if need be; None if it cannot be."""

@@ -15,8 +15,9 @@ not always its only plausible one. So instead of one transcript:
    own grammar's nearest paths to the top readings (paths.py, whatever its size), with the nearest
    one's slots changed one at a time.
    The best-fitting one is the reading; its lead over the best-fitting sentence that means something
-   else is the confidence. If even the best-fitting command fits far worse than what was freely heard
-   (scored the same way), what was said is not a command at all, and no snap is made of it.
+   else is the confidence (a lead per token, worth more in a sentence longer than a usual command). If
+   even the best-fitting command fits far worse than what was freely heard (scored the same way), what
+   was said is not a command at all, and no snap is made of it.
 
 Costs one encoding of the audio over a short window and a greedy decoding and, when that is not heard
 exactly and borne out, an encoding over the full window and a beam of `n` (two to three times a greedy
@@ -41,6 +42,7 @@ from .steered import steered, steering
 WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosing among the readings
 SPREAD = 1.0  # readings this much less likely (nats per token) than the best are not considered
 MARGIN = 0.3  # a lead this large (nats per token) over the best other meaning gives act-level confidence
+USUAL_TOKENS = 8  # ... in a sentence of about this many tokens ("turn off the lights in the living room")
 GAP = 2.0  # a command fitting this much worse than the free transcript means it was not a command
 UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
 MAX_CANDIDATES = 32
@@ -377,8 +379,13 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
             top = understand(readings[0].text)
             intent = top if top is not None and top.unknown_name else None
         return Heard(readings[0].text, intent, readings, fit, free)
-    rival = max((fit[s] for s in candidates if meanings[s] != meanings[best]), default=fit[best] - 9)
-    lead = fit[best] - rival
+    rival = max((s for s in candidates if meanings[s] != meanings[best]), key=fit.get, default=None)
+    lead = fit[best] - fit[rival] if rival is not None else 9.0
+    if rival is not None:
+        # A lead per token, in a sentence longer than a home's usual command, is more evidence in all: the
+        # words that differ ("two sugars", "sugar") are a smaller share of it.
+        tokens_shared = min(len(asr.token_ids(" " + as_spoken(s))) for s in (best, rival))
+        lead *= max(1.0, tokens_shared / USUAL_TOKENS)
     if verb(best) and not said:
         lead /= 2  # on or off, and neither word was heard: the audio alone must be twice as sure
     confidence = min(1.0, 0.6 + 0.2 * lead / MARGIN)  # a lead of MARGIN gives 0.8, the default act threshold
