@@ -193,15 +193,19 @@ APART = "\u2063"  # joins a slot's name and one of its lists', in a name only th
 
 
 def _list_refs(intents):
-    """Every list reference of the templates, expansion rules included."""
+    """Every list reference of the templates, in the expansion rules they use too (each rule once)."""
     stack = [s.expression for it in intents.intents.values() for d in it.data for s in d.sentences]
-    stack += [r.expression for r in intents.expansion_rules.values()]
+    rules: set[str] = set()
     while stack:
         e = stack.pop()
         if isinstance(e, ListReference):
             yield e
         elif isinstance(e, Group):
             stack += e.items
+        elif isinstance(e, RuleReference) and e.rule_name not in rules:
+            rules.add(e.rule_name)
+            if (rule := intents.expansion_rules.get(e.rule_name)) is not None:
+                stack.append(rule.expression)
 
 
 def _lists_apart(intents):
