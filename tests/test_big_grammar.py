@@ -25,6 +25,7 @@ from assistant.understand.paths import GrammarGraph, GrammarTooLarge, tokens
 from assistant.understand.rescore import grammar_paths
 
 BIG = Path(__file__).parent / "grammars" / "coffee_orders.yaml"
+EXAMPLE_COFFEE = Path(__file__).parent.parent / "examples" / "coffee" / "sentences.yaml"
 # The same lists, one template: a few thousand sentences
 SMALL = """language: en
 intents:
@@ -103,6 +104,22 @@ def test_a_value_heard_as_it_is_is_not_joined_into_another_and_both_nearest_orde
                 Hypothesis("Can I get a large lathe without no?", -0.4)]
     known, _, _ = grammar_paths([g], readings, lambda text: " ".join(tokens(text)))
     assert "can i get a large latte with oat milk" in known, list(known)
+
+
+def test_a_read_order_is_tried_with_the_values_other_readings_found_for_its_slots(tmp_path):
+    """The decoder wrote "hot chocolate" where the text search found "cortado", and "oat milk" where it found
+    "coconut": each value is tried in the read order on its own, not only values spelled like its own; a
+    value of another list ("decaf" where the roasts said with the word "roast" stand) is not."""
+    g = graph(EXAMPLE_COFFEE)
+    [read] = g.nearest("i would like a regular hot chocolate with a splash of oat milk please", 1)
+    assert read.cost == 0 and read.slots["drink"] == "hot chocolate"
+    found = [{"size": "medium", "drink": "cortado", "milk": "coconut"}, {"drink": "latte"}, {"drink": "mocha"}]
+    tried = {v.text for v in g.variants(read, per_slot=0, every_slot=True, also=found)}
+    assert tried == {"i would like a regular cortado with a splash of oat milk please",
+                     "i would like a regular hot chocolate with a splash of coconut milk please",
+                     "i would like a regular latte with a splash of oat milk please"}  # two values a slot
+    [roasted] = g.nearest("i'd like a light roast latte", 1)
+    assert not g.variants(roasted, per_slot=0, every_slot=True, also=[{"roast": "decaf"}])
 
 
 def orders_heard(make_assistant, cfg, clips: list) -> tuple[list[str], list[str]]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEVSET, ROOT, needs_devset, run
-from test_big_grammar import BIG, ORDERS, VOICES, coffee_home, graph
+from conftest import DEVSET, needs_devset, run
+from test_big_grammar import BIG, EXAMPLE_COFFEE, ORDERS, VOICES, coffee_home, graph
 
 from assistant.audio.mix import add_noise, reverberate, to_int16
 from assistant.audio.wav import load_pcm16k
@@ -19,8 +19,6 @@ from assistant.samples import espeak, trimmed, utterance
 from assistant.understand import rescore
 from assistant.understand.paths import Path as GrammarPath
 from assistant.understand.steered import steered, steering
-
-EXAMPLE_COFFEE = ROOT / "examples" / "coffee" / "sentences.yaml"
 
 
 @pytest.fixture(scope="module")

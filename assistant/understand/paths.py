@@ -52,6 +52,7 @@ MAX_GRAPH = 200_000  # arcs; the 80-template coffee grammar of 69 million senten
 BEAM = 6.0  # edit cost behind the best path at the same heard word that ends a path's search
 UNLIKE_VALUE = 0.2  # a value said by no reading, this much less like the heard words than another, is doubted
 VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
+ALSO_VALUES = 2  # values of a slot taken from other readings' paths and tried in a path (see variants)
 VALUES_PER_SLOT = 40  # sayings of one slot value kept (a value that is itself a template)
 FRAGMENT = 3  # a reading of fewer words (filler aside) is no order, however near one: see `fragment`
 ECHO = 0.7  # a heard word this like one of a path's (letters or sound) is a witness that the path was said
@@ -511,12 +512,15 @@ class GrammarGraph:
         intent, slots = self.meant(intent, slots)
         return Path(intent, words, spelled, slots, round(cost, 3), template, spans, heard)
 
-    def variants(self, path: Path, per_slot: int = 6, every_slot: bool = False) -> list[Path]:
+    def variants(self, path: Path, per_slot: int = 6, every_slot: bool = False, also: list[dict] = ()) -> list[Path]:
         """The same sentence with one slot's value changed: the values nearest to the words heard there
         first (a misheard value is the commonest miss: "no cut" for "mocha"), `per_slot` of each, none
         far less like them than the path's own value; none where the value was heard word for word (the
         nearest paths of the other readings cover those). `every_slot`: a path read from the audio itself
-        (steered.py), whose every value is the decoder's choice: each slot's values most like its own."""
+        (steered.py), whose every value is the decoder's choice: each slot's values most like its own.
+        `also`: the slots of other readings' paths, nearest first; the first `ALSO_VALUES` other values each
+        gives a slot are tried too (the decoder wrote "hot chocolate" where the text search found "cortado",
+        and "oat milk" where it found "coconut": the audio judges each choice on its own)."""
         out = []
         for key, a, b, at in path.spans:
             arc = self.slots[key]
@@ -528,8 +532,12 @@ class GrammarGraph:
             likeness = {v[2]: value_likeness(heard, v[2]) for v in arc.values}
             own = str(path.slots[arc.slot])
             others = sorted((v for v in arc.values if str(v[1]) != own and likeness[v[2]] >= floor),
-                            key=lambda v: -likeness[v[2]])
-            for ws, meant, text in others[:per_slot]:
+                            key=lambda v: -likeness[v[2]])[:per_slot]
+            tried = {str(v[1]) for v in others} | {own}
+            found = [str(slots[arc.slot]) for slots in also if arc.slot in slots]
+            for value in [v for v in dict.fromkeys(found) if v not in tried][:ALSO_VALUES]:
+                others += [v for v in arc.values if str(v[1]) == value][:1]  # (another list's value: none)
+            for ws, meant, text in others:
                 shift = len(ws) - (b - a)
                 spans = [(n, x + shift * (x > a), y + shift * (y > a), z) for n, x, y, z in path.spans]
                 out.append(Path(path.intent, path.words[:a] + list(ws) + path.words[b:],

@@ -287,10 +287,11 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     return weigh(encoded, readings, intent, *args)
 
 
-def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dict[str, Intent]:
+def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str, also: list[dict] = ()) -> dict[str, Intent]:
     """The sentences of these grammars the audio reads as best when its decoding may say nothing else
     (steered.py), each with the intent and slots of its path, and the best one's one-slot variants (its
-    rivals: the decoder chose each value, the audio says how sure that was). Only those the free reading
+    rivals: the decoder chose each value, the audio says how sure that was; and with the values the text
+    search found for its slots, `also`: GrammarGraph.variants). Only those the free reading
     (`heard`) says enough of and echoes a word of (GrammarGraph.heard_enough, echoes), and none when it is
     a word or two: the steered decoding always finds some sentence, and a single word ("blue", read "The
     building.") is no order, whatever the grammar makes of it."""
@@ -306,7 +307,7 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str) -> dic
                 continue
             out.setdefault(written, _intent(g, path))  # weighed as the decoder wrote it: "A cortado, tall."
             if len(out) == 1:
-                for v in g.variants(path, per_slot=STEERED_VARIANTS, every_slot=True):
+                for v in g.variants(path, per_slot=STEERED_VARIANTS, every_slot=True, also=also):
                     out.setdefault(_swapped(written, path, v), _intent(g, v))
     return out
 
@@ -351,7 +352,8 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     steering = steer and searched and getattr(asr, "steers", False)
     steered_own = own if steering else []
     if steered_own:  # weighed first, whatever the free reading was
-        found = steered_paths(asr, encoded, steered_own, readings[0].text)
+        found = steered_paths(asr, encoded, steered_own, readings[0].text,
+                              [i.slots for i in known.values() if i.source is Source.CUSTOM])
         known = {**found, **known}
         candidates = list(dict.fromkeys([*found, *candidates]))[:MAX_CANDIDATES]
     if not candidates:
