@@ -150,7 +150,7 @@ def test_a_model_file_the_decoder_cannot_read_leaves_the_grammar_matched_by_text
     assert asr.steerable() is None and not asr.steers
     assert "cannot be steered" in caplog.text
     encoded = asr.encode(utterance(0.3, espeak("a large latte"), 0.5))
-    assert rescore.steered_paths(asr, encoded, [graph(BIG)], "a large latte") == {}
+    assert rescore.steered_paths(asr, encoded, [graph(BIG)], [Hypothesis("a large latte", -0.3)]) == ({}, set())
 
 
 @needs_devset  # Rhasspy's grammar and the rooms' noise

@@ -18,6 +18,7 @@ variants, on the audio.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import math
@@ -561,6 +562,32 @@ class GrammarGraph:
             if max(like.values()) - like[path.spelled[at]] > UNLIKE_VALUE:
                 return True
         return False
+
+    def aligned(self, path: Path, heard: str) -> Path:
+        """The path with the heard words that stand in each slot's place (`Path.heard`), by the least edits
+        that turn its words into the heard ones (costed as `nearest` costs them): for a path read from the
+        audio (steered.py), which no heard words were matched to, so that `doubtful` can judge its values."""
+        said = tokens(heard)
+        n, m = len(path.words), len(said)
+        cost = [[float(i + j) if not i * j else 0.0 for j in range(m + 1)] for i in range(n + 1)]
+        for i in range(1, n + 1):
+            for j in range(1, m + 1):
+                cost[i][j] = min(cost[i - 1][j] + MISSED, cost[i][j - 1] + EXTRA,
+                                 cost[i - 1][j - 1] + 1.0 - similarity(said[j - 1], path.words[i - 1]))
+        at: dict[int, list[int]] = defaultdict(list)  # a path word -> the heard words put on it
+        i, j = n, m
+        while i and j:
+            if cost[i][j] == cost[i - 1][j - 1] + 1.0 - similarity(said[j - 1], path.words[i - 1]):
+                at[i - 1].append(j - 1)
+                i, j = i - 1, j - 1
+            elif cost[i][j] == cost[i - 1][j] + MISSED:
+                i -= 1
+            else:
+                at[i].append(j - 1)  # a heard word the path has no place for: with the next path word
+                j -= 1
+        heard_at = {key: " ".join(said[k] for k in sorted(x for w in range(a, b) for x in at.get(w, ())))
+                    for key, a, b, _ in path.spans}
+        return dataclasses.replace(path, heard=heard_at)
 
     def heard_enough(self, path: Path, heard: str) -> bool:
         """A fragment is no command: a short sentence of the grammar ("latte", "a latte") is taken only

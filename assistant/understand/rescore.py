@@ -287,17 +287,23 @@ def hear(asr: NBestAsr, audio, hotwords: str | None, understander, understand, n
     return weigh(encoded, readings, intent, *args)
 
 
-def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str, also: list[dict] = ()) -> dict[str, Intent]:
+def steered_paths(asr, encoded, grammars: list[GrammarGraph], readings: list, also: list[dict] = ()
+                  ) -> tuple[dict[str, Intent], set[str]]:
     """The sentences of these grammars the audio reads as best when its decoding may say nothing else
     (steered.py), each with the intent and slots of its path, and the best one's one-slot variants (its
     rivals: the decoder chose each value, the audio says how sure that was; and with the values the text
-    search found for its slots, `also`: GrammarGraph.variants). Only those the free reading
-    (`heard`) says enough of and echoes a word of (GrammarGraph.heard_enough, echoes), and none when it is
-    a word or two: the steered decoding always finds some sentence, and a single word ("blue", read "The
-    building.") is no order, whatever the grammar makes of it."""
+    search found for its slots, `also`: GrammarGraph.variants). Only those the free reading says enough of
+    and echoes a word of (GrammarGraph.heard_enough, echoes), and none when it is a word or two: the
+    steered decoding always finds some sentence, and a single word ("blue", read "The building.") is no
+    order, whatever the grammar makes of it. And which of them have a value no reading says, whose letters
+    are far less like the words heard in its place than another value's (GrammarGraph.doubtful: "hot
+    chocolate" where "Klotago" was heard): the decoder's prior, not the audio, chose it."""
     out: dict[str, Intent] = {}
+    doubtful: set[str] = set()
     if asr.steerable() is None:  # (a model file it could not read: said once)
-        return out
+        return out, doubtful
+    heard = readings[0].text
+    said = [tokens(r.text) for r in readings]
     for g in grammars:
         if g.fragment(heard):
             continue
@@ -305,11 +311,17 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], heard: str, also: 
         for path, written, _ in found:
             if not (g.heard_enough(path, heard) and g.echoes(path, heard)):
                 continue
-            out.setdefault(written, _intent(g, path))  # weighed as the decoder wrote it: "A cortado, tall."
-            if len(out) == 1:
-                for v in g.variants(path, per_slot=STEERED_VARIANTS, every_slot=True, also=also):
-                    out.setdefault(_swapped(written, path, v), _intent(g, v))
-    return out
+            path = g.aligned(path, heard)
+            found_here = [(written, path)]
+            if len(out) == 0:
+                found_here += [(_swapped(written, path, v), v)
+                               for v in g.variants(path, per_slot=STEERED_VARIANTS, every_slot=True, also=also)]
+            for text, p in found_here:
+                if text not in out:  # weighed as the decoder wrote it: "A cortado, tall."
+                    out[text] = _intent(g, p)
+                    if g.doubtful(p, said):
+                        doubtful.add(text)
+    return out, doubtful
 
 
 def _intent(g: GrammarGraph, path) -> Intent:
@@ -352,9 +364,9 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     steering = steer and searched and getattr(asr, "steers", False)
     steered_own = own if steering else []
     if steered_own:  # weighed first, whatever the free reading was
-        found = steered_paths(asr, encoded, steered_own, readings[0].text,
-                              [i.slots for i in known.values() if i.source is Source.CUSTOM])
-        known = {**found, **known}
+        found, unsure_found = steered_paths(asr, encoded, steered_own, readings,
+                                            [i.slots for i in known.values() if i.source is Source.CUSTOM])
+        known, doubtful = {**found, **known}, doubtful | unsure_found
         candidates = list(dict.fromkeys([*found, *candidates]))[:MAX_CANDIDATES]
     if not candidates:
         return Heard(readings[0].text, intent, readings)
