@@ -569,7 +569,7 @@ class GrammarGraph:
         audio (steered.py), which no heard words were matched to, so that `doubtful` can judge its values."""
         said = tokens(heard)
         n, m = len(path.words), len(said)
-        cost = [[float(i + j) if not i * j else 0.0 for j in range(m + 1)] for i in range(n + 1)]
+        cost = [[i * MISSED + j * EXTRA if not i * j else 0.0 for j in range(m + 1)] for i in range(n + 1)]
         for i in range(1, n + 1):
             for j in range(1, m + 1):
                 cost[i][j] = min(cost[i - 1][j] + MISSED, cost[i][j - 1] + EXTRA,
