@@ -398,8 +398,8 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     if rival is not None:
         # A lead per token, in a sentence longer than a home's usual command, is more evidence in all: the
         # words that differ ("two sugars", "sugar") are a smaller share of it.
-        tokens_shared = min(len(asr.token_ids(" " + as_spoken(s))) for s in (best, rival))
-        lead *= max(1.0, tokens_shared / USUAL_TOKENS)
+        shorter = min(len(asr.token_ids(" " + as_spoken(s))) for s in (best, rival))  # its tokens
+        lead *= max(1.0, shorter / USUAL_TOKENS)
     if verb(best) and not said:
         lead /= 2  # on or off, and neither word was heard: the audio alone must be twice as sure
     confidence = min(1.0, 0.6 + 0.2 * lead / MARGIN)  # a lead of MARGIN gives 0.8, the default act threshold
