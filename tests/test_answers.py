@@ -99,3 +99,17 @@ def test_a_timer_heard_unsure_is_asked_about_and_started_on_yes(example):
     assert d.verdict is Verdict.ASK and d.outcome.effect is None and "timer" in d.outcome.reply
     d = example.read("Yes.")
     assert d.verdict is Verdict.ACT and d.outcome.effect is not None
+
+
+def test_an_answer_heard_unsure_is_asked_about_and_said_after_a_yes(example):
+    """"Open the pod bay doors" was once told the date at 0.75: an answer nobody may have asked for is
+    asked about first, as a command would be; the yes gets it."""
+    u = example
+    u.forget()
+    unsure = dataclasses.replace(u.lookup("what time is it"), confidence=0.75)
+    d = u.decide(unsure)
+    assert d.verdict is Verdict.ASK and d.outcome.reply == "Did you ask: what time is it?"
+    said = u.read("yes")
+    assert said.verdict is Verdict.ACT and said.outcome.reply.startswith("It's")
+    sure = u.decide(dataclasses.replace(unsure, confidence=1.0))
+    assert sure.verdict is Verdict.ACT and sure.outcome.reply.startswith("It's")

@@ -219,17 +219,21 @@ class Understanding:
         outcome = self.plan(intent)
         weighty = any(d.domain in u.confirm_domains for c in outcome.commands if (d := self.registry.get(c.device_id)))
         # What does something (a device's message, or a timer started on the box itself) is asked about
-        # when unsure: a heard "two sugars" was once a 2-second timer at 0.75.
-        if (outcome.commands or outcome.effect) and (intent.confidence < u.act_threshold or weighty):
+        # when unsure: a heard "two sugars" was once a 2-second timer at 0.75. So is an answer ("open the
+        # pod bay doors" was once told the date at 0.75): a box that speaks up unasked is not trusted either.
+        does = outcome.commands or outcome.effect or (outcome.ok and outcome.reply)
+        if does and (intent.confidence < u.act_threshold or weighty):
             self.pending = Question(intent, weighty)
-            return Decision(Verdict.ASK, Outcome(self._question(intent), ok=False, intent=intent))
+            return Decision(Verdict.ASK, Outcome(self._question(intent, outcome), ok=False, intent=intent))
         return Decision(Verdict.ACT, outcome)
 
-    def _question(self, intent: Intent) -> str:
+    def _question(self, intent: Intent, outcome: Outcome) -> str:
         if intent.source is Source.CUSTOM:
             return f"Did you say: {intent.text}?"
         if intent.source is Source.LLM:  # its text is the user's free words: say what it would do instead
             return f"Should I {as_command(intent, self.registry)}?"
+        if not outcome.commands and not outcome.effect:  # an answer: "Did you ask: what time is it?"
+            return f"Did you ask: {intent.text}?"
         return f"Should I {intent.text}?"
 
     def forget(self) -> None:
