@@ -19,11 +19,14 @@ from assistant.audio.mix import add_noise
 from assistant.audio.wav import load_pcm16k
 from assistant.engines.asr_faster_whisper import without_hint
 from assistant.engines.base import Hypothesis
+from assistant.handlers.clock import CLOCK_INTENTS
+from assistant.home.registry import Registry
 from assistant.samples import espeak, piper, trimmed, utterance
 from assistant.understand.custom import load_file
 from assistant.understand.grammar import FILLER, hassil_intents
 from assistant.understand.paths import GrammarGraph, GrammarTooLarge, tokens
 from assistant.understand.rescore import grammar_paths
+from assistant.understand.templates import TemplateUnderstander, everyday
 
 BIG = Path(__file__).parent / "grammars" / "coffee_orders.yaml"
 EXAMPLE_COFFEE = Path(__file__).parent.parent / "examples" / "coffee" / "sentences.yaml"
@@ -248,6 +251,17 @@ def test_a_slot_value_unlike_what_was_heard_and_said_by_no_reading_is_doubted():
     assert drinks.get("latte") is True and drinks.get("cortado") is False, drinks
     said = g.nearest("can i get a large cortado with oat milk", 1)[0]
     assert not g.doubtful(said, [tokens("can i get a large cortado with oat milk")])
+
+
+def test_a_word_of_a_sentence_without_slots_unlike_what_was_heard_in_its_place_is_doubted():
+    """A sentence without slots means what its words say: "tell me the time" for a heard "Tell me a joke."
+    is the grammar's guess (a question asked back, never the time said), but not for "Tell me for time."."""
+    g = everyday("en", *(lambda t: (t.intents, t.own))(TemplateUnderstander(Registry([]))))
+    for heard, believed in [("tell me a joke", set()), ("tell me your job", set()),
+                            ("tell me for time", {"tell me the time"})]:
+        clock = [p for p in g.nearest(heard, 4) if p.intent in CLOCK_INTENTS]
+        assert clock, heard
+        assert {p.text for p in clock if not g.doubtful(p, [tokens(heard)])} == believed, heard
 
 
 def test_a_word_is_not_made_an_order_by_a_reading_far_down_the_beam():

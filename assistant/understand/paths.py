@@ -51,6 +51,7 @@ JOINED = 3  # heard words compared with a slot value as one string, spaces left 
 JOINED_LIKENESS = 0.6  # ... when at least this alike
 MAX_GRAPH = 200_000  # arcs; the 80-template coffee grammar of 69 million sentences has about 6,000
 BEAM = 6.0  # edit cost behind the best path at the same heard word that ends a path's search
+UNLIKE_WORD = 0.5  # a word of a sentence without slots, said by no reading and less like what was heard, is doubted
 UNLIKE_VALUE = 0.2  # a value said by no reading, this much less like the heard words than another, is doubted
 VARIANT_SPREAD = 0.35  # values this much less like the heard words than the path's own are not tried
 ALSO_VALUES = 2  # values of a slot taken from other readings' paths and tried in a path (see variants)
@@ -77,6 +78,29 @@ def tokens(text: str) -> list[str]:
         tens = w in TENS
         out.append(str(UNITS.index(w)) if w in UNITS else str(20 + 10 * TENS.index(w)) if tens else w)
     return out
+
+
+def matched(words: list[str], said: list[str]) -> dict[int, list[int]]:
+    """Each of a sentence's words -> the heard words that stand in its place, by the least edits that turn
+    the one into the other (costed as `GrammarGraph.nearest` costs them)."""
+    n, m = len(words), len(said)
+    cost = [[i * MISSED + j * EXTRA if not i * j else 0.0 for j in range(m + 1)] for i in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i][j] = min(cost[i - 1][j] + MISSED, cost[i][j - 1] + EXTRA,
+                             cost[i - 1][j - 1] + 1.0 - similarity(said[j - 1], words[i - 1]))
+    at: dict[int, list[int]] = defaultdict(list)
+    i, j = n, m
+    while i and j:
+        if cost[i][j] == cost[i - 1][j - 1] + 1.0 - similarity(said[j - 1], words[i - 1]):
+            at[i - 1].append(j - 1)
+            i, j = i - 1, j - 1
+        elif cost[i][j] == cost[i - 1][j] + MISSED:
+            i -= 1
+        else:
+            at[i].append(j - 1)  # a heard word the sentence has no place for: with its next word
+            j -= 1
+    return at
 
 
 def similarity(heard: str, word: str) -> float:
@@ -561,30 +585,24 @@ class GrammarGraph:
             like = {text: fuzz.ratio(heard, text.replace(" ", "")) / 100 for _, _, text in self.slots[key].values}
             if max(like.values()) - like[path.spelled[at]] > UNLIKE_VALUE:
                 return True
+        if path.spans or not readings:
+            return False
+        # A sentence without slots means what its words say: one that no reading says, and that is unlike
+        # the words heard in its place, is the grammar's guess ("tell me the time" for "Tell me a joke.").
+        at = matched(path.words, readings[0])
+        for i, w in enumerate(path.words):
+            if w in SMALL_WORDS or w in self.filler or any(w in r for r in readings):
+                continue
+            if value_likeness(" ".join(readings[0][k] for k in at.get(i, ())), w) < UNLIKE_WORD:
+                return True
         return False
 
     def aligned(self, path: Path, heard: str) -> Path:
         """The path with the heard words that stand in each slot's place (`Path.heard`), by the least edits
-        that turn its words into the heard ones (costed as `nearest` costs them): for a path read from the
-        audio (steered.py), which no heard words were matched to, so that `doubtful` can judge its values."""
+        that turn its words into the heard ones: for a path read from the audio (steered.py), which no heard
+        words were matched to, so that `doubtful` can judge its values."""
         said = tokens(heard)
-        n, m = len(path.words), len(said)
-        cost = [[i * MISSED + j * EXTRA if not i * j else 0.0 for j in range(m + 1)] for i in range(n + 1)]
-        for i in range(1, n + 1):
-            for j in range(1, m + 1):
-                cost[i][j] = min(cost[i - 1][j] + MISSED, cost[i][j - 1] + EXTRA,
-                                 cost[i - 1][j - 1] + 1.0 - similarity(said[j - 1], path.words[i - 1]))
-        at: dict[int, list[int]] = defaultdict(list)  # a path word -> the heard words put on it
-        i, j = n, m
-        while i and j:
-            if cost[i][j] == cost[i - 1][j - 1] + 1.0 - similarity(said[j - 1], path.words[i - 1]):
-                at[i - 1].append(j - 1)
-                i, j = i - 1, j - 1
-            elif cost[i][j] == cost[i - 1][j] + MISSED:
-                i -= 1
-            else:
-                at[i].append(j - 1)  # a heard word the path has no place for: with the next path word
-                j -= 1
+        at = matched(path.words, said)
         heard_at = {key: " ".join(said[k] for k in sorted(x for w in range(a, b) for x in at.get(w, ())))
                     for key, a, b, _ in path.spans}
         return dataclasses.replace(path, heard=heard_at)
