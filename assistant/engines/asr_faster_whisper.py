@@ -24,12 +24,14 @@ import re
 import numpy as np
 
 from ..models import ModelStore
+from ..types import SAMPLE_RATE
 from .base import Hypothesis
 
 log = logging.getLogger(__name__)
 
 SCORE_MARGIN = 50  # encoder positions (20 ms each) kept after the audio when scoring sentences
 PAD_FRAMES = 100  # feature frames (10 ms each) of silence at least after the audio
+PRIORS_KEPT = 20000  # sentences whose prior is kept (a few MB): the home's commands and the user's orders
 SCORE_BATCH = 8  # sentences scored at once: 32 at once took 150 MB more memory at their peak, and no less time
 TOKENS_PER_S = 8  # more than anyone says (hyphenated misreadings take more): bounds a reading's length
 
@@ -93,6 +95,8 @@ class FasterWhisper:
         self.model_file = files / "model.bin"
         self._decoder = None  # the steerable decoder, loaded when first asked for
         self._attending = None  # (the last encoding it read, its view of it)
+        self._silence = None  # an encoding of silence, made when first asked for a prior
+        self._priors: dict[str, float] = {}  # sentence -> its fit with nothing said
         self.beam_size = beam_size
         self.window_frames = int(window_s * 100)
         self.first_frames = int(first_window_s * 100) if 0 < first_window_s < window_s else 0
@@ -170,6 +174,19 @@ class FasterWhisper:
             p = np.clip(np.asarray(r.text_token_probs, dtype=np.float64), 1e-12, 1)
             out.append(float(np.log(p).mean()))
         return out
+
+    def prior(self, texts: list[str]) -> list[float]:
+        """How likely the decoder finds each sentence with nothing said: `score` over an encoding of
+        silence, kept per sentence (it does not depend on the audio). What it favours there ("hot
+        chocolate") it favours in any audio; a rare word said ("cortado") fits worse than it sounds."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._priors]
+        if new:
+            if self._silence is None:
+                self._silence = self.encode(np.zeros(SAMPLE_RATE, dtype=np.int16))
+            if len(self._priors) + len(new) > PRIORS_KEPT:
+                self._priors.clear()
+            self._priors.update(zip(new, self.score(self._silence, new)))
+        return [self._priors[t] for t in texts]
 
     def token_ids(self, text: str) -> list[int]:
         """The tokens the decoder writes a text with."""

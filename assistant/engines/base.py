@@ -57,6 +57,9 @@ class NBestAsr(Asr, Protocol):
     def score(self, encoded: object, texts: list[str], hotwords: str | None = None) -> list[float]:
         """How well each sentence fits the audio, as an average log-probability per token."""
 
+    def prior(self, texts: list[str]) -> list[float]:
+        """How likely each sentence is with nothing said, scored as `score` scores it."""
+
     def token_ids(self, text: str) -> list[int]:
         """The tokens the decoder writes a text with."""
 

@@ -14,15 +14,17 @@ not always its only plausible one. So instead of one transcript:
    nearest two with one slot changed (every other colour, every other device or area); and the user's
    own grammar's nearest paths to the top readings (paths.py, whatever its size), with the nearest
    one's slots changed one at a time.
-   The best-fitting one is the reading; its lead over the best-fitting sentence that means something
-   else is the confidence (a lead per token, worth more in a sentence longer than a usual command). If
-   even the best-fitting command fits far worse than what was freely heard (scored the same way), what
-   was said is not a command at all, and no snap is made of it.
+   The one the audio bears out best is the reading: its fit, less half its fit with nothing said (the
+   decoder's own liking for "hot chocolate" over a "cortado" it seldom writes); its lead over the best
+   sentence that means something else is the confidence (a lead per token, worth more in a sentence longer
+   than a usual command). If even the best-fitting command fits far worse than what was freely heard
+   (scored the same way), what was said is not a command at all, and no snap is made of it.
 
 Costs one encoding of the audio over a short window and a greedy decoding and, when that is not heard
 exactly and borne out, an encoding over the full window and a beam of `n` (two to three times a greedy
 decoding), and, when the check runs, a teacher-forced pass of the decoder per candidate sentence (at most
-`MAX_CANDIDATES`, in batches; a few milliseconds each, see FasterWhisper.score).
+`MAX_CANDIDATES`, in batches; a few milliseconds each, see FasterWhisper.score), and one more on silence
+for a sentence not weighed before (FasterWhisper.prior keeps them).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ WEIGHT = 0.2  # confidence traded per nat of average log-probability when choosi
 SPREAD = 1.0  # readings this much less likely (nats per token) than the best are not considered
 MARGIN = 0.3  # a lead this large (nats per token) over the best other meaning gives act-level confidence
 USUAL_TOKENS = 8  # ... in a sentence of about this many tokens ("turn off the lights in the living room")
+PRIOR_WEIGHT = 0.5  # the share of a sentence's likelihood with nothing said taken off its fit (see weigh)
 GAP = 2.0  # a command fitting this much worse than the free transcript means it was not a command
 UNSURE_GAP = 1.5  # one fitting this much worse is at best asked back
 MAX_CANDIDATES = 32
@@ -385,16 +388,24 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
         *ended, free = asr.with_ends(encoded, [as_spoken(s) for s in top] + [readings[0].text],
                                      [fit[s] for s in top] + [free])
         fit.update(zip(top, ended))
-    best = max(candidates, key=fit.get)
-    if free - fit[best] > GAP:
+    if free - max(fit.values()) > GAP:
         # No command fits nearly as well as what was heard: speech that is not for us, or a command for a
         # device this home does not have (answered as such).
         if not exact:
             top = understand(readings[0].text)
             intent = top if top is not None and top.unknown_name else None
         return Heard(readings[0].text, intent, readings, fit, free)
-    rival = max((s for s in candidates if meanings[s] != meanings[best]), key=fit.get, default=None)
-    lead = fit[best] - fit[rival] if rival is not None else 9.0
+    # What the audio says for each, beyond what the decoder expects of any audio: a rare word said
+    # ("cortado") fits worse than a common one ("hot chocolate") that was not said, less so once each is
+    # weighed against how likely the decoder finds it with nothing said (written as the grammar writes it:
+    # how the decoder punctuated a sentence is no word of it). The best is one that fits nearly as well as
+    # what was heard: a sentence the audio does not bear out is not made likely by being rare.
+    plain = {s: as_spoken(known[s].text if s in known else s) for s in candidates}
+    prior = dict(zip(candidates, asr.prior([plain[s] for s in candidates])))
+    evidence = {s: fit[s] - PRIOR_WEIGHT * prior[s] for s in candidates}
+    best = max((s for s in candidates if free - fit[s] <= GAP), key=evidence.get)
+    rival = max((s for s in candidates if meanings[s] != meanings[best]), key=evidence.get, default=None)
+    lead = evidence[best] - evidence[rival] if rival is not None else 9.0
     if rival is not None:
         # A lead per token, in a sentence longer than a home's usual command, is more evidence in all: the
         # words that differ ("two sugars", "sugar") are a smaller share of it.
