@@ -36,6 +36,7 @@ from .turn import Parts, Turn, recognise
 from .types import SAMPLE_RATE, Outcome
 from .understand.custom import CustomIntents
 from .understand.custom import from_config as custom_grammar
+from .understand.fuzzy import words
 from .understand.rescore import Heard
 from .understand.understanding import Understanding
 from .workers import Workers
@@ -434,7 +435,7 @@ class Assistant:
         turn, self.busy = Turn(self.parts, metrics), True
         try:
             text, heard = await turn.hear(audio, heard_ahead)
-            if not text.strip():
+            if not words(text):  # nothing, or only the dots Whisper writes for a click or a hiss
                 return ""
             outcome = await turn.act(await turn.understand(text, heard, spoken=True))
             spoken = await turn.speak(outcome.speech or outcome.reply)

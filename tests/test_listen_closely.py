@@ -13,7 +13,9 @@ from assistant.audio.io import FileSource
 from assistant.audio.mix import add_noise
 from assistant.engines.asr_faster_whisper import FasterWhisper
 from assistant.engines.base import Hypothesis
+from assistant.events import TurnMetrics
 from assistant.samples import piper, utterance
+from assistant.understand import rescore
 from assistant.understand.rescore import (
     GAP,
     MAX_CANDIDATES,
@@ -81,6 +83,24 @@ def test_speech_no_command_fits_is_left_alone(make_assistant, spy, store):
     run(a.run(FileSource(pcm=spoken(store, "The kids are asleep upstairs, be quiet.", snr=12)), awake=True))
     spy.settle()
     assert spy.device_messages() == []
+
+
+def test_a_hiss_read_as_dots_is_nothing_said_whatever_the_beam_makes_of_it(make_assistant, spy):
+    """A click of noise was read ". . . ." with "Thank you very much" lower in the beam, which was weighed
+    and asked back as "turn off all the lights"; a likeliest reading without words is nothing said, and
+    the turn says nothing either."""
+    a, sink, events = make_assistant()
+    u, asr = a.understanding, a.engines.asr
+    hiss = np.random.default_rng(0).integers(-3000, 3000, 800).astype(np.int16)
+    readings = [Hypothesis(". . . .", -0.9), Hypothesis("Thank you very much", -1.1)]
+    heard = rescore.weigh(asr.encode(hiss), readings, None, asr, u.templates, u.lookup, True, u.unsure, u.grammars)
+    assert heard.intent is None and heard.checked is None
+    assert to_check(readings[1:], None, False, None, u.templates, u.lookup)  # what was weighed before
+    said = run(a._turn(hiss, TurnMetrics(), ((heard.text, heard), 0.1)))  # the turn, given what was heard
+    spy.settle()
+    assert said == ""
+    assert spy.device_messages() == [] and not [e for e in events if e.kind in ("ask", "intent", "acted")]
+    assert not sink.chunks, [e.kind for e in events]  # not even "Sorry, I didn't understand that."
 
 
 def test_without_the_check_the_readings_are_still_weighed(make_assistant, store):

@@ -350,6 +350,10 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     """The readings weighed against the home's sentences on the audio (see hear)."""
     if not readings:
         return Heard("", None, [])
+    if not words(readings[0].text):
+        # The likeliest reading has no words (". . . ." for a click or a hiss): nothing was said, whatever the
+        # beam's lesser readings make of it ("Thank you very much" was once weighed as "turn off all the lights").
+        return Heard(readings[0].text, None, readings)
     snap, home = understander.snap, understander.registry
     exact = _exact(intent)
     own = [g for g in grammars if g.domain == "custom"]
