@@ -157,6 +157,7 @@ def run_bench(cfg: Config, store: ModelStore, repeat: int = 2) -> dict:
         sink = MemorySink()
         assistant = Assistant(cfg, engines, link, sink, bus)
         prepared = asyncio.run(assistant.prepare_replies())  # as the box does at start
+        asyncio.run(assistant.prepare_listening())
         missed, everyday = 0, []
         for _ in range(repeat):
             for voice, say in voices.items():

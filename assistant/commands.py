@@ -72,12 +72,14 @@ def run(args, cfg: Config | None = None) -> int:
     async def live():
         heartbeat.start(asyncio.get_running_loop())
         prepared = asyncio.ensure_future(assistant.prepare_replies())  # beside the listening
+        weighed = asyncio.ensure_future(assistant.prepare_listening())
         # what the microphone and speaker go through, for `assistant doctor`
         report = None if args.input else asyncio.create_task(health.keep(source, sink, state_dir(cfg)))
         try:
             async with wyoming_beside(assistant, cfg, args):
                 await assistant.run(source)
             await prepared
+            await weighed
         finally:
             if report is not None:
                 report.cancel()

@@ -103,6 +103,20 @@ def test_a_hiss_read_as_dots_is_nothing_said_whatever_the_beam_makes_of_it(make_
     assert not sink.chunks, [e.kind for e in events]  # not even "Sorry, I didn't understand that."
 
 
+def test_the_homes_sentences_are_weighed_against_silence_at_start(make_assistant, store):
+    """Each candidate's fit has its fit on silence taken off in part, scored the first time a sentence is
+    weighed: the home's own sentences are scored at start, so that a misheard command costs no more the
+    first time than later."""
+    a, _, _ = make_assistant()
+    asr = a.engines.asr
+    asr._priors.clear()
+    assert run(a.prepare_listening()) > 50  # the example home's sentences
+    kept = set(asr._priors)
+    heard = a.understanding.hear(asr, spoken(store, "Turn on the kitchen lite.", snr=12))
+    home = [s for s in heard.checked if a.understanding.templates.snap.says_all(s)]
+    assert home and all(as_spoken(s) in kept for s in home), [s for s in home if as_spoken(s) not in kept]
+
+
 def test_without_the_check_the_readings_are_still_weighed(make_assistant, store):
     a, _, _ = make_assistant()
     a.cfg.understand.check = False
