@@ -404,8 +404,7 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     # weighed against how likely the decoder finds it with nothing said (written as the grammar writes it:
     # how the decoder punctuated a sentence is no word of it). The best is one that fits nearly as well as
     # what was heard: a sentence the audio does not bear out is not made likely by being rare.
-    plain = {s: as_spoken(known[s].text if s in known else s) for s in candidates}
-    prior = dict(zip(candidates, asr.prior([plain[s] for s in candidates])))
+    prior = dict(zip(candidates, asr.prior([as_spoken(known[s].text if s in known else s) for s in candidates])))
     evidence = {s: fit[s] - PRIOR_WEIGHT * prior[s] for s in candidates}
     best = max((s for s in candidates if free - fit[s] <= GAP), key=evidence.get)
     rival = max((s for s in candidates if meanings[s] != meanings[best]), key=evidence.get, default=None)
