@@ -416,8 +416,16 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
         lead *= max(1.0, shorter / USUAL_TOKENS)
     if verb(best) and not said:
         lead /= 2  # on or off, and neither word was heard: the audio alone must be twice as sure
+    # A sentence without slots that no reading says is the grammar's guess at other words ("tell me the
+    # time" for "Tell me a joke."): at best asked. A value no reading says, whose letters are unlike what was
+    # heard in its place, is one the letters doubt and the audio chose: the audio alone must be twice as sure
+    # (read "run, shot, hot, shot, let we", a quad shot hot chocolate is; one that leaves the skimmed milk
+    # out of "in-skin film" is not).
+    guessed = best in doubtful and not known[best].slots
+    if best in doubtful and not guessed:
+        lead /= 2
     confidence = min(1.0, 0.6 + 0.2 * lead / MARGIN)  # a lead of MARGIN gives 0.8, the default act threshold
-    if free - fit[best] > UNSURE_GAP or best in doubtful:
+    if free - fit[best] > UNSURE_GAP or guessed:
         confidence = min(confidence, unsure)
     if exact and meaning(intent, home) == meanings[best]:
         # Heard exactly, and the audio agrees: keep it unless its opposite fits almost as well.
