@@ -160,7 +160,7 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
     that is a fragment (GrammarGraph.fragment), only those that say its words as they are. And how close
     the nearest is to its reading, 0..1, and which of them have a slot value that no reading says and whose
     letters are far less like the words heard in its place than another value's ("latte" for "klotago"):
-    the audio and the letters disagree, and it is asked back."""
+    the audio and the letters disagree, and the audio must be twice as sure (weigh)."""
     # readings that differ only in case or punctuation ("A cortado, tall." and "a cortado tall") are searched once
     texts = list(dict.fromkeys(clean(h.text) for h in readings[:2]))
     found = [(g, p, text) for g in grammars for text in texts for p in g.nearest(text, GRAMMAR_PATHS)]
@@ -300,7 +300,7 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], readings: list, al
     steered decoding always finds some sentence, and a single word ("blue", read "The building.") is no
     order, whatever the grammar makes of it. And which of them have a value no reading says, whose letters
     are far less like the words heard in its place than another value's (GrammarGraph.doubtful: "hot
-    chocolate" where "Klotago" was heard): the decoder's prior, not the audio, chose it."""
+    chocolate" where "Klotago" was heard): the decoder's prior may have chosen it, not the audio."""
     out: dict[str, Intent] = {}
     doubtful: set[str] = set()
     if asr.steerable() is None:  # (a model file it could not read: said once)
@@ -419,8 +419,8 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     # A sentence without slots that no reading says is the grammar's guess at other words ("tell me the
     # time" for "Tell me a joke."): at best asked. A value no reading says, whose letters are unlike what was
     # heard in its place, is one the letters doubt and the audio chose: the audio alone must be twice as sure
-    # (read "run, shot, hot, shot, let we", a quad shot hot chocolate is; one that leaves the skimmed milk
-    # out of "in-skin film" is not).
+    # (read "ground-shot-hot-hot-hot", a quad shot hot chocolate is; one that leaves the skimmed milk out
+    # of "in-skin film" is not).
     guessed = best in doubtful and not known[best].slots
     if best in doubtful and not guessed:
         lead /= 2
