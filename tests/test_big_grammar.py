@@ -264,6 +264,29 @@ def test_a_word_of_a_sentence_without_slots_unlike_what_was_heard_in_its_place_i
         assert {p.text for p in clock if not g.doubtful(p, [tokens(heard)])} == believed, heard
 
 
+def test_a_sentence_that_leaves_out_a_value_the_readings_clearly_said_means_less_than_was_said():
+    """The example coffee grammar holds sugar only with a roast: the nearest sentence to "can I get a large
+    latte with oat milk and two sugars" leaves the sugars out, and is no such order. A value heard by the top
+    reading only, one heard in place of another of the same slot, one whose words serve another slot, one like
+    a word of the sentence no reading says and a word of a longer value leave nothing out."""
+    g = graph(EXAMPLE_COFFEE)
+    said = "Can I get a large latte with oat milk and two sugars?"
+    nearest = g.nearest("can i get a large latte with oat milk", 1)[0]  # the one the audio chose, live
+    assert nearest.cost == 0 and "sugar" not in nearest.slots, nearest.text
+    assert g.leaves_out(nearest.text, nearest.slots, [tokens(said), tokens(said), tokens("Can I get a large latte.")])
+    assert not g.leaves_out(nearest.text, nearest.slots,
+                            [tokens(said), tokens("Can I get a large latte."), tokens("Can I get a large latte.")])
+    almond = g.nearest("can i get a large latte with almond milk", 1)[0]
+    assert not g.leaves_out(almond.text, almond.slots, [tokens("Can I get a large latte with oak milk?")])
+    medium = g.nearest("can i get a medium latte", 1)[0]
+    assert set(medium.slots) == {"size", "drink"}
+    assert not g.leaves_out(medium.text, medium.slots, [tokens("Can I get a medium latte?")])
+    white = g.nearest("can i get a large latte", 1)[0]
+    assert not g.leaves_out(white.text, white.slots, [tokens("Can I get a large white latte?")])
+    chai = g.nearest("could i have a twenty ounce single shot chai latte please", 1)[0]
+    assert not g.leaves_out(chai.text, chai.slots, [tokens("Could I have a 20-ounce single shot, chai light, please?")])
+
+
 def test_a_word_is_not_made_an_order_by_a_reading_far_down_the_beam():
     """A lone "espresso" read as "Espresso" three times and, fourth, as "That's great soul" (three words,
     as many as "a small espresso"): what counts is what the reading a sentence was found from said."""

@@ -597,6 +597,32 @@ class GrammarGraph:
                 return True
         return False
 
+    def leaves_out(self, sentence: str, slots, readings: list[list[str]]) -> bool:
+        """A value of a slot the sentence leaves empty (`slots`: those its meaning fills) was heard, said in
+        full and clearly (`readings`: each one's words; clearly: by the top one and by at least half of them),
+        and its words are not the sentence's: the sentence means less than was said. "Can I get a large latte
+        with oat milk and two sugars?" searched into "can I get a large latte with oat milk" drops the sugars
+        (the grammar holds sugar only with a roast). A value heard in place of another one of the same slot
+        is left to the audio ("oak milk" as almond); one whose words serve another slot is no value left
+        out ("a medium latte": the size, not a roast), nor one like a word of the sentence that no reading
+        says (it may stand for it: "chai light" for "chai latte"), nor a word of a longer value ("flat
+        white")."""
+        if not readings:
+            return False
+        meant = set(tokens(sentence))
+        longest = max((len(said) for arc in self.slots.values() for said, _, _ in arc.values), default=0)
+
+        def runs(r):
+            return {tuple(r[i:i + n]) for n in range(1, longest + 1) for i in range(len(r) - n + 1)}
+        top, others = runs(readings[0]), [runs(r) for r in readings]
+        clear = {x for x in top if 2 * sum(x in o for o in others) >= len(readings)}
+        unheard = [m for m in meant if not any(m in r for r in readings)]
+
+        def stands_for_unheard(said):  # "chai light" read for "chai latte": "light" is no roast
+            return any(similarity(w, m) >= ECHO for w in said for m in unheard)
+        return any(said in clear and not set(said) <= meant and not stands_for_unheard(said)
+                   for arc in self.slots.values() if arc.slot not in slots for said, _, _ in arc.values)
+
     def aligned(self, path: Path, heard: str) -> Path:
         """The path with the heard words that stand in each slot's place (`Path.heard`), by the least edits
         that turn its words into the heard ones: for a path read from the audio (steered.py), which no heard

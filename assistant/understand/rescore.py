@@ -327,6 +327,17 @@ def steered_paths(asr, encoded, grammars: list[GrammarGraph], readings: list, al
     return out, doubtful
 
 
+def _leaves_out(sentence: str, known: dict[str, Intent], grammars: list[GrammarGraph], readings: list,
+                understander) -> bool:
+    """A grammar's sentence that leaves out a value the readings clearly said (GrammarGraph.leaves_out): at
+    best asked back, for the order was more than the sentence says."""
+    if sentence not in known:
+        return False
+    heard = [tokens(understander.clean(r.text)) for r in readings]
+    meant = known[sentence]
+    return any(g.leaves_out(sentence, meant.slots, heard) for g in grammars if g.domain == meant.domain)
+
+
 def _intent(g: GrammarGraph, path) -> Intent:
     """What a grammar's path means: its intent and slots, from the path (the user's own, or the box's)."""
     source = Source.CUSTOM if g.domain == "custom" else Source.TEMPLATE
@@ -425,7 +436,7 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     if best in doubtful and not guessed:
         lead /= 2
     confidence = min(1.0, 0.6 + 0.2 * lead / MARGIN)  # a lead of MARGIN gives 0.8, the default act threshold
-    if free - fit[best] > UNSURE_GAP or guessed:
+    if free - fit[best] > UNSURE_GAP or guessed or _leaves_out(best, known, grammars, readings, understander):
         confidence = min(confidence, unsure)
     if exact and meaning(intent, home) == meanings[best]:
         # Heard exactly, and the audio agrees: keep it unless its opposite fits almost as well.
