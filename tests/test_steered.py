@@ -18,6 +18,7 @@ from assistant.engines.whisper_decoder import ModelFileError, WhisperDecoder, re
 from assistant.samples import espeak, trimmed, utterance
 from assistant.startup import load_config
 from assistant.understand import rescore
+from assistant.understand.paths import GrammarGraph
 from assistant.understand.paths import Path as GrammarPath
 from assistant.understand.steered import steered, steering
 
@@ -288,6 +289,33 @@ def test_an_order_read_garbled_is_carried_out_where_the_audio_is_twice_as_sure(t
         heard = a.understanding.hear(a.engines.asr, utterance(0.3, espeak(said, *voice), 1.0))
         assert heard.intent is not None and heard.intent.slots == slots, (said, heard.text, heard.intent)
         assert heard.intent.confidence >= a.cfg.understand.act_threshold, (said, heard.text, heard.intent)
+
+
+OUT_OF_GRAMMAR = [  # (said, its voice, what the readings say clearly that the grammar's nearest sentence drops)
+    ("can I get a large latte with oat milk and two sugars", ("en-us", 160), "two sugars"),
+    ("I'd like a medium mocha with almond milk and no sugar", ("en-gb-x-rp", 160), "no sugar"),
+    ("a regular light roast quad shot hot chocolate", ("en-us", 160), "quad shot"),
+]
+
+
+def test_an_order_the_grammar_cannot_say_is_asked_back_not_served_without_what_it_drops(
+        tmp_path, make_assistant, monkeypatch):
+    """The coffee bar's grammar holds sugar only with a roast, and a roast with shots only with milk and
+    sugar: each of these orders, heard word for word, was served as the nearest sentence the grammar has,
+    without its sugars or shots, at confidence 1.0. A value said clearly and left out is asked back."""
+    cfg = load_config(COFFEE_EXAMPLE)
+    cfg.state_dir = str(tmp_path)
+    a, _, _ = make_assistant(cfg)
+    u, asr, act = a.understanding, a.engines.asr, a.cfg.understand.act_threshold
+    for said, voice, dropped in OUT_OF_GRAMMAR:
+        audio = utterance(0.3, trimmed(espeak(said, *voice)), 0.5)
+        heard = u.hear(asr, audio)
+        assert dropped in heard.text.lower(), (said, heard.text)  # it was heard
+        assert heard.intent is None or heard.intent.confidence < act, (said, heard.text, heard.intent)
+        with monkeypatch.context() as m:  # without the rule, as before: served
+            m.setattr(GrammarGraph, "leaves_out", lambda *_: False)
+            served = u.hear(asr, audio).intent
+        assert served is not None and served.confidence >= act and dropped.split()[0] not in served.text, served
 
 
 RARE_WORD_ORDERS = [  # (said, its voice, slots meant): each was a cappuccino, at 0.62 and 0.64, by fit alone
