@@ -21,10 +21,12 @@ from assistant.understand.rescore import (
     MAX_CANDIDATES,
     as_spoken,
     choose,
+    closing,
     flipped,
     grammar_paths,
     heard_verb,
     meaning,
+    once_spoken,
     to_check,
     verb,
 )
@@ -46,6 +48,21 @@ def test_sentences_are_written_as_whisper_writes_them():
     assert flipped("switch off the sofa lamp") == "switch on the sofa lamp"
     assert flipped("turn the garage light on") == "turn the garage light off"  # a custom intent's order
     assert flipped("set the sofa lamp to red") is None
+
+
+def test_a_sentence_is_closed_as_the_voice_closed_and_weighed_once(engines, store):
+    asr = engines.asr
+    encoded = asr.encode(spoken(store, "Can I get a large latte?"))
+    readings = asr.hypotheses(encoded, None, 1)
+    assert closing(readings) == "?", readings
+    # The same words fit the audio better closed as the voice closed: the grammar's sentences are weighed
+    # so, or a sentence the steered decoder wrote itself ("...?") would lead on punctuation alone.
+    asked, told = asr.score(encoded, [as_spoken("can i get a large latte", "?"), as_spoken("can i get a large latte")])
+    assert asked > told + 0.05, (asked, told)
+    assert closing([Hypothesis("Turn on the lamp.", -0.1)]) == closing([Hypothesis("Turn on the lamp", -0.1)]) == "."
+    # the text search's "can i get a large latte" and the steered decoder's "Can I get a large latte?" are one
+    assert once_spoken(["can i get a large latte", "Can I get a large latte?", "can i get a small latte"], "?") == [
+        "can i get a large latte", "can i get a small latte"]
 
 
 @pytest.mark.parametrize("said, other", [("on", "off"), ("off", "on")])

@@ -80,14 +80,21 @@ def meaning(intent: Intent | None, registry):
             intent.color)
 
 
-def as_spoken(sentence: str) -> str:
-    """A home sentence written as Whisper writes what it hears: "Set the lamp to 30%."; one the decoder
-    wrote itself ("A cortado, tall.") is left as it is."""
+def as_spoken(sentence: str, mark: str = ".") -> str:
+    """A home sentence written as Whisper writes what it hears: "Set the lamp to 30%.", closed with `mark`
+    (see closing); one the decoder wrote itself ("A cortado, tall?") is left as it is."""
     if sentence[-1:] in (".", "?", "!"):
         return sentence
     s = re.sub(r"(\d+) percent\b", r"\1%", sentence.strip())
     s = re.sub(r"\bi\b", "I", s)  # "can I have", "I'd like": never a small i
-    return s[:1].upper() + s[1:] + "."
+    return s[:1].upper() + s[1:] + mark
+
+
+def closing(readings: list) -> str:
+    """How the likeliest reading closes, "?" or ".": the grammar's sentences are weighed closed as the
+    decoder heard the voice close, so that they meet what it wrote itself on even terms ("Can I get a chai
+    latte grande?" fits the audio far better than the same words with a full stop)."""
+    return "?" if readings and readings[0].text.rstrip().endswith("?") else "."
 
 
 def verb(sentence: str) -> str | None:
@@ -234,7 +241,17 @@ def to_check(readings: list, intent: Intent | None, exact: bool, said: str | Non
         # Weighing "on" against "off" on the audio is least reliable where the rest was misheard; a free
         # transcript that still has one of the two words clearly is the better witness for it.
         candidates = [s for s in candidates if verb(s) in (None, said)]
-    return candidates[:MAX_CANDIDATES]
+    return once_spoken(candidates, closing(readings))[:MAX_CANDIDATES]
+
+
+def once_spoken(sentences: list[str], mark: str = ".") -> list[str]:
+    """Each sentence once as the decoder is asked to read it (as_spoken): "i'd like a large latte" found
+    by the text search and "I'd like a large latte." read by the steered decoder are one sentence, weighed
+    once, and the place it took is left for another."""
+    first: dict[str, str] = {}
+    for s in sentences:
+        first.setdefault(as_spoken(s, mark), s)
+    return list(first.values())
 
 
 def _exact(intent: Intent | None) -> bool:
@@ -374,6 +391,7 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     if not check or snap is None or not searched and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
+    mark = closing(readings)
     known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and searched
                                   else ({}, 0.0, set()))
     candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
@@ -385,14 +403,14 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
         found, unsure_found = steered_paths(asr, encoded, steered_own, readings,
                                             [i.slots for i in known.values() if i.source is Source.CUSTOM])
         known, doubtful = {**found, **known}, doubtful | unsure_found
-        candidates = list(dict.fromkeys([*found, *candidates]))[:MAX_CANDIDATES]
+        candidates = once_spoken([*found, *candidates], mark)[:MAX_CANDIDATES]
     if not candidates:
         return Heard(readings[0].text, intent, readings)
     meanings = {s: _meaning(snap, understand, s, home, known) for s in candidates}
     # The free reading is scored the same way, so that the two fits are comparable.
     # Weighed without the hint: every sentence is read again in full after the prompt, so a prompt of
     # device names doubles the cost, and it would favour its own words.
-    *fits, free = asr.score(encoded, [as_spoken(s) for s in candidates] + [readings[0].text])
+    *fits, free = asr.score(encoded, [as_spoken(s, mark) for s in candidates] + [readings[0].text])
     fit = dict(zip(candidates, fits))
     if steered_own and asr.steers:
         # The likeliest few, and the free reading, with the end of text after them counted: "I'll take a
@@ -400,7 +418,7 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
         # (Only where the steerable decoder is in use: it costs its memory, and the home's own sentences
         # were calibrated without it.)
         top = sorted(candidates, key=fit.get, reverse=True)[:ENDED]
-        *ended, free = asr.with_ends(encoded, [as_spoken(s) for s in top] + [readings[0].text],
+        *ended, free = asr.with_ends(encoded, [as_spoken(s, mark) for s in top] + [readings[0].text],
                                      [fit[s] for s in top] + [free])
         fit.update(zip(top, ended))
     if free - max(fit.values()) > GAP:
@@ -412,10 +430,12 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
         return Heard(readings[0].text, intent, readings, fit, free)
     # What the audio says for each, beyond what the decoder expects of any audio: a rare word said
     # ("cortado") fits worse than a common one ("hot chocolate") that was not said, less so once each is
-    # weighed against how likely the decoder finds it with nothing said (written as the grammar writes it:
-    # how the decoder punctuated a sentence is no word of it). The best is one that fits nearly as well as
-    # what was heard: a sentence the audio does not bear out is not made likely by being rare.
-    prior = dict(zip(candidates, asr.prior([as_spoken(known[s].text if s in known else s) for s in candidates])))
+    # weighed against how likely the decoder finds it with nothing said (written as the grammar writes it,
+    # closed as the reading closes: how the decoder punctuated a sentence is no word of it). The best is one
+    # that fits nearly as well as what was heard: a sentence the audio does not bear out is not made likely
+    # by being rare.
+    spoken = [as_spoken(known[s].text if s in known else s, mark) for s in candidates]
+    prior = dict(zip(candidates, asr.prior(spoken)))
     evidence = {s: fit[s] - PRIOR_WEIGHT * prior[s] for s in candidates}
     best = max((s for s in candidates if free - fit[s] <= GAP), key=evidence.get)
     rival = max((s for s in candidates if meanings[s] != meanings[best]), key=evidence.get, default=None)
@@ -423,7 +443,7 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     if rival is not None:
         # A lead per token, in a sentence longer than a home's usual command, is more evidence in all: the
         # words that differ ("two sugars", "sugar") are a smaller share of it.
-        shorter = min(len(asr.token_ids(" " + as_spoken(s))) for s in (best, rival))  # its tokens
+        shorter = min(len(asr.token_ids(" " + as_spoken(s, mark))) for s in (best, rival))  # its tokens
         lead *= max(1.0, shorter / USUAL_TOKENS)
     if verb(best) and not said:
         lead /= 2  # on or off, and neither word was heard: the audio alone must be twice as sure
