@@ -100,6 +100,20 @@ def test_the_steered_reading_is_a_sentence_of_the_grammar_with_the_slots_of_its_
     assert right >= max(free_right, 2 * n // 3)
 
 
+def test_the_steered_reading_keeps_a_sentence_that_begins_another_way(asr):
+    """The beam commits to a sentence's first words: where every history begins alike, the best that begins
+    another way is kept too, and the best such sentence of another meaning is read out with the rest (a
+    garbled "a big double latte please" was once read only as "I'd like a double latte ...")."""
+    g = graph(BIG)
+    encoded = asr.encode(utterance(0.4, trimmed(espeak("a big double latte please", "en-029+m2", 150)), 0.8))
+    found = steered(asr, encoded, steering(g, asr.token_ids))
+    first = [written.split()[0].lower() for _, written, _ in found]
+    assert first[:3] == ["i'd"] * 3, found  # the three likeliest all begin alike ...
+    assert len(found) == 4 and first[3] != "i'd", found  # ... and one more does not
+    assert g.nearest(found[3][1])[0].cost == 0, found[3]  # a sentence of the grammar, as the decoder wrote it
+    assert found[3][0].meaning not in {path.meaning for path, _, _ in found[:3]}
+
+
 def test_a_sentence_that_stops_where_the_speech_goes_on_fits_worse_with_its_end_counted(asr):
     """CTranslate2's teacher-forced fit has no end of text: "A large drip coffee." fits the audio of "a
     large drip coffee with soy milk" about as well as the whole sentence does, word for word."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from .paths import Path, SlotArc
 
 BEAM = 4  # token histories kept at each step
-BEST = 3  # sentences of different meaning returned
+BEST = 3  # sentences of different meaning returned (and the best that begins another way: see steered)
 GIVE_UP = 1.0  # the beam's best this much behind (nats per token) the best finished sentence: it is done
 
 
@@ -128,11 +128,20 @@ class History:
 
 def steered(asr, encoded, steering: Steering, beam: int = BEAM, best: int = BEST) -> list[tuple[Path, str, float]]:
     """The grammar's sentences the audio reads as best, each (path, as the decoder wrote it, average
-    log-probability per token, end of text included), best first, at most `best` of different meanings."""
+    log-probability per token, end of text included), best first, at most `best` of different meanings,
+    and the best of another meaning that begins with another word than the best (kept in the beam all
+    along: one history more, where all the others begin alike)."""
     decoding = asr.steering(encoded)
     eot = decoding.eot
     histories = [History([], 0.0, [p for p in steering.after(Place(steering.graph.start, (), (), None))])]
     finished: list[tuple[float, Place, list[int]]] = []
+    folded: dict[int, str] = {}
+
+    def opening(tokens: list[int]) -> str:  # the token a history begins with, whatever its case
+        if tokens[0] not in folded:
+            folded[tokens[0]] = decoding.text(tokens[:1]).strip().lower()
+        return folded[tokens[0]]
+
     for _ in range(decoding.max_tokens):
         logprobs = decoding.logprobs
         options = []  # (summed log-probability, row, token, places)
@@ -147,6 +156,16 @@ def steered(asr, encoded, steering: Steering, beam: int = BEAM, best: int = BEST
             for token, places in by_token.items():
                 options.append((h.logprob + float(logprobs[row, token]), row, token, places))
         kept = heapq.nlargest(beam, options, key=lambda o: o[0])
+        if kept:
+            # The beam commits to a sentence's first words, and a garbled start ("I've been tunneled at least.")
+            # sends every history down one opening ("I'd like a double latte", where "a big double latte" was
+            # said): the best history that begins another way is kept too.
+            begins = lambda o: opening(histories[o[1]].tokens or [o[2]])  # noqa: E731
+            lead = begins(kept[0])
+            if all(begins(o) == lead for o in kept):
+                other = max((o for o in options if begins(o) != lead), key=lambda o: o[0], default=None)
+                if other is not None:
+                    kept.append(other)
         length = len(histories[0].tokens) + 1
         if not kept or finished and kept[0][0] / length < max(f[0] for f in finished) - GIVE_UP:
             break
@@ -164,13 +183,19 @@ def steered(asr, encoded, steering: Steering, beam: int = BEAM, best: int = BEST
             histories.append(History(before[row].tokens + [token], score, moved))
         decoding.advance([row for _, row, _, _ in kept], [token for _, _, token, _ in kept])
     out, seen = [], set()
-    for score, place, tokens in sorted(finished, key=lambda f: -f[0]):
+    ranked = sorted(finished, key=lambda f: -f[0])
+    for score, place, tokens in ranked:
         path = _path(place, steering.graph)
         if path.meaning not in seen:
             seen.add(path.meaning)
             out.append((path, decoding.text(tokens), score))
             if len(out) == best:
                 break
+    if ranked:  # and the best that begins another way, of another meaning
+        lead = opening(ranked[0][2])
+        other = next((f for f in ranked if opening(f[2]) != lead), None)
+        if other is not None and (path := _path(other[1], steering.graph)).meaning not in seen:
+            out.append((path, decoding.text(other[2]), other[0]))
     return out
 
 
