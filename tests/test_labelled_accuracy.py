@@ -1,11 +1,13 @@
 """`assistant accuracy --labelled`: the user's own recordings against the user's own grammar, graded on the
-intent and slots published; the coffee grammar and the sets spoken from it."""
+intent and slots published; the example grammars (a coffee bar's, a pizzeria's) and the sets spoken from
+them."""
 
 from __future__ import annotations
 
 import json
 import random
 
+import pytest
 from conftest import DEVSET, ROOT, needs_devset
 from hassil.sample import sample_intents
 
@@ -20,6 +22,7 @@ from assistant.types import SAMPLE_RATE
 from assistant.understand.custom import CustomIntents, from_config
 
 COFFEE = ROOT / "examples" / "coffee" / "coffee.toml"
+PIZZA = ROOT / "examples" / "pizza" / "pizza.toml"
 
 
 def coffee() -> CustomIntents:
@@ -32,11 +35,12 @@ def labelled(folder, stem: str, intent: str, slots: dict, pcm=None) -> None:
     (folder / f"{stem}.json").write_text(json.dumps({"text": "", "intent": {"name": intent}, "slots": slots}))
 
 
-def test_the_coffee_grammar_says_thousands_of_orders_each_read_back_as_its_own_intent():
-    custom = coffee()
+@pytest.mark.parametrize("example, order", [(COFFEE, "OrderDrink"), (PIZZA, "OrderPizza")])
+def test_an_example_grammar_says_thousands_of_orders_each_read_back_as_its_own_intent(example, order):
+    custom = CustomIntents(from_config(load_config(example)))
     orders = sum(1 for name, _ in sample_intents(custom.intents, max_sentences_per_intent=20000,
-                                                 intent_names={"OrderDrink"}))
-    assert orders == 20000  # and more: 2,065,700 in all
+                                                 intent_names={order}))
+    assert orders == 20000  # and more: two million coffee orders, a quarter of a million pizza orders
     rng = random.Random(1)
     for name, intent in custom.intents.intents.items():
         for data in intent.data:
@@ -44,6 +48,21 @@ def test_the_coffee_grammar_says_thousands_of_orders_each_read_back_as_its_own_i
                 text = " ".join(say_one(template.expression, custom, rng).replace(",", " ").split()).lower()
                 heard = custom.understand(text)
                 assert heard is not None and heard.name == name, text
+
+
+def test_the_pizza_grammar_reads_how_many_from_the_words_that_say_it():
+    pizza = CustomIntents(from_config(load_config(PIZZA)))
+    orders = {
+        "can i get two large pepperoni pizzas on thin crust":
+            {"count": "2", "size": "large", "pizza": "pepperoni", "crust": "thin"},
+        "i'd like a family size deep dish crust bbq chicken":
+            {"count": "1", "size": "extra large", "crust": "deep dish", "pizza": "barbecue chicken"},
+        "a veggie pizza personal for pickup": {"count": "1", "pizza": "veggie", "size": "small"},
+    }
+    for said, slots in orders.items():
+        heard = pizza.understand(said)
+        assert heard is not None and heard.name == "OrderPizza" and heard.slots == slots, (said, heard)
+    assert pizza.understand("can i get two large pepperoni pizza") is None  # one pizza, or pizzas: as written
 
 
 @needs_devset
