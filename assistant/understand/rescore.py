@@ -9,11 +9,12 @@ not always its only plausible one. So instead of one transcript:
    sentence this home accepts wins (an exact template match beats a snap, a likelier reading beats a
    less likely one);
 2. unless that reading matched a template exactly (and is not an on/off: the one word that flips the
-   meaning is the one most often misheard), the decoder is asked how well the home's nearest sentences
-   fit the audio: the snap's shortlist for the top readings, each on/off command's opposite, and the
-   nearest two with one slot changed (every other colour, every other device or area); and the user's
-   own grammar's nearest paths to the top readings (paths.py, whatever its size), with the nearest
-   one's slots changed one at a time.
+   meaning is the one most often misheard; nor an order of the user's grammar, weighed against the same
+   order with each value changed for the one most like it), the decoder is asked how well the home's
+   nearest sentences fit the audio: the snap's shortlist for the top readings, each on/off command's
+   opposite, and the nearest two with one slot changed (every other colour, every other device or area);
+   and the user's own grammar's nearest paths to the top readings (paths.py, whatever its size), with the
+   nearest one's slots changed one at a time.
    The one the audio bears out best is the reading: its fit, less half its fit with nothing said (the
    decoder's own liking for "hot chocolate" over a "cortado" it seldom writes); its lead over the best
    sentence that means something else is the confidence (a lead per token, worth more in a sentence longer
@@ -56,6 +57,7 @@ VERB_READINGS = 1  # readings searched for a clearly heard "on" or "off" (lower 
 FAMILY_LEAD = 0.25  # a lead in closeness that leaves the home's or the grammar's sentences out
 GRAMMAR_PATHS = 4  # nearest paths of the user's grammar taken from each of the top two readings
 FARTHER = 3.0  # grammar paths this many word edits farther from what was heard than the nearest are left out
+ALIKE_VALUES = 1  # values weighed in place of each of an order heard word for word (alike_orders)
 GRAMMAR_VARIANTS = 12  # values tried in place of each slot, not heard as it is, of the two nearest meanings
 
 
@@ -205,6 +207,20 @@ def grammar_paths(grammars: list[GrammarGraph], readings: list, clean) -> tuple[
             if g.doubtful(p, heard):
                 doubtful.add(said)
     return out, closeness, doubtful
+
+
+def alike_orders(grammars: list[GrammarGraph], heard: str, clean) -> dict[str, Intent]:
+    """An order of the user's grammar heard word for word, and the same order with each value in turn
+    changed for the `ALIKE_VALUES` of its list most like it, written as it was heard, each with its intent."""
+    out: dict[str, Intent] = {}
+    for g in grammars:
+        for path in g.nearest(clean(heard), 1):
+            if path.cost > 0:
+                continue
+            out[heard] = _intent(g, path)
+            for v in g.variants(path, per_slot=ALIKE_VALUES, every_slot=True):
+                out.setdefault(_swapped(heard, path, v), _intent(g, v))
+    return out
 
 
 def to_check(readings: list, intent: Intent | None, exact: bool, said: str | None, understander,
@@ -388,13 +404,22 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     # A command for a device this home does not have may be the user's own order misheard: "flat white wind
     # skinned milk" is a light set to white. Their grammar is weighed on the audio as for any other reading.
     searched = not exact or bool(own and intent.unknown_name)
-    if not check or snap is None or not searched and verb(intent.text) is None:
+    # An order heard word for word may still have one value misheard as another of its list ("thin crust" for
+    # "thick crust"): like an on/off, it is weighed against the values most like its own.
+    order = exact and not searched and intent.source is Source.CUSTOM
+    if not check or snap is None or not searched and not order and verb(intent.text) is None:
         return Heard(readings[0].text, intent, readings)
     said = heard_verb(readings)
     mark = closing(readings)
     known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and searched
                                   else ({}, 0.0, set()))
-    candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
+    if order:
+        known = alike_orders(own, readings[0].text, understander.clean)
+        if not known:
+            return Heard(readings[0].text, intent, readings)
+        candidates = once_spoken(list(known), mark)
+    else:
+        candidates = to_check(readings, intent, exact, said, understander, understand, known, closeness)
     # The user's grammar also read straight from the audio, where the recogniser can be steered: it finds
     # what no reading came near ("Another close latte with no shoulder." for a dark roast latte with no sugar).
     steering = steer and searched and getattr(asr, "steers", False)
