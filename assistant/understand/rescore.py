@@ -413,8 +413,9 @@ def weigh(encoded, readings: list, intent: Intent | None, asr: NBestAsr, underst
     mark = closing(readings)
     known, closeness, doubtful = (grammar_paths(grammars, readings, understander.clean) if grammars and searched
                                   else ({}, 0.0, set()))
-    if order:
-        known = alike_orders(own, readings[0].text, understander.clean)
+    if order:  # weighed as the reading it was heard in wrote it
+        heard = next((r.text for r in readings if understander.clean(r.text) == intent.text), readings[0].text)
+        known = alike_orders(own, heard, understander.clean)
         if not known:
             return Heard(readings[0].text, intent, readings)
         candidates = once_spoken(list(known), mark)
