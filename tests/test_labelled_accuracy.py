@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from conftest import DEVSET, ROOT, needs_devset
@@ -25,8 +26,8 @@ COFFEE = ROOT / "examples" / "coffee" / "coffee.toml"
 PIZZA = ROOT / "examples" / "pizza" / "pizza.toml"
 
 
-def coffee() -> CustomIntents:
-    return CustomIntents(from_config(load_config(COFFEE)))
+def intents_of(example: Path = COFFEE) -> CustomIntents:
+    return CustomIntents(from_config(load_config(example)))
 
 
 def labelled(folder, stem: str, intent: str, slots: dict, pcm=None) -> None:
@@ -37,7 +38,7 @@ def labelled(folder, stem: str, intent: str, slots: dict, pcm=None) -> None:
 
 @pytest.mark.parametrize("example, order", [(COFFEE, "OrderDrink"), (PIZZA, "OrderPizza")])
 def test_an_example_grammar_says_thousands_of_orders_each_read_back_as_its_own_intent(example, order):
-    custom = CustomIntents(from_config(load_config(example)))
+    custom = intents_of(example)
     orders = sum(1 for name, _ in sample_intents(custom.intents, max_sentences_per_intent=20000,
                                                  intent_names={order}))
     assert orders == 20000  # and more: two million coffee orders, a quarter of a million pizza orders
@@ -51,7 +52,7 @@ def test_an_example_grammar_says_thousands_of_orders_each_read_back_as_its_own_i
 
 
 def test_the_pizza_grammar_reads_how_many_from_the_words_that_say_it():
-    pizza = CustomIntents(from_config(load_config(PIZZA)))
+    pizza = intents_of(PIZZA)
     orders = {
         "can i get two large pepperoni pizzas on thin crust":
             {"count": "2", "size": "large", "pizza": "pepperoni", "crust": "thin"},
@@ -120,7 +121,7 @@ def test_a_bad_folder_or_labels_file_is_one_line_and_exit_2(tmp_path, capsys):
 def test_a_spoken_set_is_labelled_as_its_grammar_reads_it(tmp_path, store):
     assert make_set(str(COFFEE), tmp_path, 3, seed=2, store=store, non_commands=False) == 3
     clips, errors = load_labelled(tmp_path)
-    custom = coffee()
+    custom = intents_of()
     assert len(clips) == 3 and errors == []
     for clip in clips:
         heard = custom.understand(" ".join(clip.text.lower().replace(",", " ").split()))

@@ -276,15 +276,14 @@ def test_an_order_heard_word_for_word_is_weighed_against_the_values_most_like_it
     a, _, _ = make_assistant(coffee_home(tmp_path, PIZZA_EXAMPLE))
     u, asr = a.understanding, a.engines.asr
     act = a.cfg.understand.act_threshold
+    wrong, right = u.lookup(misread), u.lookup(said + ".")
+    assert wrong is not None and wrong.confidence >= 1 and wrong.slots["crust"] == "thin"  # heard exactly
     for voice in VOICES[:2]:
         encoded = asr.encode(utterance(0.4, trimmed(voice(store, said)), 0.8))
-        wrong = u.lookup(misread)
-        assert wrong is not None and wrong.confidence >= 1 and wrong.slots["crust"] == "thin"  # heard exactly
         heard = rescore.weigh(encoded, [Hypothesis(misread, -0.3)], wrong, asr, u.templates, u.lookup, True,
                               u.unsure, u.grammars)
         assert heard.intent is not None and heard.intent.name == "OrderPizza", heard.intent
         assert heard.intent.slots["crust"] == "thick" or heard.intent.confidence < act, heard.intent
-        right = u.lookup(said + ".")
         heard = rescore.weigh(encoded, [Hypothesis(said + ".", -0.3)], right, asr, u.templates, u.lookup, True,
                               u.unsure, u.grammars)
         assert heard.intent is right, heard.intent  # borne out as it is
