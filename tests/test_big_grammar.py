@@ -30,6 +30,7 @@ from assistant.understand.templates import TemplateUnderstander
 
 BIG = Path(__file__).parent / "grammars" / "coffee_orders.yaml"
 EXAMPLE_COFFEE = Path(__file__).parent.parent / "examples" / "coffee" / "sentences.yaml"
+EXAMPLE_PIZZA = Path(__file__).parent.parent / "examples" / "pizza" / "sentences.yaml"
 # The same lists, one template: a few thousand sentences
 SMALL = """language: en
 intents:
@@ -251,6 +252,24 @@ def test_a_slot_value_unlike_what_was_heard_and_said_by_no_reading_is_doubted():
     assert drinks.get("latte") is True and drinks.get("cortado") is False, drinks
     said = g.nearest("can i get a large cortado with oat milk", 1)[0]
     assert not g.doubtful(said, [tokens("can i get a large cortado with oat milk")])
+
+
+def test_a_value_is_doubted_only_against_values_that_mean_something_else():
+    """A meaning is judged by its likest saying. "a" heard as "the" is no doubt about one pizza: "one" says the
+    same count, and no other count is said with "pizza". A size read as "personal" where "smoll" was heard is
+    a small pizza, which "small" bears out; a large one is doubted."""
+    g = graph(EXAMPLE_PIZZA)
+
+    def doubted(read_as: str, heard: str) -> bool:
+        [read] = g.nearest(read_as, 1)
+        assert read.cost == 0, read.text
+        aligned = g.aligned(dataclasses.replace(read, heard={}), heard)  # as the steered reading gives it
+        return g.doubtful(aligned, [tokens(heard)])
+
+    assert not doubted("i'd like a extra large pizza with mushrooms please",
+                       "I'd like the extra large pizza with mushrooms, please.")
+    assert not doubted("can i have a personal pizza with mushrooms", "Can I have a smoll pizza with mushrooms?")
+    assert doubted("can i have a large pizza with mushrooms", "Can I have a smoll pizza with mushrooms?")
 
 
 def test_a_word_of_a_sentence_without_slots_unlike_what_was_heard_in_its_place_is_doubted():

@@ -574,16 +574,21 @@ class GrammarGraph:
 
     def doubtful(self, path: Path, readings: list[list[str]]) -> bool:
         """A slot value that no reading says (`readings`: each one's words, as `tokens` gives them) and
-        whose letters are far less like the words heard in its place than another value's are: the audio
-        and the letters disagree ("latte" for a heard "klotago", whose letters are a cortado's)."""
+        whose letters are far less like the words heard in its place than a value meaning something else:
+        the audio and the letters disagree ("latte" for a heard "klotago", whose letters are a cortado's).
+        A meaning is judged by its likest saying: "a" heard as "the" is no doubt about one pizza when "one"
+        says the same."""
         for key, a, b, at in path.spans:
             value = path.words[a:b]
             if any(r[i:i + len(value)] == value for r in readings for i in range(len(r))):
                 continue
             # letters, not sound: a sound-alike spelling keeps too few of a short word's letters
             heard = path.heard.get(key, "").replace(" ", "")
-            like = {text: fuzz.ratio(heard, text.replace(" ", "")) / 100 for _, _, text in self.slots[key].values}
-            if max(like.values()) - like[path.spelled[at]] > UNLIKE_VALUE:
+            like: dict[str, float] = {}
+            for _, meant, text in self.slots[key].values:
+                meant = str(meant)
+                like[meant] = max(like.get(meant, 0.0), fuzz.ratio(heard, text.replace(" ", "")) / 100)
+            if max(like.values()) - like[str(path.slots[self.slots[key].slot])] > UNLIKE_VALUE:
                 return True
         if path.spans or not readings:
             return False
