@@ -584,11 +584,11 @@ class GrammarGraph:
                 continue
             # letters, not sound: a sound-alike spelling keeps too few of a short word's letters
             heard = path.heard.get(key, "").replace(" ", "")
-            like: dict[str, float] = {}
-            for _, meant, text in self.slots[key].values:
-                meant = str(meant)
-                like[meant] = max(like.get(meant, 0.0), fuzz.ratio(heard, text.replace(" ", "")) / 100)
-            if max(like.values()) - like[str(path.slots[self.slots[key].slot])] > UNLIKE_VALUE:
+            arc, like = self.slots[key], {}
+            for _, meant, text in arc.values:  # each meaning at its likest saying
+                ratio = fuzz.ratio(heard, text.replace(" ", "")) / 100
+                like[str(meant)] = max(like.get(str(meant), 0.0), ratio)
+            if max(like.values()) - like[str(path.slots[arc.slot])] > UNLIKE_VALUE:
                 return True
         if path.spans or not readings:
             return False
