@@ -261,8 +261,9 @@ class Arbiter:
                 if now >= deadline:
                     return Decision(best is own, own, best, rivals, now - t0, "window")
                 event.clear()
-                try:
-                    await asyncio.wait_for(event.wait(), deadline - now)
+                try:  # not wait_for: on Python 3.11 it loses a cancel that comes as a rival's claim does
+                    async with asyncio.timeout(deadline - now):
+                        await event.wait()
                 except TimeoutError:
                     pass
         finally:

@@ -90,7 +90,11 @@ class WyomingServer:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, connection) -> None:
-        while (event := await asyncio.wait_for(read_event(reader), self.cfg.idle_timeout_s)) is not None:
+        while True:
+            async with asyncio.timeout(self.cfg.idle_timeout_s):  # wait_for would lose a cancel (3.11)
+                event = await read_event(reader)
+            if event is None:
+                return
             try:
                 await connection.handle(event)
             except (KeyError, TypeError, AttributeError) as e:  # a field missing or of the wrong kind

@@ -200,6 +200,30 @@ def test_a_box_online_that_never_claims_holds_the_decision_for_the_window_at_mos
     assert d.won and d.why == "window" and 0.1 <= d.waited_s < 0.2
 
 
+def test_a_decision_called_off_mid_window_ends_there_even_as_a_claim_comes():
+    """A wake word whose turn is called off while the box waits for the others (the service stopping)
+    ends at once, also when the cancel comes in the turn of the event loop that brings a rival's claim.
+    (Python 3.11's asyncio.wait_for lost such a cancel: the box waited out the window and answered.)"""
+    arb, link = arbiter(window_ms=1000)
+    link.online("garage", "study")
+
+    async def main():
+        task = asyncio.ensure_future(arb.agree(0.98, -20.0))
+        await asyncio.sleep(0.03)
+        link.claim("garage", -40.0)  # wakes the decision, from the next turn of the loop
+        asyncio.get_running_loop().call_soon(task.cancel)  # in that same turn
+        t0 = time.monotonic()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return time.monotonic() - t0
+        return None
+
+    waited = asyncio.run(main())
+    assert waited is not None, "the decision went on after it was called off"
+    assert waited < 0.2
+
+
 def test_own_claims_and_claims_from_nowhere_are_not_rivals():
     arb, link = arbiter()
     link.online("kitchen")

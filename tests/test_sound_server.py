@@ -95,6 +95,34 @@ def test_microphone_and_speaker_through_portaudio(sound_server):
     assert mic_ms < 500 and -50 < speaker_ms < 500
 
 
+def test_the_microphone_stops_when_told_to_as_a_frame_comes(sound_server):
+    """Cancelling what reads the microphone ends it and closes the device, also when the cancel comes in
+    the same turn of the event loop as a frame. (Python 3.11's asyncio.wait_for then handed the frame
+    over and lost the cancel: the reader went on for ever, and a box could not be stopped.)"""
+    mic = io.MicSource("mic")
+
+    async def go():
+        frames: list[np.ndarray] = []
+
+        async def listen():
+            async for f in mic.frames():
+                frames.append(f)
+
+        task = asyncio.ensure_future(listen())
+        with sound_server.talk():
+            assert await until(lambda: len(frames) >= 2, 5), "no frames from the microphone"
+            time.sleep(0.3)  # the loop held: the frames heard meanwhile wait in its queue of callbacks
+            asyncio.get_running_loop().call_soon(task.cancel)  # behind them: in the turn that hands one over
+            done, _ = await asyncio.wait([task], timeout=2)
+            while not task.done():  # the lost cancel, once more, so that the test ends
+                task.cancel()
+                await asyncio.sleep(0.1)
+        return bool(done)
+
+    assert asyncio.run(go()), "the microphone was still read after it was cancelled"
+    assert mic.stream is None, "the microphone was left open"
+
+
 def test_spoken_command_through_the_sound_server(sound_server, store, engines, make_assistant, spy):
     """"Hey Jarvis, turn on the kitchen light" said into the microphone switches the light on the broker,
     and the reply comes out of the speaker, on PulseAudio's default devices (`pulse`)."""

@@ -114,8 +114,9 @@ class MicSource:
         try:
             await self._open(sd, callback)
             while True:
-                try:
-                    frame = await asyncio.wait_for(self.queue.get(), self.stall_s / 4)
+                try:  # not wait_for: on Python 3.11 it loses a cancel that comes as a frame does
+                    async with asyncio.timeout(self.stall_s / 4):
+                        frame = await self.queue.get()
                 except TimeoutError:
                     if self.stream is None and self._try_open(sd, callback):
                         continue  # closed for a rescan of the devices (see rescan), and open again
