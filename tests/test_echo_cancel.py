@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import os
 import sys
+import threading
 import time
+import traceback
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,10 +36,36 @@ USER_GAIN = 0.5
 @pytest.fixture
 def limit(request):
     """A hard time limit for a test (`@pytest.mark.limit(seconds)`): past it the run ends, printing where
-    every thread was, since a thread stuck in PortAudio cannot be interrupted from Python."""
+    every thread was, since a thread stuck in PortAudio cannot be interrupted from Python; last, in a few
+    lines, where the project's own code was (a long log may keep only its end)."""
     seconds = request.node.get_closest_marker("limit").args[0]
-    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.stderr)
+
+    def overrun():
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        print(f"\n{request.node.name} overran its {seconds} s; the project's own frames, innermost first:",
+              file=sys.stderr)
+        names = {t.ident: t.name for t in threading.enumerate()}
+        stacks = {names.get(ident, ident): traceback.extract_stack(frame)
+                  for ident, frame in sys._current_frames().items()}
+        # The coroutines waiting on the event loop are on no thread's stack (asyncio's own set of tasks).
+        for task in list(getattr(asyncio.tasks, "_all_tasks", ())):
+            if not task.done():
+                stacks[f"task {task.get_name()}"] = traceback.StackSummary.extract(
+                    (f, f.f_lineno) for f in task.get_stack(limit=8))
+        for name, stack in stacks.items():
+            ours = [f for f in stack if "/site-packages/" not in f.filename and "/lib/python3" not in f.filename
+                    and not f.filename.startswith("<") and f.name != "overrun"]
+            if ours:
+                where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(ours[-8:]))
+                print(f"  {name}: {where}", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    timer = threading.Timer(seconds, overrun)
+    timer.daemon = True
+    timer.start()
+    faulthandler.dump_traceback_later(seconds + 15, exit=True, file=sys.stderr)  # should Python itself be stuck
     yield
+    timer.cancel()
     faulthandler.cancel_dump_traceback_later()
 
 
