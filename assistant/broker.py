@@ -49,8 +49,8 @@ class LocalBroker:
         conf = self.dir / "mosquitto.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
                         f"log_dest stderr\n{self.extra}\n")
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "log", "wb"))
+        with open(self.dir / "log", "wb") as log:  # the broker writes to its own copy
+            self.proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 5
         while not reachable("127.0.0.1", self.port, 0.2):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -84,8 +84,13 @@ class LocalBroker:
         self.stop()
         self.start()
 
+    def close(self) -> None:
+        """Stopped for good: its config and log go too (stop() keeps them for a start on the same port)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def __enter__(self) -> "LocalBroker":
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
+        self.close()

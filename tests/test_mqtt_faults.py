@@ -59,6 +59,18 @@ def sends_at_once(link: MqttLink) -> bool:
     return link.client.socket().getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
+def test_the_private_broker_leaves_nothing_behind():
+    """The demo's own broker (and the tests'): stopped and restarted on its port it keeps its files; done
+    with, its process and its config and log are gone."""
+    with LocalBroker() as b:
+        where = b.dir
+        b.stop()
+        b.start()
+        assert (where / "mosquitto.conf").exists()
+        proc = b.proc
+    assert proc.poll() is not None and not where.exists()
+
+
 @pytest.mark.slow
 def test_broker_stops_and_comes_back():
     port = free_port()
@@ -70,7 +82,7 @@ def test_broker_stops_and_comes_back():
         assert wait_for(lambda: spy.on(KITCHEN) == [{"state": "ON"}])
         assert sends_at_once(link)
         spy.close()
-        b.stop()
+        b.close()
         assert wait_for(lambda: not link.connected)
 
         t = time.monotonic()  # during: answered as failed within the configured time
@@ -103,7 +115,7 @@ def test_broker_stops_and_comes_back():
     finally:
         a.close()
         link.stop()
-        b.stop()
+        b.close()
 
 
 @pytest.mark.slow

@@ -87,7 +87,7 @@ def test_mute_survives_a_broker_restart(make_assistant):
             assert wait_for(lambda: (f"{BASE}/mute", "ON") in late.messages and len(late.messages) >= 5)
         assert a.muted
     finally:
-        b.stop()
+        b.close()
 
 
 def test_announcement_is_spoken(engines, make_assistant, spy):
@@ -164,7 +164,7 @@ def test_the_timers_are_shown_again_after_a_broker_restart_and_at_start(make_ass
         with MqttRecorder(b.url, topics=(f"{BASE}/timers",)) as late:
             assert wait_for(lambda: timers(late) and timers(late)[-1]["count"] == 1)
     finally:
-        b.stop()
+        b.close()
 
 
 def test_timers_are_announced_at_every_connect_none_before_the_first(make_assistant):
@@ -185,4 +185,4 @@ def test_timers_are_announced_at_every_connect_none_before_the_first(make_assist
             timers = json.loads(late.messages[-1][1])
         assert timers["count"] == 1 and timers["next"]["label"] == "pizza timer"
     finally:
-        b.stop()
+        b.close()
