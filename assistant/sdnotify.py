@@ -10,22 +10,37 @@ is not a hung source: the source opens it again by itself and gives silence mean
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 
+log = logging.getLogger(__name__)
+
+failed = 0  # messages the service manager was not there to take (its socket gone, refusing or full)
+
 
 def notify(*fields: str, env: dict[str, str] | None = None) -> bool:
-    """Send 'KEY=value' fields to the service manager; False when not run by one."""
+    """Send 'KEY=value' fields to the service manager; False when not run by one, or when it cannot take
+    the message now. Such a message is dropped and counted, never raised: it is called from the audio
+    path and the watchdog's thread, and a missed ping is the watchdog's to judge. Never waits either."""
+    global failed
     addr = (env if env is not None else os.environ).get("NOTIFY_SOCKET", "")
     if not addr:
         return False
     if addr.startswith("@"):  # abstract namespace
         addr = "\0" + addr[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-        s.connect(addr)
-        s.sendall("\n".join(fields).encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as s:
+            s.connect(addr)
+            s.send("\n".join(fields).encode())
+    except OSError as e:
+        failed += 1
+        if failed == 1 or failed % 100 == 0:
+            log.warning("the service manager could not be told %s (%s; %d messages lost so far)",
+                        fields[0].split("=")[0], e.strerror or e, failed)
+        return False
     return True
 
 
@@ -68,7 +83,7 @@ class Heartbeat:
         self.checks = checks
         self.env = env if env is not None else dict(os.environ)
         self.interval = watchdog_interval(self.env)
-        self.pings = 0
+        self.pings = 0  # delivered
         self.why: str | None = None  # why it last did not ping
         self._answered = threading.Event()
         self._answered.set()
@@ -89,8 +104,8 @@ class Heartbeat:
         why = "the event loop does not answer" if not self._answered.is_set() else None
         why = why or next((w for c in self.checks if (w := c()) is not None), None)
         if why is None:
-            notify("WATCHDOG=1", *(["STATUS=listening"] if self.why else []), env=self.env)
-            self.pings += 1
+            if notify("WATCHDOG=1", *(["STATUS=listening"] if self.why else []), env=self.env):
+                self.pings += 1
         elif why != self.why:
             notify(f"STATUS={why}", env=self.env)
         self.why = why

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 
 import numpy as np
 import pytest
 
+from assistant import sdnotify
 from assistant.audio import io
 from assistant.audio.wav import load_pcm16k, write_wav
 from assistant.sdnotify import Heartbeat, Watched, notify, watchdog_interval
@@ -150,6 +152,40 @@ def test_a_loop_that_does_not_answer_stops_the_pings(manager):
     hb.beat()
     assert received() == ["WATCHDOG=1", "STATUS=the event loop does not answer"]
     loop.close()
+
+
+def test_a_manager_out_of_reach_costs_a_message_never_the_service(tmp_path):
+    """The service manager's socket gone (systemd re-executing itself), then full: each message is dropped
+    and counted, nothing is raised into the heartbeat's thread or waited on, and pings go through again
+    once it takes them."""
+    path = tmp_path / "notify"
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}
+    hb, loop = heartbeat(env, [lambda: None])
+    before = sdnotify.failed
+    hb.beat()  # nobody there
+    loop.run_until_complete(asyncio.sleep(0))
+    assert sdnotify.failed == before + 1 and hb.pings == 0
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(str(path))
+    try:
+        hb.beat()
+        loop.run_until_complete(asyncio.sleep(0))
+        assert s.recv(100) == b"WATCHDOG=1" and hb.pings == 1
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+        filler.connect(str(path))
+        with pytest.raises(BlockingIOError):
+            while True:  # the manager busy: its queue fills up
+                filler.send(b"STATUS=filler")
+        sent = []
+        t = threading.Thread(target=lambda: sent.append(notify("WATCHDOG=1", env=env)), daemon=True)
+        t.start()
+        t.join(2)
+        assert sent == [False], "a full queue held up the caller"
+        assert sdnotify.failed == before + 2
+        filler.close()
+    finally:
+        s.close()
+        loop.close()
 
 
 LONG = " ".join(["The washing machine has finished its long programme and the laundry is ready."] * 6)
